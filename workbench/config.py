@@ -1,0 +1,57 @@
+"""Settings read from the environment (and overridden by CLI flags): where the workspace is, which
+device and dtype to run on, whether the model hub may be reached."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def default_device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings. ``home`` holds selfie-sets/, likenesses/, runs/, reports/ and models/."""
+
+    home: Path = field(default_factory=lambda: Path(os.environ.get("WORKBENCH_HOME", "./workspace")))
+    device: str | None = field(default_factory=lambda: os.environ.get("WORKBENCH_DEVICE") or None)
+    dtype: str | None = field(default_factory=lambda: os.environ.get("WORKBENCH_DTYPE") or None)
+    offline: bool = field(
+        default_factory=lambda: _truthy(os.environ.get("HF_HUB_OFFLINE"))
+        or _truthy(os.environ.get("WORKBENCH_OFFLINE"))
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "home", Path(self.home).expanduser())
+
+    def resolved_device(self) -> str:
+        return self.device or default_device()
+
+    def resolved_dtype(self) -> str:
+        """fp16 on CUDA by default (bf16 is the better choice for FLUX: the family table says so)."""
+        if self.dtype:
+            return self.dtype
+        return "float16" if self.resolved_device() == "cuda" else "float32"
+
+
+def torch_dtype(name: str):
+    import torch
+
+    table = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
+             "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    if name not in table:
+        raise ValueError(f"unknown dtype {name!r}; expected one of {sorted(table)}")
+    return table[name]

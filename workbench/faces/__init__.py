@@ -1,0 +1,89 @@
+"""Face analysis: one protocol, registered backends, and a per-image cache so a set is never
+embedded twice in a process."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+
+import numpy as np
+from PIL import Image
+
+from ..errors import ConfigError
+from .types import Face, FaceAnalyzer
+
+__all__ = ["Face", "FaceAnalyzer", "CachedAnalyzer", "get_analyzer", "identity_score", "RECOGNIZERS"]
+
+RECOGNIZERS = ("dlib",)
+_instances: dict[str, CachedAnalyzer] = {}
+
+
+def image_key(image: Image.Image) -> str:
+    """Content hash of the decoded pixels (the same photo under two names hits the cache)."""
+    pixels = np.asarray(image.convert("RGB"))
+    return hashlib.sha1(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()
+
+
+class CachedAnalyzer:
+    """Wraps a backend with an LRU of results keyed by image hash."""
+
+    def __init__(self, backend, capacity: int = 4096):
+        self.backend = backend
+        self.name, self.version, self.licence = backend.name, backend.version, backend.licence
+        self._cache: OrderedDict[str, list[Face]] = OrderedDict()
+        self.capacity = capacity
+
+    def analyze(self, image: Image.Image) -> list[Face]:
+        key = image_key(image)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        faces = self.backend.analyze(image)
+        self._cache[key] = faces
+        if len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
+        return faces
+
+    def analyze_many(self, images: list[Image.Image]) -> list[list[Face]]:
+        return [self.analyze(image) for image in images]
+
+    def similarity(self, a: Face, b: Face) -> float:
+        return self.backend.similarity(a, b)
+
+    def distance(self, a: Face, b: Face) -> float:
+        return self.backend.distance(a, b)
+
+
+def get_analyzer(name: str = "auto") -> CachedAnalyzer:
+    """A process-wide analyzer. ``auto`` is the embedded dlib recognizer (works offline)."""
+    name = "dlib" if name in {"auto", "default"} else name
+    if name not in RECOGNIZERS:
+        raise ConfigError(f"unknown recognizer {name!r}; available: {', '.join(RECOGNIZERS)}")
+    if name not in _instances:
+        from .dlib_backend import DlibAnalyzer
+
+        _instances[name] = CachedAnalyzer(DlibAnalyzer())
+    return _instances[name]
+
+
+def identity_score(analyzer, face: Face, references: list[Face]) -> dict[str, float]:
+    """Similarity of ``face`` to a reference set: to the mean reference embedding, and mean/max
+    over the individual references (all on the analyzer's 0-1 scale)."""
+    if not references:
+        raise ValueError("identity_score needs at least one reference face")
+    sims = np.array([analyzer.similarity(face, ref) for ref in references])
+    mean_ref = _mean_face(references)
+    return {"facesim_mean_ref": analyzer.similarity(face, mean_ref), "facesim_mean": float(sims.mean()),
+            "facesim_max": float(sims.max())}
+
+
+def _mean_face(faces: list[Face]) -> Face:
+    """A pseudo-face holding the mean raw descriptor and mean normalised embedding."""
+    first = faces[0]
+    embedding = np.mean([f.embedding for f in faces], axis=0)
+    descriptor = None
+    if first.descriptor is not None:
+        descriptor = np.mean([f.descriptor for f in faces], axis=0)
+    return Face(bbox=first.bbox, keypoints=first.keypoints, det_score=1.0,
+                embedding=embedding / np.linalg.norm(embedding), recognizer=first.recognizer,
+                descriptor=descriptor)

@@ -1,0 +1,78 @@
+"""Model families as data: what a pipeline needs, where its weights come from, what licence binds it.
+
+A family's ``arch`` picks the diffusers pipeline and the trainer adapter; everything else is data.
+The tiny families use the very same classes with small random-weight configs (see ``tiny.py``) so
+every code path runs on a CPU in seconds. Their images are noise, and every output says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..errors import ConfigError
+
+Arch = Literal["sd", "sdxl", "flux"]
+PIPELINE_CLASSES: dict[str, str] = {
+    "sd": "StableDiffusionPipeline",
+    "sdxl": "StableDiffusionXLPipeline",
+    "flux": "FluxPipeline",
+}
+# Attention projections, as in diffusers' train_dreambooth_lora{,_sdxl,_flux}.py examples.
+UNET_ATTENTION = ("to_k", "to_q", "to_v", "to_out.0")
+FLUX_ATTENTION = ("to_k", "to_q", "to_v", "to_out.0", "add_k_proj", "add_q_proj", "add_v_proj",
+                  "to_add_out")
+CLIP_ATTENTION = ("q_proj", "k_proj", "v_proj", "out_proj")
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    arch: Arch
+    resolution: int
+    sampler: str  # default sampler (a name in workbench.generate.samplers)
+    steps: int  # default inference steps
+    guidance: float
+    licence: str
+    hub_id: str | None = None  # default weights; None for tiny families (built locally)
+    tiny: bool = False
+    gpu_dtype: str = "float16"
+    lora_targets: tuple[str, ...] = UNET_ATTENTION
+    text_encoder_lora_targets: tuple[str, ...] = CLIP_ATTENTION
+    notes: str = ""
+    aliases: tuple[str, ...] = field(default=())
+
+    @property
+    def pipeline_class(self) -> str:
+        return PIPELINE_CLASSES[self.arch]
+
+
+TINY_NOTE = "random weights built from a small config: images are noise, for testing the machinery only"
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in [
+        Family("sd15", "sd", 512, "dpmpp_2m", 30, 7.0, "CreativeML OpenRAIL-M",
+               hub_id="stable-diffusion-v1-5/stable-diffusion-v1-5"),
+        Family("sdxl", "sdxl", 1024, "euler", 30, 6.0, "CreativeML OpenRAIL++-M",
+               hub_id="stabilityai/stable-diffusion-xl-base-1.0"),
+        Family("flux", "flux", 1024, "flow_euler", 28, 3.5,
+               "FLUX.1 [dev] Non-Commercial License (outputs may be used commercially; the weights not)",
+               hub_id="black-forest-labs/FLUX.1-dev", gpu_dtype="bfloat16", lora_targets=FLUX_ATTENTION),
+        Family("tiny-sd", "sd", 64, "euler", 4, 5.0, "Apache-2.0 (random weights)", tiny=True,
+               notes=TINY_NOTE),
+        Family("tiny-sdxl", "sdxl", 64, "euler", 4, 5.0, "Apache-2.0 (random weights)", tiny=True,
+               notes=TINY_NOTE),
+        Family("tiny-flux", "flux", 64, "flow_euler", 4, 3.5, "Apache-2.0 (random weights)", tiny=True,
+               lora_targets=FLUX_ATTENTION, notes=TINY_NOTE),
+    ]
+}
+
+
+def get_family(name: str) -> Family:
+    if name in FAMILIES:
+        return FAMILIES[name]
+    import difflib
+
+    close = difflib.get_close_matches(name, FAMILIES, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"unknown model family {name!r}; known: {', '.join(FAMILIES)}.{hint}")

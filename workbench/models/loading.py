@@ -1,0 +1,132 @@
+"""Loading a family's pipeline from a tiny build, a hub id, a local diffusers directory or a single
+``.safetensors`` file — with one clear error when the weights are not here and cannot be fetched."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings, torch_dtype
+from ..errors import ModelNotAvailable
+from .families import Family, get_family
+from .tiny import build_tiny_pipeline
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a pipeline's weights come from; recorded in every manifest."""
+
+    family: str
+    kind: str  # tiny | hub | local | single_file
+    location: str
+    licence: str
+    tiny: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def resolve_source(family: Family | str, base: str | None, settings: Settings) -> ModelSource:
+    family = get_family(family) if isinstance(family, str) else family
+    if base is None:
+        if family.tiny:
+            location = str(settings.home.resolve() / "models" / family.name)
+            return ModelSource(family.name, "tiny", location, family.licence, True)
+        base = family.hub_id
+    path = Path(os.path.expanduser(str(base)))
+    if path.is_dir():
+        return ModelSource(family.name, "local", str(path.resolve()), family.licence, family.tiny)
+    if path.suffix in {".safetensors", ".ckpt"}:
+        if not path.is_file():
+            raise ModelNotAvailable(f"{path}: no such checkpoint file. Check the --base path.")
+        return ModelSource(family.name, "single_file", str(path.resolve()), family.licence, family.tiny)
+    if str(base).startswith((".", "/", "~")):
+        raise ModelNotAvailable(f"{base}: no such directory. Point --base at a diffusers model directory "
+                                "(with model_index.json) or a .safetensors file.")
+    return ModelSource(family.name, "hub", str(base), family.licence, family.tiny)
+
+
+def ensure_tiny(family: Family, settings: Settings) -> Path:
+    """Build the tiny family once and cache it; the cache appears whole or not at all."""
+    target = settings.home.resolve() / "models" / family.name
+    if (target / "model_index.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{family.name}."))
+    try:
+        build_tiny_pipeline(family).save_pretrained(staging)
+        if target.exists():  # a concurrent builder won; keep theirs
+            shutil.rmtree(staging)
+        else:
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _not_available(family: Family, source: ModelSource, cause: Exception) -> ModelNotAvailable:
+    repo = source.location
+    return ModelNotAvailable(
+        f"weights for family {family.name!r} ({repo}) are not on this machine and could not be "
+        f"downloaded ({type(cause).__name__}). On a machine with internet run "
+        f"`huggingface-cli download {repo} --local-dir /models/{family.name}` (accept the licence on the "
+        f"hub first: {family.licence}), then pass `--base /models/{family.name}`; or unset HF_HUB_OFFLINE "
+        "if this machine can reach the hub.")
+
+
+def load_pipeline(family: Family | str, base: str | None = None, settings: Settings | None = None,
+                  device: str | None = None, dtype: str | None = None) -> tuple[Any, ModelSource]:
+    """Return ``(pipeline, source)`` on ``device``/``dtype`` (defaults from settings)."""
+    import diffusers
+
+    settings = settings or Settings()
+    family = get_family(family) if isinstance(family, str) else family
+    source = resolve_source(family, base, settings)
+    device = device or settings.resolved_device()
+    dtype = dtype or (family.gpu_dtype if device == "cuda" and not settings.dtype else settings.resolved_dtype())
+    pipeline_class = getattr(diffusers, family.pipeline_class)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype)}
+    if family.arch == "sd":
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    if source.kind == "tiny":
+        location = ensure_tiny(family, settings)
+        pipe = pipeline_class.from_pretrained(location, **kwargs)
+    elif source.kind == "local":
+        if not (Path(source.location) / "model_index.json").is_file():
+            raise ModelNotAvailable(f"{source.location}: not a diffusers model directory (no model_index.json). "
+                                    f"Download one with `huggingface-cli download {family.hub_id} --local-dir "
+                                    f"{source.location}`.")
+        pipe = pipeline_class.from_pretrained(source.location, **kwargs)
+    elif source.kind == "single_file":
+        try:
+            pipe = pipeline_class.from_single_file(source.location, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise _not_available(family, source, exc) from exc
+    else:
+        try:
+            pipe = pipeline_class.from_pretrained(source.location, local_files_only=settings.offline, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise _not_available(family, source, exc) from exc
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device), source
+
+
+def weights_status(family: Family, settings: Settings) -> str:
+    """Where a family's weights are, for ``workbench models`` (never downloads)."""
+    if family.tiny:
+        cached = settings.home.resolve() / "models" / family.name / "model_index.json"
+        return f"built at {cached.parent}" if cached.is_file() else "built on first use (seconds, no download)"
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(family.hub_id, "model_index.json")
+    except Exception:  # a broken cache is "not found", not a crash
+        hit = None
+    if isinstance(hit, str):
+        return f"in the HF cache ({Path(hit).parent})"
+    return f"not downloaded: `huggingface-cli download {family.hub_id}` or pass --base DIR"

@@ -1,0 +1,108 @@
+"""Tiny families: the real diffusers/transformers classes with small configs and random weights.
+
+Built once with a fixed seed and cached under ``WORKBENCH_HOME/models/<family>`` with
+``save_pretrained``, so loading a tiny family goes through the same ``from_pretrained`` path as a
+real local model directory. Tokenizers are made here (byte-level, no merges), not downloaded.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+from .families import Family
+
+SEED = 20261126
+CLIP_TEXT = dict(bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32, intermediate_size=37,
+                 num_attention_heads=4, num_hidden_layers=2, projection_dim=32, max_position_embeddings=77)
+VAE = dict(block_out_channels=[8, 16], in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=4,
+           down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+           sample_size=64)
+UNET_SD = dict(block_out_channels=(16, 32), layers_per_block=1, sample_size=32, in_channels=4, out_channels=4,
+               down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+               up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+               norm_num_groups=4, attention_head_dim=4)
+# SDXL: two text encoders concatenated (32 + 32 = 64), pooled text (32) + 6 time ids x 8 added.
+UNET_SDXL = dict(UNET_SD, cross_attention_dim=64, attention_head_dim=(2, 4), use_linear_projection=True,
+                 addition_embed_type="text_time", addition_time_embed_dim=8,
+                 transformer_layers_per_block=(1, 1), projection_class_embeddings_input_dim=6 * 8 + 32)
+FLUX_TRANSFORMER = dict(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
+                        num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32,
+                        axes_dims_rope=[4, 4, 8], guidance_embeds=True)
+FLUX_VAE = dict(VAE, use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.0609,
+                scaling_factor=1.5035)
+T5_ENCODER = dict(d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
+                  is_encoder_decoder=False, use_cache=False)
+SD_SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+                    steps_offset=1)
+
+
+def _byte_chars() -> list[str]:
+    """GPT-2/CLIP byte-to-unicode table: every byte gets a printable character."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars, extra = printable[:], 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            chars.append(256 + extra)
+            extra += 1
+    return [chr(c) for c in chars]
+
+
+def clip_tokenizer():
+    from transformers import CLIPTokenizer
+
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for suffix in ("", "</w>"):
+        for char in _byte_chars():
+            vocab[char + suffix] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+
+
+def t5_tokenizer():
+    from transformers import T5Tokenizer
+
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    pieces += [(c, -5.0) for c in string.ascii_lowercase + string.digits + string.punctuation]
+    pieces += [("▁" + c, -4.0) for c in string.ascii_lowercase]
+    return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=512)
+
+
+def build_tiny_pipeline(family: Family) -> Any:
+    """A freshly initialised tiny pipeline for ``family`` (deterministic: fixed seed)."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        FlowMatchEulerDiscreteScheduler,
+        FluxPipeline,
+        FluxTransformer2DModel,
+        StableDiffusionPipeline,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel
+
+    torch.manual_seed(SEED)
+    tokenizer = clip_tokenizer()
+    text_config = CLIPTextConfig(**CLIP_TEXT, vocab_size=len(tokenizer))
+    if family.arch == "sd":
+        return StableDiffusionPipeline(
+            vae=AutoencoderKL(**VAE), unet=UNet2DConditionModel(**UNET_SD),
+            text_encoder=CLIPTextModel(text_config), tokenizer=tokenizer,
+            scheduler=EulerDiscreteScheduler(**SD_SCHEDULER), safety_checker=None, feature_extractor=None,
+            requires_safety_checker=False)
+    if family.arch == "sdxl":
+        return StableDiffusionXLPipeline(
+            vae=AutoencoderKL(**VAE), unet=UNet2DConditionModel(**UNET_SDXL),
+            text_encoder=CLIPTextModel(text_config), tokenizer=tokenizer,
+            text_encoder_2=CLIPTextModelWithProjection(text_config), tokenizer_2=clip_tokenizer(),
+            scheduler=EulerDiscreteScheduler(**SD_SCHEDULER))
+    if family.arch == "flux":
+        t5_tok = t5_tokenizer()
+        return FluxPipeline(
+            transformer=FluxTransformer2DModel(**FLUX_TRANSFORMER), vae=AutoencoderKL(**FLUX_VAE),
+            text_encoder=CLIPTextModel(text_config), tokenizer=tokenizer,
+            text_encoder_2=T5EncoderModel(T5Config(**T5_ENCODER, vocab_size=len(t5_tok))), tokenizer_2=t5_tok,
+            scheduler=FlowMatchEulerDiscreteScheduler())
+    raise ValueError(f"no tiny builder for arch {family.arch!r}")

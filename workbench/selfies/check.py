@@ -1,0 +1,95 @@
+"""``check_selfies``: per-photo checks, then set checks, then a saved, resumable report."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..errors import WorkbenchError
+from ..images import list_images, load_image
+from ..store import Manifest, atomic_write_json, write_manifest, write_table
+from .photo import PhotoCheck, check_photo
+from .setcheck import find_duplicates, find_intruders, pose_coverage, verdict
+from .thresholds import DEFAULT_THRESHOLDS, Thresholds
+
+
+@dataclass
+class CheckReport:
+    folder: Path
+    photos: list[PhotoCheck]
+    set: dict[str, Any] = field(default_factory=dict)
+    recognizer: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return self.set["verdict"]
+
+    @property
+    def training_files(self) -> list[Path]:
+        return [self.folder / name for name in self.set["training_files"]]
+
+    def table(self) -> pd.DataFrame:
+        """One row per photo: file, status, flags (comma-joined), advice, and one column per score."""
+        rows = []
+        for photo in self.photos:
+            row = {"file": photo.file, "status": photo.status, "flags": ",".join(photo.flags),
+                   "advice": " ".join(photo.advice)}
+            row.update({f"score_{k}": v for k, v in photo.scores.items()})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"folder": str(self.folder), "recognizer": self.recognizer,
+                "photos": [p.as_dict() for p in self.photos], "set": self.set}
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        directory = Path(directory)
+        atomic_write_json(directory / "check.json", self.as_dict())
+        write_table(self.table(), directory / "photos.parquet")
+        return directory
+
+
+def check_selfies(folder: str | os.PathLike, analyzer=None, thresholds: Thresholds | None = None,
+                  out: str | os.PathLike | None = None, progress: bool = True) -> CheckReport:
+    """Check every photo in ``folder`` and the set as a whole. With ``out``, save the report there
+    (``check.json``, ``photos.parquet``, ``manifest.json``)."""
+    from ..faces import get_analyzer
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise WorkbenchError(f"{folder}: not a folder of photos. Pass the folder that holds your selfies.")
+    files = list_images(folder)
+    if not files:
+        raise WorkbenchError(f"{folder}: no photos found (looked for .jpg .jpeg .png .webp .heic .tif .bmp).")
+    analyzer = analyzer or get_analyzer()
+    limits = thresholds or DEFAULT_THRESHOLDS
+    started = time.perf_counter()
+    # 1. per photo: a bad file is a failed row, never an exception
+    photos = [check_photo(path, analyzer, limits) for path in tqdm(files, desc="checking photos",
+                                                                   disable=not progress, unit="photo")]
+    # 2. set checks
+    images = {p.file: load_image(folder / p.file) for p in photos if "unreadable" not in p.flags}
+    duplicates = find_duplicates(photos, images, analyzer, limits)
+    intruders = find_intruders(photos, analyzer, limits)
+    coverage = pose_coverage(photos)
+    # 3. verdict
+    outcome, training, advice = verdict(photos, limits)
+    report = CheckReport(folder=folder, photos=photos, recognizer=f"{analyzer.name} ({analyzer.version})", set={
+        "verdict": outcome, "count": len(photos), "usable": len(training), "training_files": training,
+        "duplicates": duplicates, "intruders": intruders, "pose_coverage": coverage,
+        "advice": advice + coverage["advice"],
+    })
+    # 4. save
+    if out is not None:
+        report.save(out)
+        write_manifest(out, Manifest(kind="check", status="done", inputs={"folder": str(folder.resolve()),
+                       "files": [p.name for p in files]}, config=limits.model_dump(),
+                       timings={"seconds": time.perf_counter() - started},
+                       outputs={"verdict": outcome, "recognizer": report.recognizer}))
+    return report

@@ -1,0 +1,136 @@
+"""Per-photo checks: each gives a score, a flag when it fails, and one sentence of advice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from ..faces.types import Face
+from ..images import ImageRefused, load_image
+from .thresholds import Thresholds
+
+# The stable flag vocabulary (documented in README). Severity decides pass / warn / fail.
+FAIL_FLAGS = {"unreadable", "no_face", "face_too_small", "blurry", "too_dark", "too_bright", "different_person"}
+WARN_FLAGS = {"multiple_faces", "face_cut_off", "low_contrast", "extreme_pose", "low_resolution", "duplicate",
+              "sunglasses", "hat", "beauty_filter", "extreme_expression"}
+FLAGS = sorted(FAIL_FLAGS | WARN_FLAGS)
+
+
+@dataclass
+class PhotoCheck:
+    file: str
+    flags: list[str] = field(default_factory=list)
+    scores: dict[str, float | None] = field(default_factory=dict)
+    advice: list[str] = field(default_factory=list)
+    faces: list[Face] = field(default_factory=list, repr=False)
+    size: tuple[int, int] | None = None
+    severity: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def subject(self) -> Face | None:
+        return self.faces[0] if self.faces else None
+
+    @property
+    def status(self) -> str:
+        if any(self.severity.get(f) == "fail" for f in self.flags):
+            return "fail"
+        return "warn" if self.flags else "pass"
+
+    def flag(self, name: str, advice: str, severity: str | None = None) -> None:
+        """Raise ``name`` (a word of the vocabulary) with its advice; severity defaults by flag."""
+        if name not in FAIL_FLAGS | WARN_FLAGS:
+            raise ValueError(f"unknown flag {name!r}")
+        if name not in self.flags:
+            self.flags.append(name)
+            self.advice.append(advice)
+            self.severity[name] = severity or ("fail" if name in FAIL_FLAGS else "warn")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "status": self.status, "flags": list(self.flags), "scores": dict(self.scores),
+                "advice": list(self.advice), "severity": dict(self.severity)}
+
+
+def face_gray(image: Image.Image, face: Face, side: int = 128) -> np.ndarray:
+    """The face box as a ``side``-pixel grayscale float array (size-normalised measurements)."""
+    x0, y0, x1, y1 = (int(round(v)) for v in face.bbox)
+    crop = image.crop((x0, y0, max(x1, x0 + 1), max(y1, y0 + 1))).convert("L").resize((side, side), Image.BILINEAR)
+    return np.asarray(crop, dtype=np.float32)
+
+
+def sharpness(gray: np.ndarray) -> float:
+    """Laplacian variance normalised by luminance variance (std scaled to 50)."""
+    lap = float(cv2.Laplacian(gray, cv2.CV_32F).var())
+    return lap / max(float(gray.std()), 5.0) ** 2 * 2500.0
+
+
+def check_photo(path: Path, analyzer, limits: Thresholds, name: str | None = None) -> PhotoCheck:
+    """Run every per-photo check on one file; never raises for a bad photo."""
+    result = PhotoCheck(file=name or path.name)
+    # 1. read
+    try:
+        image = load_image(path)
+    except ImageRefused as exc:
+        result.scores["readable"] = 0.0
+        result.flag("unreadable", f"{exc.detail}. {exc.fix}")
+        return result
+    result.size = image.size
+    result.scores["short_side_px"] = float(min(image.size))
+    if min(image.size) < limits.min_short_side_px:
+        result.flag("low_resolution", f"The photo is only {image.width}x{image.height}; use the original from "
+                    f"your phone (at least {limits.min_short_side_px} px on the short side).")
+    # 2. find faces
+    result.faces = analyzer.analyze(image)
+    result.scores["faces"] = float(len(result.faces))
+    if not result.faces:
+        luminance = float(np.asarray(image.convert("L"), dtype=np.float32).mean())
+        result.scores["image_brightness"] = luminance
+        if luminance < limits.dark_image_fail:
+            result.flag("too_dark", "The photo is so dark that no face can be found; take it facing a window "
+                        "or a lamp.")
+        result.flag("no_face", "No face was found; use a photo where your face is clearly visible and turned "
+                    "towards the camera.")
+        return result
+    if len(result.faces) > 1:
+        x0, y0, x1, y1 = result.faces[0].bbox
+        result.flag("multiple_faces", f"{len(result.faces)} faces: the largest (centre {int((x0 + x1) / 2)},"
+                    f"{int((y0 + y1) / 2)}) is taken as you. Crop the others out or use a photo of you alone.")
+    _check_face(image, result.faces[0], result, limits)
+    return result
+
+
+def _check_face(image: Image.Image, face: Face, result: PhotoCheck, limits: Thresholds) -> None:
+    scores = result.scores
+    scores.update(face_px=face.size, det_score=face.det_score, yaw=face.yaw, pitch=face.pitch, roll=face.roll)
+    if face.size < limits.face_fail_px:
+        result.flag("face_too_small", f"Your face is only {face.size:.0f} px across; move closer or crop so your "
+                    "face fills about a third of the photo.")
+    elif face.size < limits.face_warn_px and min(image.size) >= limits.min_short_side_px:
+        result.flag("face_too_small", f"Your face is {face.size:.0f} px across; closer photos teach the model "
+                    "more detail.", severity="warn")
+    margin = limits.edge_margin * face.size
+    x0, y0, x1, y1 = face.bbox
+    if x0 < margin or y0 < margin or image.width - x1 < margin or image.height - y1 < margin:
+        result.flag("face_cut_off", "Your face touches the edge of the photo; use one with your whole head and "
+                    "some space around it.")
+    gray = face_gray(image, face)
+    scores["sharpness"] = sharpness(gray)
+    scores["brightness"] = float(gray.mean())
+    scores["contrast"] = float(gray.std())
+    if scores["sharpness"] < limits.sharpness_fail:
+        result.flag("blurry", "Your face is blurry; hold the phone still, tap to focus on your face, and avoid "
+                    "zoomed or screenshot copies.")
+    if scores["brightness"] < limits.dark_fail:
+        result.flag("too_dark", "Your face is too dark; face a window or a lamp.")
+    elif scores["brightness"] > limits.bright_fail:
+        result.flag("too_bright", "Your face is washed out; avoid direct sun or flash on your face.")
+    elif scores["contrast"] < limits.contrast_fail:
+        result.flag("low_contrast", "Your face looks flat; use even light from the front rather than haze or "
+                    "backlight.")
+    if abs(face.yaw) > limits.yaw_warn_deg or abs(face.pitch) > limits.pitch_warn_deg:
+        result.flag("extreme_pose", "Your head is turned too far; a few three-quarter views help, profiles "
+                    "and strong up/down tilts do not.")

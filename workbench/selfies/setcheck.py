@@ -1,0 +1,112 @@
+"""Whole-set checks: count, near-duplicates, identity consistency, pose coverage, and the verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import imagehash
+import numpy as np
+from PIL import Image
+
+from .photo import PhotoCheck
+from .thresholds import Thresholds
+
+
+def _groups(n: int, pairs: list[tuple[int, int]]) -> list[list[int]]:
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in pairs:
+        parent[root(a)] = root(b)
+    members: dict[int, list[int]] = {}
+    for i in range(n):
+        members.setdefault(root(i), []).append(i)
+    return [sorted(g) for g in members.values() if len(g) > 1]
+
+
+def find_duplicates(photos: list[PhotoCheck], images: dict[str, Image.Image], analyzer,
+                    limits: Thresholds) -> list[list[str]]:
+    """Groups of near-identical photos; every member after the first is flagged ``duplicate``."""
+    readable = [p for p in photos if p.file in images]
+    hashes = [imagehash.phash(images[p.file]) for p in readable]
+    pairs = []
+    for i in range(len(readable)):
+        for j in range(i + 1, len(readable)):
+            distance = hashes[i] - hashes[j]
+            close = distance <= limits.duplicate_phash
+            a, b = readable[i].subject, readable[j].subject
+            if not close and a is not None and b is not None and distance <= limits.duplicate_phash_loose:
+                close = analyzer.similarity(a, b) >= limits.duplicate_facesim
+            if close:
+                pairs.append((i, j))
+    groups = [[readable[i].file for i in group] for group in _groups(len(readable), pairs)]
+    by_name = {p.file: p for p in photos}
+    for group in groups:
+        for name in group[1:]:
+            by_name[name].flag("duplicate", f"Nearly the same as {group[0]}; near-copies add nothing. Replace it "
+                               "with a photo in another place, light or expression.")
+    return groups
+
+
+def find_intruders(photos: list[PhotoCheck], analyzer, limits: Thresholds) -> list[dict[str, Any]]:
+    """Photos whose subject is probably someone else: median similarity to the other subjects."""
+    faced = [p for p in photos if p.subject is not None]
+    if len(faced) < 3:
+        return []
+    sims = np.array([[analyzer.similarity(a.subject, b.subject) if a is not b else np.nan for b in faced]
+                     for a in faced])
+    intruders = []
+    for photo, row in zip(faced, sims, strict=True):
+        score = float(np.nanmedian(row))
+        photo.scores["identity_consistency"] = score
+        if score < limits.different_person_below:
+            photo.flag("different_person", f"This looks like a different person (similarity {score:.2f} to the "
+                       "rest of the set); remove it unless it really is you.")
+            intruders.append({"file": photo.file, "score": score})
+    return intruders
+
+
+def pose_coverage(photos: list[PhotoCheck]) -> dict[str, Any]:
+    """Counts of faces turned left / frontal / right and looking up / level / down, with advice."""
+    yaws = [p.subject.yaw for p in photos if p.subject is not None and p.status != "fail"]
+    pitches = [p.subject.pitch for p in photos if p.subject is not None and p.status != "fail"]
+    coverage = {
+        "turned_image_left": sum(y < -15 for y in yaws), "frontal": sum(-15 <= y <= 15 for y in yaws),
+        "turned_image_right": sum(y > 15 for y in yaws),
+        "yaw_histogram": np.histogram(yaws, bins=[-90, -45, -15, 15, 45, 90])[0].tolist() if yaws else [],
+        "pitch_histogram": np.histogram(pitches, bins=[-90, -20, 20, 90])[0].tolist() if pitches else [],
+    }
+    advice = []
+    # The person's left is the image's right in a selfie that is not mirrored.
+    if coverage["turned_image_right"] < 2:
+        advice.append(f"Add {2 - coverage['turned_image_right']} photo(s) with your head turned to your left.")
+    if coverage["turned_image_left"] < 2:
+        advice.append(f"Add {2 - coverage['turned_image_left']} photo(s) with your head turned to your right.")
+    if coverage["frontal"] < 3:
+        advice.append(f"Add {3 - coverage['frontal']} photo(s) looking straight at the camera.")
+    coverage["advice"] = advice
+    return coverage
+
+
+def verdict(photos: list[PhotoCheck], limits: Thresholds) -> tuple[str, list[str], list[str]]:
+    """(verdict, training files, advice). Training uses every photo that did not fail and is not a
+    duplicate of an earlier one."""
+    usable = [p.file for p in photos if p.status != "fail" and "duplicate" not in p.flags]
+    advice = []
+    if len(photos) < limits.min_photos:
+        advice.append(f"Only {len(photos)} photos: add {limits.min_photos - len(photos)} more (10-30 works best).")
+    elif len(photos) > limits.max_photos:
+        advice.append(f"{len(photos)} photos: more than {limits.max_photos} adds training time, not likeness.")
+    failed = len(photos) - len([p for p in photos if p.status != "fail"])
+    if failed:
+        advice.append(f"{failed} photo(s) cannot be used; see each photo's advice.")
+    if len(usable) < max(3, limits.min_photos // 2):
+        return "not_ready", usable, advice
+    if len(usable) < limits.min_photos or any(p.flags for p in photos):
+        return "usable_with_warnings", usable, advice
+    return "ready", usable, advice
