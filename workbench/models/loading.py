@@ -83,7 +83,10 @@ def load_pipeline(family: Family | str, base: str | None = None, settings: Setti
                   device: str | None = None, dtype: str | None = None) -> tuple[Any, ModelSource]:
     """Return ``(pipeline, source)`` on ``device``/``dtype`` (defaults from settings)."""
     import diffusers
+    import transformers
 
+    diffusers.utils.logging.disable_progress_bar()  # our own bars say what is happening
+    transformers.utils.logging.disable_progress_bar()
     settings = settings or Settings()
     family = get_family(family) if isinstance(family, str) else family
     source = resolve_source(family, base, settings)

@@ -1,0 +1,142 @@
+"""What differs between architectures during training, in one small adapter each.
+
+An adapter knows how to encode captions and images once (for the caches), which module gets the
+LoRA, and how to compute the denoising loss for a batch. The training loop is the same for all.
+Losses follow diffusers' train_dreambooth_lora{,_sdxl,_flux}.py examples.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+
+class Adapter:
+    arch = ""
+
+    def __init__(self, pipe: Any):
+        self.pipe = pipe
+
+    @property
+    def denoiser(self) -> torch.nn.Module:
+        return self.pipe.unet
+
+    def lora_owner_kwarg(self) -> str:
+        return "unet_lora_layers"
+
+    def text_encoders(self) -> list[torch.nn.Module]:
+        return [m for m in (getattr(self.pipe, "text_encoder", None), getattr(self.pipe, "text_encoder_2", None))
+                if m is not None]
+
+    @torch.no_grad()
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        vae = self.pipe.vae
+        latents = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.mode()
+        shift = getattr(vae.config, "shift_factor", None) or 0.0
+        return (latents - shift) * vae.config.scaling_factor
+
+    def encode_captions(self, captions: list[str]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def loss(self, model: torch.nn.Module, latents: torch.Tensor, cond: dict[str, torch.Tensor],
+             generator: torch.Generator) -> torch.Tensor:
+        """``model`` is the (possibly accelerate-wrapped) denoiser."""
+        raise NotImplementedError
+
+
+class UNetAdapter(Adapter):
+    """SD 1.x/2.x: epsilon (or v) prediction on a DDPM schedule."""
+
+    arch = "sd"
+
+    def __init__(self, pipe: Any):
+        super().__init__(pipe)
+        from diffusers import DDPMScheduler
+
+        self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+
+    @torch.no_grad()
+    def encode_captions(self, captions: list[str]) -> dict[str, torch.Tensor]:
+        embeds, _ = self.pipe.encode_prompt(captions, self.pipe.device, 1, False)
+        return {"prompt_embeds": embeds}
+
+    def added_cond(self, cond: dict[str, torch.Tensor]) -> dict[str, Any]:
+        return {}
+
+    def loss(self, model, latents, cond, generator):
+        noise = torch.randn(latents.shape, generator=generator).to(latents)
+        steps = self.noise_scheduler.config.num_train_timesteps
+        timesteps = torch.randint(0, steps, (latents.shape[0],), generator=generator).to(latents.device)
+        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
+        pred = model(noisy, timesteps, cond["prompt_embeds"], added_cond_kwargs=self.added_cond(cond)).sample
+        if self.noise_scheduler.config.prediction_type == "v_prediction":
+            target = self.noise_scheduler.get_velocity(latents, noise, timesteps)
+        else:
+            target = noise
+        return F.mse_loss(pred.float(), target.float())
+
+
+class SDXLAdapter(UNetAdapter):
+    """SDXL: two text encoders, pooled text and size/crop time ids as added conditions."""
+
+    arch = "sdxl"
+
+    @torch.no_grad()
+    def encode_captions(self, captions: list[str]) -> dict[str, torch.Tensor]:
+        embeds, _, pooled, _ = self.pipe.encode_prompt(captions, device=self.pipe.device, num_images_per_prompt=1,
+                                                       do_classifier_free_guidance=False)
+        return {"prompt_embeds": embeds, "pooled": pooled}
+
+    def added_cond(self, cond):
+        size = self.pipe.default_sample_size * self.pipe.vae_scale_factor
+        # original size, crop top-left, target size: our crops are square and already at size
+        time_ids = torch.tensor([[size, size, 0, 0, size, size]], dtype=cond["pooled"].dtype)
+        time_ids = time_ids.repeat(cond["pooled"].shape[0], 1).to(cond["pooled"].device)
+        return {"text_embeds": cond["pooled"], "time_ids": time_ids}
+
+
+class FluxAdapter(Adapter):
+    """FLUX.1: rectified flow on packed 2x2 latent patches; target is noise - x0."""
+
+    arch = "flux"
+
+    @property
+    def denoiser(self) -> torch.nn.Module:
+        return self.pipe.transformer
+
+    def lora_owner_kwarg(self) -> str:
+        return "transformer_lora_layers"
+
+    @torch.no_grad()
+    def encode_captions(self, captions: list[str]) -> dict[str, torch.Tensor]:
+        embeds, pooled, text_ids = self.pipe.encode_prompt(captions, prompt_2=None, device=self.pipe.device,
+                                                           max_sequence_length=128)
+        return {"prompt_embeds": embeds, "pooled": pooled, "text_ids": text_ids}
+
+    def loss(self, model, latents, cond, generator, guidance: float = 1.0):
+        pipe = self.pipe
+        batch, channels, height, width = latents.shape
+        noise = torch.randn(latents.shape, generator=generator).to(latents)
+        # logit-normal timestep density, as in SD3/FLUX training (Esser et al. 2024)
+        sigmas = torch.sigmoid(torch.randn((batch,), generator=generator)).to(latents)
+        noisy = (1.0 - sigmas[:, None, None, None]) * latents + sigmas[:, None, None, None] * noise
+        packed = pipe._pack_latents(noisy, batch, channels, height, width)
+        image_ids = pipe._prepare_latent_image_ids(batch, height // 2, width // 2, latents.device, latents.dtype)
+        guidance_vec = None
+        if self.denoiser.config.guidance_embeds:
+            guidance_vec = torch.full((batch,), guidance, device=latents.device, dtype=latents.dtype)
+        pred = model(hidden_states=packed, timestep=sigmas, guidance=guidance_vec,
+                             pooled_projections=cond["pooled"], encoder_hidden_states=cond["prompt_embeds"],
+                             txt_ids=cond["text_ids"], img_ids=image_ids, return_dict=False)[0]
+        pred = pipe._unpack_latents(pred, height * pipe.vae_scale_factor, width * pipe.vae_scale_factor,
+                                    pipe.vae_scale_factor)
+        return F.mse_loss(pred.float(), (noise - latents).float())
+
+
+ADAPTERS = {"sd": UNetAdapter, "sdxl": SDXLAdapter, "flux": FluxAdapter}
+
+
+def adapter_for(arch: str, pipe: Any) -> Adapter:
+    return ADAPTERS[arch](pipe)
