@@ -22,6 +22,22 @@ def default_device() -> str:
     return "cpu"
 
 
+_hub_probe: dict[str, bool] = {}
+
+
+def hub_reachable(host: str = "huggingface.co", timeout: float = 2.0) -> bool:
+    """One quick TCP probe per process, so an offline box fails in milliseconds, not retry loops."""
+    import socket
+
+    if host not in _hub_probe:
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            _hub_probe[host] = True
+        except OSError:
+            _hub_probe[host] = False
+    return _hub_probe[host]
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings. ``home`` holds selfie-sets/, likenesses/, runs/, reports/ and models/."""
@@ -36,6 +52,10 @@ class Settings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser())
+
+    def hub_available(self) -> bool:
+        """True when downloads may be tried: not marked offline and the hub answers."""
+        return not self.offline and hub_reachable()
 
     def resolved_device(self) -> str:
         return self.device or default_device()

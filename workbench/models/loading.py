@@ -75,8 +75,8 @@ def _not_available(family: Family, source: ModelSource, cause: Exception) -> Mod
         f"weights for family {family.name!r} ({repo}) are not on this machine and could not be "
         f"downloaded ({type(cause).__name__}). On a machine with internet run "
         f"`huggingface-cli download {repo} --local-dir /models/{family.name}` (accept the licence on the "
-        f"hub first: {family.licence}), then pass `--base /models/{family.name}`; or unset HF_HUB_OFFLINE "
-        "if this machine can reach the hub.")
+        f"hub first: {family.licence}), then pass `--base /models/{family.name}`. HF_HUB_OFFLINE=1 makes "
+        "the workbench use only local files.")
 
 
 def load_pipeline(family: Family | str, base: str | None = None, settings: Settings | None = None,
@@ -87,6 +87,8 @@ def load_pipeline(family: Family | str, base: str | None = None, settings: Setti
 
     diffusers.utils.logging.disable_progress_bar()  # our own bars say what is happening
     transformers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.set_verbosity_error()  # tiny tokenizers truncate long prompts: expected
+    transformers.utils.logging.set_verbosity_error()
     settings = settings or Settings()
     family = get_family(family) if isinstance(family, str) else family
     source = resolve_source(family, base, settings)
@@ -112,7 +114,8 @@ def load_pipeline(family: Family | str, base: str | None = None, settings: Setti
             raise _not_available(family, source, exc) from exc
     else:
         try:
-            pipe = pipeline_class.from_pretrained(source.location, local_files_only=settings.offline, **kwargs)
+            pipe = pipeline_class.from_pretrained(source.location, local_files_only=not settings.hub_available(),
+                                                  **kwargs)
         except (OSError, ValueError) as exc:
             raise _not_available(family, source, exc) from exc
     pipe.set_progress_bar_config(disable=True)

@@ -1,0 +1,187 @@
+"""The ``workbench`` command: a thin shell over the public API. User errors print one line and exit 1."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from .errors import WorkbenchError
+
+app = typer.Typer(help="Likeness Workbench: check selfies, train a likeness, generate packs, score identity.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+packs_app = typer.Typer(help="Style packs: list, show, validate.", no_args_is_help=True)
+likeness_app = typer.Typer(help="Inspect trained likenesses.", no_args_is_help=True)
+app.add_typer(packs_app, name="packs")
+app.add_typer(likeness_app, name="likeness")
+
+HomeOpt = typer.Option(None, "--home", help="Workspace folder (default: $WORKBENCH_HOME or ./workspace).")
+
+
+def _settings(home: Path | None, device: str | None = None):
+    from .config import Settings
+
+    kwargs = {}
+    if home is not None:
+        kwargs["home"] = home
+    if device is not None:
+        kwargs["device"] = device
+    return Settings(**kwargs)
+
+
+def _split_base(base: str | None, family: str | None) -> tuple[str, str | None]:
+    """``--base sdxl`` names a family; any other value is a hub id, directory or file for ``--family``."""
+    from .models import FAMILIES
+
+    if base in FAMILIES:
+        return base, None
+    return family or ("sdxl" if base else "tiny-sd"), base
+
+
+@app.command()
+def demo(family: str = typer.Option("tiny-sd", help="Model family (tiny-sd runs on CPU in about a minute)."),
+         base: str = typer.Option(None, help="A family name (sdxl) or a hub id / local dir / .safetensors file."),
+         home: Path = HomeOpt, device: str = typer.Option(None, help="cpu, cuda, mps (default: best available).")):
+    """Run the whole chain on the bundled sample selfies and write a report."""
+    from .demo import run_demo
+
+    family, base = _split_base(base, family)
+    page = run_demo(_settings(home, device), family=family, base=base)
+    typer.echo(f"report: {page}\nmarkdown: {page.parent / 'report.md'}")
+
+
+@app.command()
+def check(folder: Path = typer.Argument(..., help="Folder of selfies."),
+          json_out: Path = typer.Option(None, "--json", help="Write the report as JSON here."),
+          out: Path = typer.Option(None, help="Save the full check (JSON, Parquet, manifest) in this folder.")):
+    """Check a folder of selfies: per-photo flags with advice, and a set verdict."""
+    from .selfies import check_selfies
+    from .store import atomic_write_json
+
+    report = check_selfies(folder, out=out)
+    for photo in report.photos:
+        typer.echo(f"{photo.status:5} {photo.file:30} {', '.join(photo.flags)}")
+        for advice in photo.advice:
+            typer.echo(f"      - {advice}")
+    typer.echo(f"verdict: {report.verdict} ({report.set['usable']} of {report.set['count']} usable)")
+    for advice in report.set["advice"]:
+        typer.echo(f"  - {advice}")
+    if json_out:
+        atomic_write_json(json_out, report.as_dict())
+
+
+@app.command()
+def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked first)."),
+          out: Path = typer.Option(..., help="Likeness folder to write (resumes if interrupted)."),
+          family: str = typer.Option("tiny-sd"), base: str = typer.Option(None),
+          steps: int = typer.Option(None, help="Training steps (default: 80 per photo, 400-1200; tiny: 20)."),
+          rank: int = typer.Option(16), learning_rate: float = typer.Option(1e-4),
+          seed: int = typer.Option(0), class_word: str = typer.Option("person", help="man, woman, person..."),
+          token: str = typer.Option("ohwx"), mixed_precision: str = typer.Option(None),
+          home: Path = HomeOpt, device: str = typer.Option(None)):
+    """Train a likeness (DreamBooth-LoRA) from a folder of selfies."""
+    from .likeness import train_likeness
+    from .store import is_done
+
+    family, base = _split_base(base, family)
+    if is_done(out):
+        typer.echo(f"{out}: already trained; nothing to do.")
+    likeness = train_likeness(selfies, out, family=family, base=base, settings=_settings(home, device),
+                              steps=steps, rank=rank, learning_rate=learning_rate, seed=seed,
+                              class_word=class_word, token=token, mixed_precision=mixed_precision)
+    typer.echo(likeness.summary())
+
+
+@likeness_app.command("show")
+def likeness_show(path: Path):
+    """Print a likeness card: family, subject, checkpoint curve, chosen step."""
+    from .likeness import Likeness
+
+    typer.echo(Likeness.load(path).summary())
+
+
+@app.command("generate")
+def generate_cmd(likeness: str = typer.Argument(..., help="Likeness folder, or 'none' for the base model alone."),
+                 pack: list[str] = typer.Option(..., "--pack", help="Pack name or YAML file (repeatable)."),
+                 sampler: list[str] = typer.Option(None, "--sampler"), steps: list[int] = typer.Option(None, "--steps"),
+                 seeds: list[int] = typer.Option([0], "--seeds"), guidance: float = typer.Option(None),
+                 out: Path = typer.Option(..., help="Run folder (re-running renders only what is missing)."),
+                 family: str = typer.Option(None, help="Family for --likeness none."),
+                 prompts_per_pack: int = typer.Option(None), grid: bool = typer.Option(False, help="Contact sheet."),
+                 home: Path = HomeOpt, device: str = typer.Option(None)):
+    """Render packs x samplers x steps x seeds with a likeness."""
+    from .generate import generate
+
+    run = generate(None if likeness == "none" else likeness, pack, out, samplers=sampler or None,
+                   steps=steps or None, seeds=seeds, guidance=guidance, family=family,
+                   prompts_per_pack=prompts_per_pack, settings=_settings(home, device))
+    if grid:
+        from .generate.contact import contact_sheets
+
+        for sheet in contact_sheets(run):
+            typer.echo(f"contact sheet: {sheet}")
+    typer.echo(f"{len(run.table)} images in {run.path}")
+
+
+@app.command("score")
+def score_cmd(run: Path, references: Path = typer.Option(None, help="Reference selfies (default: the likeness's)."),
+              recognizer: str = typer.Option("auto"), clip_model: str = typer.Option(
+                  "openai/clip-vit-base-patch16", help="CLIP hub id or local dir; 'none' to skip.")):
+    """Score a generation run (identity + quality) and write scores.parquet."""
+    from .metrics import score, summarize
+
+    table = score(run, references=references, recognizer=recognizer,
+                  clip_model=None if clip_model == "none" else clip_model)
+    typer.echo(summarize(table, ["sampler", "steps"]).to_string(index=False))
+    typer.echo(f"scores: {run / 'scores.parquet'}")
+
+
+@app.command()
+def models(home: Path = HomeOpt):
+    """List model families, where their weights are, and their licences."""
+    from .models import FAMILIES, weights_status
+
+    settings = _settings(home)
+    for fam in FAMILIES.values():
+        typer.echo(f"{fam.name:10} {fam.pipeline_class:26} {fam.resolution:>5}px  {weights_status(fam, settings)}")
+        typer.echo(f"{'':10} licence: {fam.licence}")
+
+
+@packs_app.command("list")
+def packs_list():
+    """Built-in packs."""
+    from .packs import builtin_packs, get_pack
+
+    for name in builtin_packs():
+        pack = get_pack(name)
+        typer.echo(f"{name:22} {len(pack.prompts)} prompts  {pack.description}")
+
+
+@packs_app.command("show")
+def packs_show(name: str):
+    """Print a pack's prompts."""
+    from .packs import get_pack
+
+    typer.echo(json.dumps(get_pack(name).model_dump(), indent=2))
+
+
+@packs_app.command("validate")
+def packs_validate(file: Path):
+    """Validate a pack YAML file (errors name file, line and field)."""
+    from .packs import load_pack
+
+    pack = load_pack(file)
+    typer.echo(f"{file}: ok ({pack.name}, {len(pack.prompts)} prompts)")
+
+
+def main() -> None:
+    try:
+        app()
+    except WorkbenchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted; run the same command again to resume.", err=True)
+        sys.exit(130)

@@ -1,0 +1,31 @@
+"""Contact sheets: one image per pack, rows = prompts, columns = sampler/steps/seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from ..store import atomic_write
+
+
+def contact_sheets(run, cell: int = 128) -> list[Path]:
+    sheets = []
+    for pack, rows in run.table.groupby("pack"):
+        columns = rows[["sampler", "steps", "seed"]].drop_duplicates().values.tolist()
+        prompts = list(dict.fromkeys(rows["prompt_id"]))
+        sheet = Image.new("RGB", (cell * len(columns), (cell + 14) * len(prompts)), "white")
+        draw = ImageDraw.Draw(sheet)
+        for r, prompt in enumerate(prompts):
+            for c, (sampler, steps, seed) in enumerate(columns):
+                match = rows[(rows.prompt_id == prompt) & (rows.sampler == sampler) & (rows.steps == steps)
+                             & (rows.seed == seed)]
+                if match.empty:
+                    continue
+                with Image.open(run.path / match.iloc[0]["path"]) as image:
+                    sheet.paste(image.convert("RGB").resize((cell, cell)), (c * cell, r * (cell + 14) + 14))
+                draw.text((c * cell + 2, r * (cell + 14)), f"{prompt[:10]} {sampler} {steps}s s{seed}", fill="black")
+        path = run.path / f"contact-{pack}.png"
+        atomic_write(path, lambda tmp, s=sheet: s.save(tmp, format="PNG"))
+        sheets.append(path)
+    return sheets

@@ -1,0 +1,161 @@
+"""The grid runner: likeness x packs x samplers x steps x seeds -> PNGs + one table row each.
+
+Deterministic per (prompt, seed) whatever the batch: every image has its own CPU generator. The
+pipeline and LoRA load once per run. Re-running renders only what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..config import Settings
+from ..likeness.card import LORA_FILE, Likeness
+from ..models import get_family, load_pipeline
+from ..packs import Pack, get_pack
+from ..store import Manifest, atomic_write_bytes, read_manifest, read_table, write_manifest, write_table
+from .pngmeta import png_bytes
+from .samplers import get_sampler, make_scheduler
+
+TABLE = "images.parquet"
+
+
+@dataclass
+class GenerationRun:
+    path: Path
+    table: pd.DataFrame
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> GenerationRun:
+        return cls(Path(path), read_table(Path(path) / TABLE))
+
+
+@dataclass(frozen=True)
+class Job:
+    pack: str
+    prompt_id: str
+    prompt: str
+    negative: str
+    sampler: str
+    steps: int
+    seed: int
+    guidance: float
+    size: int
+
+    @property
+    def image_id(self) -> str:
+        key = "|".join(str(v) for v in (self.pack, self.prompt_id, self.prompt, self.negative, self.sampler,
+                                          self.steps, self.seed, self.guidance, self.size))
+        return hashlib.sha1(key.encode()).hexdigest()[:12]
+
+    @property
+    def relpath(self) -> str:
+        return f"{self.pack}/{self.prompt_id}-{self.sampler}-{self.steps}s-g{self.guidance:g}-seed{self.seed}.png"
+
+
+def plan_jobs(packs: Sequence[Pack], samplers: Sequence[str], steps: Sequence[int], seeds: Sequence[int],
+              subject: str, class_word: str, guidance: float, size: int, prompts_per_pack: int | None) -> list[Job]:
+    jobs = []
+    for pack in packs:
+        for entry in pack.prompts[:prompts_per_pack]:
+            text = entry.text_for(class_word).format(subject=subject)
+            negative = entry.negative if entry.negative is not None else pack.negative_prompt
+            for sampler, n, seed in itertools.product(samplers, steps, seeds):
+                for k in range(pack.images_per_prompt):
+                    jobs.append(Job(pack.name, entry.id, text, negative, sampler, int(n), int(seed) + k,
+                                    float(pack.guidance if pack.guidance is not None else guidance),
+                                    int(pack.size or size)))
+    return jobs
+
+
+def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str | Pack], out: str | os.PathLike,
+             samplers: Sequence[str] | None = None, steps: Sequence[int] | None = None,
+             seeds: Sequence[int] = (0,), guidance: float | None = None, family: str | None = None,
+             base: str | None = None, size: int | None = None, prompts_per_pack: int | None = None,
+             batch_size: int = 4, settings: Settings | None = None, progress: bool = True) -> GenerationRun:
+    """Render the grid into ``out``. ``likeness=None`` renders the base model alone (baseline arm)."""
+    settings = settings or Settings()
+    out = Path(out)
+    # 1. resolve what to render
+    if likeness is not None and not isinstance(likeness, Likeness):
+        likeness = Likeness.load(likeness)
+    fam = get_family(likeness.family if likeness else (family or "tiny-sd"))
+    base = likeness.base if likeness else base
+    subject = likeness.subject if likeness else "person"
+    class_word = likeness.card["class_word"] if likeness else "person"
+    samplers = list(samplers or [fam.sampler])
+    for name in samplers:
+        get_sampler(name, fam.arch)  # refuse a scheduler that cannot drive this family, before loading
+    pack_objs = [p if isinstance(p, Pack) else get_pack(p) for p in packs]
+    jobs = plan_jobs(pack_objs, samplers, list(steps or [fam.steps]), seeds, subject, class_word,
+                     guidance if guidance is not None else fam.guidance, size or fam.resolution, prompts_per_pack)
+    # 2. what is already done
+    done = read_table(out / TABLE) if (out / TABLE).is_file() else pd.DataFrame()
+    rows = {r["image_id"]: r for r in done.to_dict("records") if (out / r["path"]).is_file()}
+    todo = [j for j in jobs if j.image_id not in rows]
+    manifest = read_manifest(out) or Manifest(kind="generation")
+    manifest.inputs = {"likeness": str(likeness.path) if likeness else None, "packs": [p.name for p in pack_objs]}
+    manifest.config = {"family": fam.name, "base": base, "samplers": samplers, "steps": list(steps or [fam.steps]),
+                       "guidance": guidance, "size": size or fam.resolution, "prompts_per_pack": prompts_per_pack,
+                       "batch_size": batch_size}
+    manifest.seeds, manifest.status = list(seeds), "running"
+    write_manifest(out, manifest)
+    # 3. render, batched by everything that must be shared within a pipeline call
+    if todo:
+        pipe, source = load_pipeline(fam, base, settings)
+        if likeness:
+            pipe.load_lora_weights(likeness.path, weight_name=LORA_FILE, adapter_name="likeness")
+        manifest.outputs["model"] = source.as_dict()
+        scheduler_config = dict(pipe.scheduler.config)
+        bar = tqdm(total=len(todo), desc="generating", disable=not progress, unit="img")
+        key = lambda j: (j.sampler, j.steps, j.guidance, j.size)  # noqa: E731
+        for (sampler, n, cfg, px), group in itertools.groupby(sorted(todo, key=key), key=key):
+            pipe.scheduler = make_scheduler(sampler, fam.arch, scheduler_config)
+            group = list(group)
+            for start in range(0, len(group), batch_size):
+                batch = group[start:start + batch_size]
+                rows.update(render_batch(pipe, batch, fam, likeness, source, out))
+                write_table(pd.DataFrame(list(rows.values())), out / TABLE)
+                bar.update(len(batch))
+        bar.close()
+    # 4. the table, in plan order
+    table = pd.DataFrame([rows[j.image_id] for j in jobs if j.image_id in rows])
+    write_table(table, out / TABLE)
+    manifest.status, manifest.outputs["images"] = "done", len(table)
+    write_manifest(out, manifest)
+    return GenerationRun(out, table)
+
+
+def render_batch(pipe, batch: list[Job], fam, likeness, source, out: Path) -> dict[str, dict[str, Any]]:
+    started = time.perf_counter()
+    kwargs: dict[str, Any] = {}
+    if fam.arch != "flux":  # FLUX.1-dev is guidance-distilled: no negative prompt, no CFG
+        kwargs["negative_prompt"] = [j.negative for j in batch]
+    images = pipe(prompt=[j.prompt for j in batch], num_inference_steps=batch[0].steps,
+                  guidance_scale=batch[0].guidance, height=batch[0].size, width=batch[0].size,
+                  generator=[torch.Generator("cpu").manual_seed(j.seed) for j in batch], **kwargs).images
+    seconds = (time.perf_counter() - started) / len(batch)
+    rows = {}
+    for job, image in zip(batch, images, strict=True):
+        params = {"prompt": job.prompt, "negative": job.negative, "steps": job.steps, "sampler": job.sampler,
+                  "sampler_a1111": get_sampler(job.sampler, fam.arch).a1111, "guidance": job.guidance,
+                  "seed": job.seed, "width": image.width, "height": image.height, "model": fam.name,
+                  "base": source.location, "lora": likeness.path.name if likeness else None,
+                  "pack": job.pack, "prompt_id": job.prompt_id, "image_id": job.image_id, "tiny": fam.tiny}
+        atomic_write_bytes(out / job.relpath, png_bytes(image, params))
+        rows[job.image_id] = {"image_id": job.image_id, "pack": job.pack, "prompt_id": job.prompt_id,
+                              "prompt": job.prompt, "sampler": job.sampler, "steps": job.steps, "seed": job.seed,
+                              "guidance": job.guidance, "width": image.width, "height": image.height,
+                              "path": job.relpath, "seconds": seconds, "family": fam.name,
+                              "likeness": str(likeness.path) if likeness else None}
+    return rows

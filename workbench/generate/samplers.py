@@ -1,0 +1,60 @@
+"""Sampler names -> diffusers scheduler configs, and which architectures each can drive.
+
+Names follow the A1111/ComfyUI vocabulary researchers already use; the mapping follows diffusers'
+scheduler docs ("A1111 / k-diffusion equivalents").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+
+EPS_ARCHS = ("sd", "sdxl")  # noise-prediction models on a discrete DDPM schedule
+FLOW_ARCHS = ("flux",)  # rectified-flow models
+
+
+@dataclass(frozen=True)
+class Sampler:
+    name: str
+    scheduler: str  # diffusers class name
+    options: dict[str, Any] = field(default_factory=dict)
+    archs: tuple[str, ...] = EPS_ARCHS
+    a1111: str = ""  # the name A1111 writes in its "parameters" text
+
+
+SAMPLERS: dict[str, Sampler] = {s.name: s for s in [
+    Sampler("euler", "EulerDiscreteScheduler", a1111="Euler"),
+    Sampler("euler_a", "EulerAncestralDiscreteScheduler", a1111="Euler a"),
+    Sampler("dpmpp_2m", "DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2},
+            a1111="DPM++ 2M"),
+    Sampler("dpmpp_2m_karras", "DPMSolverMultistepScheduler",
+            {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True}, a1111="DPM++ 2M Karras"),
+    Sampler("ddim", "DDIMScheduler", a1111="DDIM"),
+    Sampler("unipc", "UniPCMultistepScheduler", a1111="UniPC"),
+    Sampler("flow_euler", "FlowMatchEulerDiscreteScheduler", archs=FLOW_ARCHS, a1111="Euler"),
+]}
+
+
+def get_sampler(name: str, arch: str) -> Sampler:
+    if name not in SAMPLERS:
+        import difflib
+
+        close = difflib.get_close_matches(name, SAMPLERS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown sampler {name!r}; known: {', '.join(SAMPLERS)}.{hint}")
+    sampler = SAMPLERS[name]
+    if arch not in sampler.archs:
+        usable = [s for s, v in SAMPLERS.items() if arch in v.archs]
+        kind = "rectified-flow" if arch in FLOW_ARCHS else "noise-prediction"
+        raise ConfigError(f"sampler {name!r} cannot drive a {arch} model ({kind}); use one of {', '.join(usable)}.")
+    return sampler
+
+
+def make_scheduler(name: str, arch: str, base_config: dict[str, Any]):
+    """A scheduler for ``name`` built from the pipeline's own scheduler config plus the sampler options."""
+    import diffusers
+
+    sampler = get_sampler(name, arch)
+    return getattr(diffusers, sampler.scheduler).from_config(base_config, **sampler.options)

@@ -1,0 +1,105 @@
+"""Style packs: YAML validated by a pydantic schema; errors name the file, line and field."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..errors import ConfigError
+
+BUILTIN_DIR = Path(__file__).parent / "builtin"
+KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+class PackPrompt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    prompt: str
+    negative: str | None = None
+    variants: dict[str, str] = Field(default_factory=dict)  # class word -> prompt (e.g. man / woman)
+
+    @field_validator("prompt")
+    @classmethod
+    def _has_subject(cls, value: str) -> str:
+        if "{subject}" not in value:
+            raise ValueError("a prompt must contain {subject} where the likeness goes")
+        return value
+
+    def text_for(self, class_word: str) -> str:
+        return self.variants.get(class_word, self.prompt)
+
+
+class Pack(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    version: int = 1
+    description: str
+    negative_prompt: str = ""
+    sampler: str | None = None
+    steps: int | None = Field(None, ge=1)
+    guidance: float | None = Field(None, ge=0)
+    size: int | None = Field(None, ge=32)
+    images_per_prompt: int = Field(1, ge=1)
+    prompts: list[PackPrompt] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _kebab(cls, value: str) -> str:
+        if not KEBAB.match(value):
+            raise ValueError("pack names are kebab-case, e.g. corporate-headshot")
+        return value
+
+
+def _line_of(node: yaml.Node, location: tuple) -> int | None:
+    """1-based line of the YAML node at a pydantic error location."""
+    for key in location:
+        if isinstance(node, yaml.MappingNode):
+            match = [v for k, v in node.value if k.value == key]
+            if not match:
+                return node.start_mark.line + 1
+            node = match[0]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+    return node.start_mark.line + 1
+
+
+def load_pack(path: str | os.PathLike) -> Pack:
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return Pack.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        line = _line_of(node, first["loc"]) if node is not None else None
+        raise ConfigError(f"{path}:{line}: field '{field}': {first['msg']}") from exc
+
+
+def builtin_packs() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.yaml"))}
+
+
+def get_pack(name_or_path: str) -> Pack:
+    packs = builtin_packs()
+    if name_or_path in packs:
+        return load_pack(packs[name_or_path])
+    if Path(name_or_path).is_file():
+        return load_pack(name_or_path)
+    import difflib
+
+    close = difflib.get_close_matches(name_or_path, packs, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"unknown pack {name_or_path!r}; built-in: {', '.join(packs)}.{hint}")

@@ -1,0 +1,132 @@
+"""Reports from tables only: a self-contained HTML page (thumbnails and plots inlined) and Markdown.
+
+The first section names the family, recognizer, versions and seeds; tiny-family output is marked
+as noise in a banner on both.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from .metrics.aggregate import summarize  # noqa: E402
+from .store import atomic_write_bytes, atomic_write_text, package_versions  # noqa: E402
+
+NOISE_BANNER = ("TINY MODEL: these images come from random weights and are noise. They test the machinery, "
+                "not likeness. Use a real family (--base sdxl) on a GPU for real photos.")
+PLOT_METRICS = ("face_detected", "heldout_facesim", "sharpness", "clip_score")
+
+
+def _png_b64(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+def _thumb(path: Path, side: int = 160) -> bytes:
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        image.thumbnail((side, side))
+        if max(image.size) < side:  # tiny-model images are 64 px: enlarge so they can be seen
+            scale = side / max(image.size)
+            image = image.resize((round(image.width * scale), round(image.height * scale)), Image.NEAREST)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()
+
+
+def metric_plot(scores: pd.DataFrame) -> bytes | None:
+    """Mean +/- 95% CI of each plotted metric vs steps, one line per sampler."""
+    summary = summarize(scores[scores["image_id"].notna()], ["sampler", "steps"])
+    metrics = [m for m in PLOT_METRICS if m in set(summary["metric"]) and summary[summary.metric == m]["n"].sum()]
+    if not metrics:
+        return None
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        part = summary[summary["metric"] == metric]
+        for sampler, rows in part.groupby("sampler"):
+            rows = rows.sort_values("steps")
+            ax.errorbar(rows["steps"], rows["mean"], yerr=[rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]],
+                        marker="o", capsize=3, label=sampler)
+        ax.set_title(metric)
+        ax.set_xlabel("steps")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _md_table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "_(empty)_\n"
+    cells = frame.astype(object).where(frame.notna(), "—").astype(str)
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(v.replace("|", "/") for v in row) + " |" for row in cells.values.tolist()]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out: str | os.PathLike, title: str, facts: dict[str, Any], check: pd.DataFrame | None,
+                 curve: pd.DataFrame | None, images: pd.DataFrame | None, image_root: Path | None,
+                 scores: pd.DataFrame | None, tiny: bool) -> Path:
+    """Write ``index.html`` and ``report.md`` (with ``thumbs/`` and ``plot.png``) into ``out``."""
+    out = Path(out)
+    facts = {**facts, "versions": ", ".join(f"{k} {v}" for k, v in package_versions().items())}
+    h = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
+         "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
+         "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}.banner{background:#fde68a;padding:1em;"
+         "font-weight:bold;border:2px solid #b45309}.grid{display:flex;flex-wrap:wrap;gap:8px}"
+         "figure{margin:0;font-size:11px;width:170px}</style>", f"<h1>{html.escape(title)}</h1>"]
+    md = [f"# {title}\n"]
+    if tiny:
+        h.append(f"<p class='banner'>{html.escape(NOISE_BANNER)}</p>")
+        md.append(f"> **{NOISE_BANNER}**\n")
+    h.append("<h2>Run</h2><table>" + "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                                             for k, v in facts.items()) + "</table>")
+    md.append("## Run\n\n" + _md_table(pd.DataFrame({"key": list(facts), "value": [str(v) for v in facts.values()]})))
+    sections = [("Selfie check", check), ("Training curve (held-out identity per checkpoint)", curve)]
+    for name, frame in sections:
+        if frame is not None:
+            h.append(f"<h2>{name}</h2>" + frame.to_html(index=False, na_rep="—", float_format=lambda v: f"{v:.3f}"))
+            md.append(f"## {name}\n\n" + _md_table(frame.round(3)))
+    if images is not None and image_root is not None:
+        thumbs = out / "thumbs"
+        h.append("<h2>Generated images</h2><div class='grid'>")
+        md.append("## Generated images\n")
+        for row in images.to_dict("records"):
+            data = _thumb(image_root / row["path"])
+            atomic_write_bytes(thumbs / f"{row['image_id']}.png", data)
+            label = f"{row['pack']}/{row['prompt_id']} · {row['sampler']} · {row['steps']} steps · seed {row['seed']}"
+            h.append(f"<figure><img src='{_png_b64(data)}' width=160><figcaption>{html.escape(label)}"
+                     f"</figcaption></figure>")
+            md.append(f"![{label}](thumbs/{row['image_id']}.png) ")
+        h.append("</div>")
+        md.append("\n")
+    if scores is not None:
+        per_image = scores[scores["image_id"].notna()]
+        summary = summarize(scores, ["sampler", "steps"])
+        plot = metric_plot(scores)
+        h.append("<h2>Scores by sampler and steps (mean, 95% bootstrap CI)</h2>")
+        md.append("## Scores by sampler and steps (mean, 95% bootstrap CI)\n\n")
+        if plot:
+            atomic_write_bytes(out / "plot.png", plot)
+            h.append(f"<img src='{_png_b64(plot)}'>")
+            md.append("![metrics vs steps](plot.png)\n\n")
+        h.append(summary.to_html(index=False, na_rep="—", float_format=lambda v: f"{v:.3f}"))
+        md.append(_md_table(summary.round(3)))
+        reasons = per_image[per_image["value"].isna()].groupby(["metric", "reason"]).size().reset_index(name="images")
+        h.append("<h3>Missing values and why</h3>" + reasons.to_html(index=False))
+        md.append("\n### Missing values and why\n\n" + _md_table(reasons))
+    atomic_write_text(out / "index.html", "\n".join(h))
+    atomic_write_text(out / "report.md", "\n".join(md))
+    return out / "index.html"
