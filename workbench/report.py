@@ -55,8 +55,8 @@ def metric_plot(scores: pd.DataFrame) -> bytes | None:
         part = summary[summary["metric"] == metric]
         for sampler, rows in part.groupby("sampler"):
             rows = rows.sort_values("steps")
-            ax.errorbar(rows["steps"], rows["mean"], yerr=[rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]],
-                        marker="o", capsize=3, label=sampler)
+            errors = [rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]]
+            ax.errorbar(rows["steps"], rows["mean"], yerr=errors, marker="o", capsize=3, label=sampler)
         ax.set_title(metric)
         ax.set_xlabel("steps")
         ax.legend(fontsize=8)

@@ -119,7 +119,7 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
         scheduler_config = dict(pipe.scheduler.config)
         bar = tqdm(total=len(todo), desc="generating", disable=not progress, unit="img")
         key = lambda j: (j.sampler, j.steps, j.guidance, j.size)  # noqa: E731
-        for (sampler, n, cfg, px), group in itertools.groupby(sorted(todo, key=key), key=key):
+        for (sampler, _steps, _guidance, _size), group in itertools.groupby(sorted(todo, key=key), key=key):
             pipe.scheduler = make_scheduler(sampler, fam.arch, scheduler_config)
             group = list(group)
             for start in range(0, len(group), batch_size):

@@ -71,6 +71,7 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
     for module in (pipe.vae, adapter.denoiser, *adapter.text_encoders()):
         module.requires_grad_(False)
     denoiser = adapter.denoiser
+    torch.manual_seed(config.seed)  # the LoRA's gaussian init: same seed, same starting weights
     denoiser.add_adapter(LoraConfig(r=config.rank, lora_alpha=config.alpha, init_lora_weights="gaussian",
                                     target_modules=list(fam.lora_targets)))
     for param in denoiser.parameters():
@@ -112,7 +113,8 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
         if not np.isfinite(losses[-1]):
             raise WorkbenchError(f"loss became {losses[-1]} at step {step + 1}; lower --learning-rate or use "
                                  "--mixed-precision bf16/no.")
-        bar.set_postfix(loss=f"{losses[-1]:.4f}", s_per_step=f"{(time.perf_counter() - started) / (step + 1 - start):.2f}")
+        per_step = (time.perf_counter() - started) / (step + 1 - start)
+        bar.set_postfix(loss=f"{losses[-1]:.4f}", s_per_step=f"{per_step:.2f}")
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
             row = probe_checkpoint(pipe, adapter, config, fam, data, analyzer, held_faces, train_faces, step + 1,
                                    out / "validation", losses)

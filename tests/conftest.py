@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from workbench.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+FACES = ROOT / "datasets" / "sample-selfies"
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    return FACES
+
+
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("workspace")
+
+
+@pytest.fixture(scope="session")
+def settings(session_home) -> Settings:
+    return Settings(home=session_home, device="cpu", offline=True)
+
+
+@pytest.fixture(scope="session")
+def analyzer():
+    from workbench.faces import get_analyzer
+
+    return get_analyzer()
+
+
+@pytest.fixture(scope="session")
+def tiny_likeness(settings, analyzer, tmp_path_factory):
+    """One tiny-sd likeness shared by the generation and scoring tests."""
+    from workbench.likeness import train_likeness
+
+    out = tmp_path_factory.mktemp("likeness") / "subject1"
+    return train_likeness(FACES / "aws_rek_subject1", out, family="tiny-sd", settings=settings,
+                          analyzer=analyzer, progress=False, steps=6)

@@ -1,0 +1,53 @@
+"""The spine end to end through the CLI, and the CLI's behaviour on user errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from workbench.cli import app
+
+runner = CliRunner()
+
+
+def test_demo_writes_a_report(tmp_path):
+    result = runner.invoke(app, ["demo", "--home", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "reports" / "demo-aws_rek_subject1-tiny-sd"
+    html = (report / "index.html").read_text()
+    markdown = (report / "report.md").read_text()
+    for page in (html, markdown):
+        assert "TINY MODEL" in page and "Selfie check" in page and "Generated images" in page
+        assert "tiny-sd" in page and "dlib-resnet" in page and "heldout_facesim" in page
+    assert html.count("<figure>") == 2 * 2 * 2 * 2  # 2 prompts x 2 samplers x 2 steps x 2 seeds
+    assert "08.jpg" in html  # the check table lists each selfie
+    run = tmp_path / "runs" / "demo-aws_rek_subject1-tiny-sd"
+    assert len(pd.read_parquet(run / "images.parquet")) == 16
+    assert not pd.read_parquet(run / "scores.parquet").empty
+    again = runner.invoke(app, ["demo", "--home", str(tmp_path)], catch_exceptions=False)
+    assert again.exit_code == 0  # a second run reuses every finished stage
+
+
+def test_user_errors_are_one_line_and_nonzero(tmp_path):
+    result = subprocess.run([sys.executable, "-c", "from workbench.cli import main; main()", "check",
+                             str(tmp_path / "missing")], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error:") and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_help_on_every_command():
+    for command in (["--help"], ["demo", "--help"], ["check", "--help"], ["train", "--help"],
+                    ["generate", "--help"], ["score", "--help"], ["models", "--help"], ["packs", "list", "--help"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0 and "Usage" in result.output, command
+
+
+def test_models_and_packs_commands(tmp_path):
+    result = runner.invoke(app, ["models", "--home", str(tmp_path)])
+    assert result.exit_code == 0 and "not downloaded" in result.output and "Non-Commercial" in result.output
+    result = runner.invoke(app, ["packs", "list"])
+    assert result.exit_code == 0 and "corporate-headshot" in result.output

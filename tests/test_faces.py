@@ -1,0 +1,63 @@
+"""The embedded recognizer on real photos: detection counts, pose sign, and identity separation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workbench.faces import identity_score
+from workbench.images import list_images, load_image
+
+
+def _faces(analyzer, path):
+    return analyzer.analyze(load_image(path))
+
+
+def test_detection_counts(analyzer, faces_dir):
+    for name in ("01.jpg", "02.jpg", "03.jpg", "05.jpg", "08.jpg", "09.jpg"):
+        assert len(_faces(analyzer, faces_dir / "aws_rek_subject1" / name)) == 1, name
+    for path in list_images(faces_dir / "lisa_debruine"):
+        assert len(_faces(analyzer, path)) == 1, path
+    for path in list_images(faces_dir / "_noface"):
+        assert _faces(analyzer, path) == [], path
+    assert len(_faces(analyzer, faces_dir / "_multi" / "01.png")) >= 3
+
+
+def test_face_record_is_complete(analyzer, faces_dir):
+    face = _faces(analyzer, faces_dir / "aws_rek_subject1" / "01.jpg")[0]
+    assert face.keypoints.shape == (5, 2) and face.landmarks.shape == (68, 2)
+    assert abs(np.linalg.norm(face.embedding) - 1.0) < 1e-5 and face.embedding.shape == (128,)
+    assert 100 < face.size < 400 and face.det_score > 0.3 and "dlib" in face.recognizer
+
+
+def test_yaw_sign_follows_the_turn(analyzer, faces_dir):
+    """02 is turned towards the image's right, 03 towards its left: opposite yaw, frontal near 0."""
+    turned_right = _faces(analyzer, faces_dir / "aws_rek_subject1" / "02.jpg")[0].yaw
+    turned_left = _faces(analyzer, faces_dir / "aws_rek_subject1" / "03.jpg")[0].yaw
+    frontal = _faces(analyzer, faces_dir / "aws_rek_subject1" / "01.jpg")[0].yaw
+    assert turned_right > 15 and turned_left < -15 and abs(frontal) < 10
+
+
+def test_genuine_pairs_beat_impostor_pairs(analyzer, faces_dir):
+    people = {name: [f for p in list_images(faces_dir / name) if (f := _faces(analyzer, p)[:1])]
+              for name in ("lisa_debruine", "london_004", "london_005", "london_006", "london_025")}
+    people = {k: [f[0] for f in v] for k, v in people.items()}
+    genuine = [analyzer.similarity(a, b) for faces in people.values() for i, a in enumerate(faces)
+               for b in faces[i + 1:]]
+    impostor = [analyzer.similarity(a, b) for x in people for y in people if x < y
+                for a in people[x] for b in people[y]]
+    pairs = [(g, i) for g in genuine for i in impostor]
+    auc = np.mean([g > i for g, i in pairs]) + 0.5 * np.mean([g == i for g, i in pairs])  # Mann-Whitney
+    assert auc >= 0.99, (auc, min(genuine), max(impostor))
+    assert min(impostor) >= 0.0 and max(genuine) <= 1.0
+
+
+def test_identity_score_against_references(analyzer, faces_dir):
+    lisa = [_faces(analyzer, p)[0] for p in list_images(faces_dir / "lisa_debruine")]
+    other = _faces(analyzer, faces_dir / "london_004" / "01.jpg")[0]
+    own = identity_score(analyzer, lisa[0], lisa[1:])
+    foreign = identity_score(analyzer, other, lisa[1:])
+    assert own["facesim_mean_ref"] > 0.4 > foreign["facesim_mean_ref"]
+    assert own["facesim_max"] >= own["facesim_mean"]
+    with pytest.raises(ValueError):
+        identity_score(analyzer, other, [])

@@ -1,0 +1,89 @@
+"""Grid runner, samplers, packs and PNG metadata on a tiny likeness."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from PIL import Image
+
+from workbench.errors import ConfigError
+from workbench.generate import SAMPLERS, generate, get_sampler
+from workbench.generate.pngmeta import parse_a1111, read_params
+from workbench.packs import builtin_packs, get_pack, load_pack
+
+GRID = dict(samplers=["euler", "dpmpp_2m"], steps=[2, 3], seeds=[0, 1], prompts_per_pack=1)
+
+
+def _digest(path):
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def test_grid_is_exact_resumable_and_bit_identical(tiny_likeness, settings, tmp_path):
+    out = tmp_path / "run"
+    run = generate(tiny_likeness, ["corporate-headshot", "beach"], out, settings=settings, progress=False, **GRID)
+    assert len(run.table) == 2 * 2 * 2 * 2 and run.table["image_id"].is_unique
+    files = sorted(out.rglob("*.png"))
+    assert len(files) == 16
+    digests = {f: _digest(f) for f in files}
+    mtimes = {f: f.stat().st_mtime_ns for f in files}
+    generate(tiny_likeness, ["corporate-headshot", "beach"], out, settings=settings, progress=False, **GRID)
+    assert {f: f.stat().st_mtime_ns for f in files} == mtimes  # nothing re-rendered
+    for victim in (files[1], files[10]):
+        victim.unlink()
+    again = generate(tiny_likeness, ["corporate-headshot", "beach"], out, settings=settings, progress=False, **GRID)
+    assert len(again.table) == 16
+    assert {f: _digest(f) for f in files} == digests  # the two re-rendered images are bit-identical
+    assert sum(f.stat().st_mtime_ns != mtimes[f] for f in files) == 2
+
+
+def test_png_metadata_round_trips(tiny_likeness, settings, tmp_path):
+    run = generate(tiny_likeness, ["studio-portrait"], tmp_path / "r", samplers=["euler_a"], steps=[2], seeds=[7],
+                   prompts_per_pack=1, settings=settings, progress=False)
+    row = run.table.iloc[0]
+    params = read_params(run.path / row["path"])
+    assert params["seed"] == 7 and params["steps"] == 2 and params["sampler"] == "euler_a"
+    assert "ohwx person" in params["prompt"] and params["tiny"] is True
+    with Image.open(run.path / row["path"]) as image:
+        parsed = parse_a1111(image.text["parameters"])
+    assert parsed["prompt"] == params["prompt"] and parsed["Seed"] == "7" and parsed["Sampler"] == "Euler a"
+    assert parsed["negative"] == params["negative"]
+
+
+def test_baseline_without_likeness(settings, tmp_path):
+    run = generate(None, ["beach"], tmp_path / "base", family="tiny-sd", steps=[2], seeds=[0], prompts_per_pack=2,
+                   settings=settings, progress=False)
+    assert len(run.table) == 2 and run.table["likeness"].isna().all()
+
+
+def test_sampler_registry_checks_the_family():
+    for name in ("euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc", "flow_euler"):
+        assert name in SAMPLERS
+    with pytest.raises(ConfigError, match="cannot drive a flux"):
+        get_sampler("dpmpp_2m", "flux")
+    with pytest.raises(ConfigError, match="cannot drive a sdxl"):
+        get_sampler("flow_euler", "sdxl")
+    with pytest.raises(ConfigError, match="euler_a"):
+        get_sampler("euler-a", "sd")
+
+
+def test_every_builtin_pack_validates():
+    packs = builtin_packs()
+    assert len(packs) >= 8
+    for name in packs:
+        pack = get_pack(name)
+        assert pack.name == name and len(pack.prompts) >= 6
+        assert len({p.id for p in pack.prompts}) == len(pack.prompts)
+
+
+def test_broken_pack_names_file_line_and_field(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: my-pack\ndescription: x\nprompts:\n  - id: a\n    prompt: photo of {subject}\n"
+                    "  - id: b\n    prompt: a photo with no subject\n")
+    with pytest.raises(ConfigError) as err:
+        load_pack(path)
+    message = str(err.value)
+    assert "broken.yaml:7" in message and "prompts.1.prompt" in message and "{subject}" in message
+    path.write_text("name: My Pack\ndescription: x\nprompts: []\n")
+    with pytest.raises(ConfigError, match="broken.yaml:1: field 'name'"):
+        load_pack(path)

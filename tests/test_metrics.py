@@ -1,0 +1,63 @@
+"""Scoring: bootstrap against a known case; real photos scored as if generated."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from workbench.images import list_images
+from workbench.metrics import bootstrap_ci, paired_difference, summarize
+from workbench.metrics.quality import ClipScorer
+from workbench.metrics.score import reference_faces, score, score_images
+
+
+def test_bootstrap_ci_known_case():
+    rng = np.random.default_rng(1)
+    values = rng.normal(10.0, 2.0, size=400)
+    mean, low, high = bootstrap_ci(values, seed=0)
+    half = 1.96 * values.std(ddof=1) / np.sqrt(values.size)  # normal-theory CI of the mean
+    assert abs(mean - values.mean()) < 1e-12
+    assert abs((high - low) / 2 - half) < 0.1 * half and low < 10.0 < high
+    assert bootstrap_ci([3.0]) == (3.0, 3.0, 3.0)
+    assert all(np.isnan(bootstrap_ci([])))
+
+
+def test_paired_difference():
+    frame = pd.DataFrame({"metric": "m", "sampler": ["a"] * 5 + ["b"] * 5, "pack": "p", "prompt_id": "x",
+                          "seed": list(range(5)) * 2, "value": [1, 2, 3, 4, 5, 2, 3, 4, 5, 6]})
+    result = paired_difference(frame, "m", "sampler", "a", "b")
+    assert result["n_pairs"] == 5 and result["mean_diff"] == 1.0 and result["ci_low"] == result["ci_high"] == 1.0
+
+
+def test_real_photos_a_vs_a_beats_a_vs_b(analyzer, faces_dir, tmp_path):
+    """Lisa's photos scored as 'outputs' against her other photos, and against London 004/005."""
+    lisa = list_images(faces_dir / "lisa_debruine")
+    items = [{"image_id": p.name, "path": str(p), "pack": "real", "prompt_id": "x", "sampler": "none", "steps": 0,
+              "guidance": 0.0, "seed": i} for i, p in enumerate(lisa[:4])]
+    clip = ClipScorer(None)
+    own, _ = reference_faces(analyzer, lisa[4:])
+    other, _ = reference_faces(analyzer, list_images(faces_dir / "london_004") + list_images(faces_dir / "london_005"))
+    a_vs_a = score_images(items, faces_dir, own, [], analyzer, clip, progress=False)
+    a_vs_b = score_images(items, faces_dir, other, [], analyzer, clip, progress=False)
+    sa = summarize(a_vs_a, ["pack"]).set_index("metric")
+    sb = summarize(a_vs_b, ["pack"]).set_index("metric")
+    assert sa.loc["face_detected", "mean"] == 1.0
+    assert sa.loc["facesim_mean_ref", "ci_low"] > sb.loc["facesim_mean_ref", "ci_high"]
+    assert sa.loc["heldout_facesim", "mean"] > 0.45 > sb.loc["heldout_facesim", "mean"]
+    assert a_vs_a.loc[a_vs_a.metric == "clip_score", "reason"].iloc[0] == "CLIP score disabled"
+
+
+def test_score_a_run_marks_missing_values_with_reasons(tiny_likeness, settings, tmp_path):
+    from workbench.generate import generate
+
+    run = generate(tiny_likeness, ["beach"], tmp_path / "run", steps=[2], seeds=[0, 1], prompts_per_pack=1,
+                   settings=settings, progress=False)
+    table = score(run.path, progress=False)
+    assert (run.path / "scores.parquet").is_file()
+    per_image = table[table.image_id.notna()]
+    assert set(per_image.image_id) == set(run.table.image_id)
+    missing = per_image[per_image.value.isna()]
+    assert missing["reason"].notna().all()  # never a silent gap
+    assert set(table.metric) >= {"face_detected", "heldout_facesim", "nearest_train_facesim", "sharpness",
+                                 "exposure", "clip_score", "face_div"}
+    assert "not on this machine" in table[table.metric == "clip_score"].reason.iloc[0]
