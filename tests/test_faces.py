@@ -61,3 +61,40 @@ def test_identity_score_against_references(analyzer, faces_dir):
     assert own["facesim_max"] >= own["facesim_mean"]
     with pytest.raises(ValueError):
         identity_score(analyzer, other, [])
+
+
+def test_error_rates_known_case():
+    from workbench.faces.verify import error_rates, roc_auc
+
+    genuine, impostor = np.array([0.9, 0.8, 0.7, 0.4]), np.array([0.1, 0.2, 0.3, 0.5])
+    assert roc_auc(genuine, impostor) == 15 / 16
+    rates = error_rates(genuine, impostor)
+    assert rates["eer"] == 0.25 and rates["threshold_fmr_1pct"] == 0.7 and rates["fnmr_at_fmr_1pct"] == 0.25
+
+
+def test_verify_folder_with_degraded_copies(analyzer, faces_dir, tmp_path):
+    """Genuine vs impostor ROC-AUC >= 0.99 on real photos plus blurred, darkened, JPEG-30,
+    quarter-size and mirrored copies the test makes."""
+    from PIL import ImageEnhance, ImageFilter, ImageOps
+
+    from workbench.faces.verify import verify_folder
+
+    degrade = {
+        "blur": lambda im: im.filter(ImageFilter.GaussianBlur(2)),
+        "dark": lambda im: ImageEnhance.Brightness(im).enhance(0.5),
+        "small": lambda im: im.resize((im.width // 4, im.height // 4)),
+        "flip": ImageOps.mirror,
+    }
+    for person in ("lisa_debruine", "london_004", "london_005", "london_006", "london_025"):
+        target = tmp_path / person
+        target.mkdir()
+        for path in list_images(faces_dir / person)[:2]:
+            image = load_image(path)
+            image.save(target / f"{path.stem}.png")
+            image.save(target / f"{path.stem}-q30.jpg", quality=30)
+            for name, fn in degrade.items():
+                fn(image).save(target / f"{path.stem}-{name}.png")
+    summary, table = verify_folder(tmp_path, analyzer)
+    assert summary["identities"] == 5 and summary["genuine_pairs"] > 50
+    assert summary["roc_auc"] >= 0.99, summary
+    assert set(table.columns) >= {"a", "b", "genuine", "similarity", "distance"}

@@ -14,6 +14,8 @@ app = typer.Typer(help="Likeness Workbench: check selfies, train a likeness, gen
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 packs_app = typer.Typer(help="Style packs: list, show, validate.", no_args_is_help=True)
 likeness_app = typer.Typer(help="Inspect trained likenesses.", no_args_is_help=True)
+faces_app = typer.Typer(help="Face recognizers: verify one on your own photos.", no_args_is_help=True)
+app.add_typer(faces_app, name="faces")
 app.add_typer(packs_app, name="packs")
 app.add_typer(likeness_app, name="likeness")
 
@@ -174,6 +176,25 @@ def packs_validate(file: Path):
 
     pack = load_pack(file)
     typer.echo(f"{file}: ok ({pack.name}, {len(pack.prompts)} prompts)")
+
+
+@faces_app.command("verify")
+def faces_verify(folder: Path = typer.Argument(..., help="Folder of <identity>/<photos>."),
+                 recognizer: str = typer.Option("auto"), json_out: Path = typer.Option(None, "--json")):
+    """All genuine and impostor pairs: ROC-AUC, EER, threshold at 1% false-match rate, pair table."""
+    from .faces import get_analyzer
+    from .faces.verify import verify_folder
+    from .store import atomic_write_json, write_table
+
+    summary, table = verify_folder(folder, get_analyzer(recognizer))
+    for key, value in summary.items():
+        if key != "skipped":
+            typer.echo(f"{key:22} {value:.4f}" if isinstance(value, float) else f"{key:22} {value}")
+    for note in summary["skipped"]:
+        typer.echo(f"  skipped {note}")
+    if json_out:
+        atomic_write_json(json_out, summary)
+        write_table(table, json_out.with_suffix(".pairs.parquet"))
 
 
 def main() -> None:
