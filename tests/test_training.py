@@ -50,9 +50,9 @@ def test_killed_run_resumes_to_the_same_result(settings, analyzer, faces_dir, tm
 
     real_save = train_module.save_checkpoint
 
-    def die_after_first(out, *args, **kwargs):
-        path = real_save(out, *args, **kwargs)
-        if kwargs.get("step", args[4] if len(args) > 4 else None) == 4:
+    def die_after_first(out, pipe, adapter, optimizer, schedule, step, *rest):
+        path = real_save(out, pipe, adapter, optimizer, schedule, step, *rest)
+        if step == 4:
             raise KeyboardInterrupt  # killed right after the step-4 checkpoint
         return path
 

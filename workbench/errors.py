@@ -12,3 +12,13 @@ class ConfigError(WorkbenchError):
 
 class ModelNotAvailable(WorkbenchError):
     """Weights that are not on this machine and cannot be downloaded now."""
+
+
+def unknown_name(kind: str, name: str, known) -> ConfigError:
+    """``unknown <kind> 'x'; known: a, b. Did you mean 'a'?`` for registries looked up by name."""
+    import difflib
+
+    known = list(known)
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"unknown {kind} {name!r}; known: {', '.join(known)}.{hint}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, unknown_name
 
 EPS_ARCHS = ("sd", "sdxl")  # noise-prediction models on a discrete DDPM schedule
 FLOW_ARCHS = ("flux",)  # rectified-flow models
@@ -39,11 +39,7 @@ SAMPLERS: dict[str, Sampler] = {s.name: s for s in [
 
 def get_sampler(name: str, arch: str) -> Sampler:
     if name not in SAMPLERS:
-        import difflib
-
-        close = difflib.get_close_matches(name, SAMPLERS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown sampler {name!r}; known: {', '.join(SAMPLERS)}.{hint}")
+        raise unknown_name("sampler", name, SAMPLERS)
     sampler = SAMPLERS[name]
     if arch not in sampler.archs:
         usable = [s for s, v in SAMPLERS.items() if arch in v.archs]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..errors import ConfigError
+from ..errors import unknown_name
 
 Arch = Literal["sd", "sdxl", "flux"]
 PIPELINE_CLASSES: dict[str, str] = {
@@ -71,8 +71,4 @@ FAMILIES: dict[str, Family] = {
 def get_family(name: str) -> Family:
     if name in FAMILIES:
         return FAMILIES[name]
-    import difflib
-
-    close = difflib.get_close_matches(name, FAMILIES, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(f"unknown model family {name!r}; known: {', '.join(FAMILIES)}.{hint}")
+    raise unknown_name("model family", name, FAMILIES)

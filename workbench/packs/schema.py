@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import ConfigError
+from ..errors import ConfigError, unknown_name
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -98,8 +98,4 @@ def get_pack(name_or_path: str) -> Pack:
         return load_pack(packs[name_or_path])
     if Path(name_or_path).is_file():
         return load_pack(name_or_path)
-    import difflib
-
-    close = difflib.get_close_matches(name_or_path, packs, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(f"unknown pack {name_or_path!r}; built-in: {', '.join(packs)}.{hint}")
+    raise unknown_name("pack", name_or_path, packs)

@@ -12,7 +12,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..errors import WorkbenchError
-from ..images import list_images, load_image
+from ..images import list_images
 from ..store import Manifest, atomic_write_json, write_manifest, write_table
 from .photo import PhotoCheck, check_photo
 from .setcheck import find_duplicates, find_intruders, pose_coverage, verdict
@@ -74,8 +74,7 @@ def check_selfies(folder: str | os.PathLike, analyzer=None, thresholds: Threshol
     photos = [check_photo(path, analyzer, limits) for path in tqdm(files, desc="checking photos",
                                                                    disable=not progress, unit="photo")]
     # 2. set checks
-    images = {p.file: load_image(folder / p.file) for p in photos if "unreadable" not in p.flags}
-    duplicates = find_duplicates(photos, images, analyzer, limits)
+    duplicates = find_duplicates(photos, analyzer, limits)
     intruders = find_intruders(photos, analyzer, limits)
     coverage = pose_coverage(photos)
     # 3. verdict

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import imagehash
 import numpy as np
 from PIL import Image
 
@@ -30,6 +31,7 @@ class PhotoCheck:
     faces: list[Face] = field(default_factory=list, repr=False)
     size: tuple[int, int] | None = None
     severity: dict[str, str] = field(default_factory=dict)
+    phash: Any = field(default=None, repr=False)  # imagehash.ImageHash, for the duplicate check
 
     @property
     def subject(self) -> Face | None:
@@ -79,6 +81,7 @@ def check_photo(path: Path, analyzer, limits: Thresholds, name: str | None = Non
         result.flag("unreadable", f"{exc.detail}. {exc.fix}")
         return result
     result.size = image.size
+    result.phash = imagehash.phash(image)
     result.scores["short_side_px"] = float(min(image.size))
     if min(image.size) < limits.min_short_side_px:
         result.flag("low_resolution", f"The photo is only {image.width}x{image.height}; use the original from "
@@ -109,7 +112,7 @@ def _check_face(image: Image.Image, face: Face, result: PhotoCheck, limits: Thre
     if face.size < limits.face_fail_px:
         result.flag("face_too_small", f"Your face is only {face.size:.0f} px across; move closer or crop so your "
                     "face fills about a third of the photo.")
-    elif face.size < limits.face_warn_px and min(image.size) >= limits.min_short_side_px:
+    elif face.size < limits.face_warn_px:
         result.flag("face_too_small", f"Your face is {face.size:.0f} px across; closer photos teach the model "
                     "more detail.", severity="warn")
     margin = limits.edge_margin * face.size

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import imagehash
 import numpy as np
-from PIL import Image
 
 from .photo import PhotoCheck
 from .thresholds import Thresholds
@@ -29,11 +27,10 @@ def _groups(n: int, pairs: list[tuple[int, int]]) -> list[list[int]]:
     return [sorted(g) for g in members.values() if len(g) > 1]
 
 
-def find_duplicates(photos: list[PhotoCheck], images: dict[str, Image.Image], analyzer,
-                    limits: Thresholds) -> list[list[str]]:
+def find_duplicates(photos: list[PhotoCheck], analyzer, limits: Thresholds) -> list[list[str]]:
     """Groups of near-identical photos; every member after the first is flagged ``duplicate``."""
-    readable = [p for p in photos if p.file in images]
-    hashes = [imagehash.phash(images[p.file]) for p in readable]
+    readable = [p for p in photos if p.phash is not None]
+    hashes = [p.phash for p in readable]
     pairs = []
     for i in range(len(readable)):
         for j in range(i + 1, len(readable)):
