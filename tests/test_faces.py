@@ -98,3 +98,14 @@ def test_verify_folder_with_degraded_copies(analyzer, faces_dir, tmp_path):
     assert summary["identities"] == 5 and summary["genuine_pairs"] > 50
     assert summary["roc_auc"] >= 0.99, summary
     assert set(table.columns) >= {"a", "b", "genuine", "similarity", "distance"}
+
+
+def test_five_point_pose_agrees_in_sign_with_68_point_pose(analyzer, faces_dir):
+    """The insightface backend without its landmark model poses from 5 key points; same signs."""
+    from workbench.faces.pose import pose_from_5
+
+    for name, sign in (("02.jpg", 1), ("03.jpg", -1)):
+        image = load_image(faces_dir / "aws_rek_subject1" / name)
+        face = analyzer.analyze(image)[0]
+        yaw5 = pose_from_5(face.keypoints, image.size)[0]
+        assert sign * yaw5 > 15 and abs(yaw5 - face.yaw) < 10, (name, yaw5, face.yaw)

@@ -178,9 +178,24 @@ def packs_validate(file: Path):
     typer.echo(f"{file}: ok ({pack.name}, {len(pack.prompts)} prompts)")
 
 
+@faces_app.command("list")
+def faces_list():
+    """Recognizers, whether each can run here, and its licence."""
+    from .errors import ModelNotAvailable
+    from .faces import RECOGNIZERS, get_analyzer
+
+    for name in RECOGNIZERS:
+        try:
+            analyzer = get_analyzer(name)
+            typer.echo(f"{name:12} ready      {analyzer.version}\n{'':12} licence: {analyzer.licence}")
+        except ModelNotAvailable as missing:
+            typer.echo(f"{name:12} missing    {missing}")
+
+
 @faces_app.command("verify")
 def faces_verify(folder: Path = typer.Argument(..., help="Folder of <identity>/<photos>."),
-                 recognizer: str = typer.Option("auto"), json_out: Path = typer.Option(None, "--json")):
+                 recognizer: str = typer.Option("auto", help="dlib, insightface, insightface:<pack dir>, auto."),
+                 json_out: Path = typer.Option(None, "--json")):
     """All genuine and impostor pairs: ROC-AUC, EER, threshold at 1% false-match rate, pair table."""
     from .faces import get_analyzer
     from .faces.verify import verify_folder

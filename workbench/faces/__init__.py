@@ -9,12 +9,13 @@ from collections import OrderedDict
 import numpy as np
 from PIL import Image
 
-from ..errors import ConfigError
+from ..errors import unknown_name
 from .types import Face, FaceAnalyzer
 
-__all__ = ["Face", "FaceAnalyzer", "CachedAnalyzer", "get_analyzer", "identity_score", "RECOGNIZERS"]
+__all__ = ["Face", "FaceAnalyzer", "CachedAnalyzer", "get_analyzer", "available_recognizers", "identity_score",
+           "RECOGNIZERS"]
 
-RECOGNIZERS = ("dlib",)
+RECOGNIZERS = ("dlib", "insightface")
 _instances: dict[str, CachedAnalyzer] = {}
 
 
@@ -54,15 +55,35 @@ class CachedAnalyzer:
         return self.backend.distance(a, b)
 
 
-def get_analyzer(name: str = "auto") -> CachedAnalyzer:
-    """A process-wide analyzer. ``auto`` is the embedded dlib recognizer (works offline)."""
-    name = "dlib" if name in {"auto", "default"} else name
-    if name not in RECOGNIZERS:
-        raise ConfigError(f"unknown recognizer {name!r}; available: {', '.join(RECOGNIZERS)}")
-    if name not in _instances:
-        from .dlib_backend import DlibAnalyzer
+def _insightface_present(pack: str = "buffalo_l") -> bool:
+    from .insightface_backend import pack_dir
 
-        _instances[name] = CachedAnalyzer(DlibAnalyzer())
+    return any(pack_dir(pack).glob("*.onnx")) if pack_dir(pack).is_dir() else False
+
+
+def available_recognizers() -> list[str]:
+    """Recognizers that can run here now: dlib always, insightface when its pack is on disk."""
+    return ["insightface", "dlib"] if _insightface_present() else ["dlib"]
+
+
+def get_analyzer(name: str = "auto") -> CachedAnalyzer:
+    """A process-wide analyzer by name: ``dlib``, ``insightface`` (pack ``buffalo_l``),
+    ``insightface:<pack name or directory>``, or ``auto`` = the best one available (ArcFace when its
+    pack is on disk, else the embedded dlib recognizer, which always works offline)."""
+    if name in {"auto", "default"}:
+        name = available_recognizers()[0]
+    kind, _, pack = name.partition(":")
+    if kind not in RECOGNIZERS:
+        raise unknown_name("recognizer", name, RECOGNIZERS)
+    if name not in _instances:
+        if kind == "dlib":
+            from .dlib_backend import DlibAnalyzer
+
+            _instances[name] = CachedAnalyzer(DlibAnalyzer())
+        else:
+            from .insightface_backend import InsightFaceAnalyzer
+
+            _instances[name] = CachedAnalyzer(InsightFaceAnalyzer(pack or "buffalo_l"))
     return _instances[name]
 
 

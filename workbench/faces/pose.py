@@ -22,16 +22,35 @@ MODEL_POINTS = np.array([
     (150.0, -150.0, -125.0),  # image-right mouth corner (54)
 ], dtype=np.float64)
 LANDMARK_INDEX_68 = (30, 8, 36, 45, 48, 54)
+# The 5-point variant (insightface key points): eye centres sit ~65 mm inside the outer corners.
+MODEL_POINTS_5 = np.array([
+    (-160.0, 170.0, -115.0),  # image-left eye centre
+    (160.0, 170.0, -115.0),  # image-right eye centre
+    (0.0, 0.0, 0.0),  # nose tip
+    (-150.0, -150.0, -125.0),  # image-left mouth corner
+    (150.0, -150.0, -125.0),  # image-right mouth corner
+], dtype=np.float64)
 
 
 def pose_from_68(landmarks: np.ndarray, image_size: tuple[int, int]) -> tuple[float, float, float]:
     """(yaw, pitch, roll) in degrees from 68 dlib/iBUG landmarks."""
-    image_points = landmarks[list(LANDMARK_INDEX_68)].astype(np.float64)
+    return _solve(MODEL_POINTS, landmarks[list(LANDMARK_INDEX_68)], image_size)
+
+
+def pose_from_5(keypoints: np.ndarray, image_size: tuple[int, int]) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) from the 5 key points alone (coarser: no chin, so pitch is weakly held)."""
+    return _solve(MODEL_POINTS_5, keypoints, image_size)
+
+
+def _solve(model_points: np.ndarray, points: np.ndarray, image_size: tuple[int, int]) -> tuple[float, float, float]:
+    image_points = np.asarray(points, dtype=np.float64)
     width, height = image_size
     camera = np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], dtype=np.float64)
     # Model y is up, image y is down: flip the model so one frame serves both.
-    model = MODEL_POINTS * np.array([1.0, -1.0, -1.0])
-    ok, rvec, _ = cv2.solvePnP(model, image_points, camera, np.zeros(4), flags=cv2.SOLVEPNP_ITERATIVE)
+    model = model_points * np.array([1.0, -1.0, -1.0])
+    # DLT (the iterative solver's start) needs 6 points; SQPnP is globally optimal from 3.
+    flags = cv2.SOLVEPNP_ITERATIVE if len(model) >= 6 else cv2.SOLVEPNP_SQPNP
+    ok, rvec, _ = cv2.solvePnP(model, image_points, camera, np.zeros(4), flags=flags)
     if not ok:
         return float("nan"), float("nan"), float("nan")
     rotation, _ = cv2.Rodrigues(rvec)
