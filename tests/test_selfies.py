@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 
+import numpy as np
 from PIL import Image, ImageFilter
 
-from workbench.selfies import FLAGS, check_selfies
+from workbench.selfies import DEFAULT_THRESHOLDS, FLAGS, check_selfies
 
 
 def _by_file(report):
@@ -14,15 +16,47 @@ def _by_file(report):
 
 
 def test_subject1_set(analyzer, faces_dir, tmp_path):
+    """The issue's named photos: sunglasses, cap, two profiles, looking up; frontal ones pass."""
     report = check_selfies(faces_dir / "aws_rek_subject1", analyzer=analyzer, out=tmp_path, progress=False)
     photos = _by_file(report)
-    assert photos["01.jpg"].status == "pass" and photos["09.jpg"].status != "fail"
-    assert "no_face" in photos["06.jpg"].flags and "no_face" in photos["07.jpg"].flags
+    assert photos["01.jpg"].status == "pass" and photos["05.jpg"].status == "pass"
+    assert photos["03.jpg"].status == "pass"
+    assert "sunglasses" in photos["08.jpg"].flags and "hat" in photos["09.jpg"].flags
+    for name in ("04.jpg", "06.jpg", "07.jpg"):
+        assert "extreme_pose" in photos[name].flags, name
+    flagged = {name: p.flags for name, p in photos.items()}
+    assert not any("sunglasses" in f for n, f in flagged.items() if n != "08.jpg"), flagged
+    assert not any("hat" in f for n, f in flagged.items() if n != "09.jpg"), flagged
     assert report.verdict in {"usable_with_warnings", "not_ready"}
-    assert report.set["count"] == 9 and "06.jpg" not in report.set["training_files"]
+    assert report.set["count"] == 9
     saved = (tmp_path / "check.json").read_text()
     assert '"verdict"' in saved and (tmp_path / "photos.parquet").is_file() and (tmp_path / "manifest.json").is_file()
     assert set(f for p in report.photos for f in p.flags) <= set(FLAGS)
+    assert report.set["variety"]["smiling"] + report.set["variety"]["neutral"] >= 5
+
+
+def test_small_face_and_steep_pitch(analyzer, faces_dir):
+    other = _by_file(check_selfies(faces_dir / "_other", analyzer=analyzer, progress=False))
+    assert "face_too_small" in other["02.jpg"].flags and other["02.jpg"].status == "fail"
+    assert "extreme_pose" in other["01.jpg"].flags
+
+
+def test_expression_rules_on_landmark_geometry(analyzer, faces_dir):
+    """No fixture photo has an extreme expression, so the rule is checked on moved landmarks."""
+    from workbench.images import load_image
+    from workbench.selfies.attributes import measure
+
+    image = load_image(faces_dir / "lisa_debruine" / "04.jpg")
+    face = analyzer.analyze(image)[0]
+    relaxed = measure(image, face)
+    iod = np.linalg.norm(face.landmarks[36:42].mean(0) - face.landmarks[42:48].mean(0))
+    shouting = copy.deepcopy(face)
+    shouting.landmarks[65:68, 1] += 0.6 * iod  # lower inner lip drops: mouth wide open
+    eyes_shut = copy.deepcopy(face)
+    for upper, lower in ((37, 41), (38, 40), (43, 47), (44, 46)):
+        eyes_shut.landmarks[upper, 1] = eyes_shut.landmarks[lower, 1] = face.landmarks[[upper, lower], 1].mean()
+    assert relaxed["mouth_open"] < DEFAULT_THRESHOLDS.mouth_open_above < measure(image, shouting)["mouth_open"]
+    assert measure(image, eyes_shut)["eye_aspect"] < DEFAULT_THRESHOLDS.eyes_closed_below < relaxed["eye_aspect"]
 
 
 def test_dark_multi_and_noface(analyzer, faces_dir, tmp_path):

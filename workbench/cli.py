@@ -57,9 +57,11 @@ def demo(family: str = typer.Option("tiny-sd", help="Model family (tiny-sd runs 
 @app.command()
 def check(folder: Path = typer.Argument(..., help="Folder of selfies."),
           json_out: Path = typer.Option(None, "--json", help="Write the report as JSON here."),
+          html_out: Path = typer.Option(None, "--html", help="Write a self-contained HTML report here."),
           out: Path = typer.Option(None, help="Save the full check (JSON, Parquet, manifest) in this folder.")):
     """Check a folder of selfies: per-photo flags with advice, and a set verdict."""
     from .selfies import check_selfies
+    from .selfies.html import write_html
     from .store import atomic_write_json
 
     report = check_selfies(folder, out=out)
@@ -72,6 +74,23 @@ def check(folder: Path = typer.Argument(..., help="Folder of selfies."),
         typer.echo(f"  - {advice}")
     if json_out:
         atomic_write_json(json_out, report.as_dict())
+    if html_out:
+        write_html(report, html_out)
+
+
+@app.command()
+def degrade(folder: Path = typer.Argument(..., help="Selfie set to degrade."),
+            kind: str = typer.Option(..., help="blur, darken, overexpose, noise, jpeg, downscale, beauty, "
+                                     "occlusion, duplicates, intruder, fewer."),
+            strength: float = typer.Option(..., help="See `workbench degrade --help` of each kind in the docs."),
+            out: Path = typer.Option(..., help="New selfie set folder (must not exist or be empty)."),
+            seed: int = typer.Option(0), fraction: float = typer.Option(1.0, help="Share of photos degraded."),
+            others: Path = typer.Option(None, help="Photos of someone else (for --kind intruder).")):
+    """Write a degraded copy of a selfie set, with a manifest of what was done to which photo."""
+    from .selfies.degrade import KINDS, degrade_set
+
+    target = degrade_set(folder, out, kind, strength, seed=seed, fraction=fraction, others=others)
+    typer.echo(f"{kind} at strength {strength:g} ({KINDS[kind]}) -> {target}")
 
 
 @app.command()

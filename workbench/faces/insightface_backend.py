@@ -253,7 +253,7 @@ class InsightFaceAnalyzer:
             results[index].append(Face(
                 bbox=tuple(float(v) for v in det[:4]), keypoints=kps.astype(np.float32), det_score=float(det[4]),
                 embedding=raw / max(np.linalg.norm(raw), 1e-12), recognizer=f"{self.name} ({self.version})",
-                yaw=yaw, pitch=pitch, roll=roll, landmarks=landmarks, descriptor=raw))
+                yaw=yaw, pitch=pitch, roll=roll, landmarks=landmarks, descriptor=raw, detector="scrfd"))
         for faces in results:
             faces.sort(key=lambda f: f.area, reverse=True)
         return results

@@ -17,7 +17,8 @@ class Face:
     image-left mouth corner, image-right mouth corner). ``yaw`` > 0 means the face is turned towards
     the image's right (the person's left); ``pitch`` > 0 looks up; ``roll`` > 0 tilts clockwise.
     ``embedding`` is L2-normalised; ``descriptor`` is the recognizer's raw output (dlib compares raw
-    L2 distances, so it is kept).
+    L2 distances, so it is kept). ``detector`` names the detector that found it (``hog``, ``haar``,
+    ``cnn``, ``scrfd``).
     """
 
     bbox: tuple[float, float, float, float]
@@ -30,6 +31,7 @@ class Face:
     roll: float = 0.0
     landmarks: np.ndarray | None = None
     descriptor: np.ndarray | None = field(default=None, repr=False)
+    detector: str = ""
 
     @property
     def width(self) -> float:

@@ -110,23 +110,26 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
                        "batch_size": batch_size}
     manifest.seeds, manifest.status = list(seeds), "running"
     write_manifest(out, manifest)
-    # 3. render, batched by everything that must be shared within a pipeline call
-    if todo:
+    # 3. render. Batches are planned over the whole grid, never over what is left: CPU and GPU kernels
+    # may round differently at another batch size, so a resumed image is re-rendered in its original
+    # batch (only the missing files are written) and comes out bit-identical.
+    batches = plan_batches(jobs, batch_size)
+    pending = [b for b in batches if any(j.image_id not in rows for j in b)]
+    if pending:
         pipe, source = load_pipeline(fam, base, settings)
         if likeness:
             pipe.load_lora_weights(likeness.path, weight_name=LORA_FILE, adapter_name="likeness")
         manifest.outputs["model"] = source.as_dict()
         scheduler_config = dict(pipe.scheduler.config)
         bar = tqdm(total=len(todo), desc="generating", disable=not progress, unit="img")
-        key = lambda j: (j.sampler, j.steps, j.guidance, j.size)  # noqa: E731
-        for (sampler, _steps, _guidance, _size), group in itertools.groupby(sorted(todo, key=key), key=key):
-            pipe.scheduler = make_scheduler(sampler, fam.arch, scheduler_config)
-            group = list(group)
-            for start in range(0, len(group), batch_size):
-                batch = group[start:start + batch_size]
-                rows.update(render_batch(pipe, batch, fam, likeness, source, out))
-                write_table(pd.DataFrame(list(rows.values())), out / TABLE)
-                bar.update(len(batch))
+        current = None
+        for batch in pending:
+            if batch[0].sampler != current:
+                pipe.scheduler, current = make_scheduler(batch[0].sampler, fam.arch, scheduler_config), batch[0].sampler
+            missing = {j.image_id for j in batch if j.image_id not in rows}
+            rows.update(render_batch(pipe, batch, fam, likeness, source, out, only=missing))
+            write_table(pd.DataFrame(list(rows.values())), out / TABLE)
+            bar.update(len(missing))
         bar.close()
     # 4. the table, in plan order
     table = pd.DataFrame([rows[j.image_id] for j in jobs if j.image_id in rows])
@@ -136,7 +139,19 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
     return GenerationRun(out, table)
 
 
-def render_batch(pipe, batch: list[Job], fam, likeness, source, out: Path) -> dict[str, dict[str, Any]]:
+def plan_batches(jobs: list[Job], batch_size: int) -> list[list[Job]]:
+    """Fixed batches: jobs that share a pipeline call (sampler, steps, guidance, size), in plan order."""
+    key = lambda j: (j.sampler, j.steps, j.guidance, j.size)  # noqa: E731
+    batches = []
+    for _, group in itertools.groupby(sorted(jobs, key=key), key=key):
+        group = list(group)
+        batches += [group[i:i + batch_size] for i in range(0, len(group), batch_size)]
+    return batches
+
+
+def render_batch(pipe, batch: list[Job], fam, likeness, source, out: Path,
+                 only: set[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Render one batch; write (and return rows for) the images in ``only``, or all of them."""
     started = time.perf_counter()
     kwargs: dict[str, Any] = {}
     if fam.arch != "flux":  # FLUX.1-dev is guidance-distilled: no negative prompt, no CFG
@@ -147,6 +162,8 @@ def render_batch(pipe, batch: list[Job], fam, likeness, source, out: Path) -> di
     seconds = (time.perf_counter() - started) / len(batch)
     rows = {}
     for job, image in zip(batch, images, strict=True):
+        if only is not None and job.image_id not in only:
+            continue
         params = {"prompt": job.prompt, "negative": job.negative, "steps": job.steps, "sampler": job.sampler,
                   "sampler_a1111": get_sampler(job.sampler, fam.arch).a1111, "guidance": job.guidance,
                   "seed": job.seed, "width": image.width, "height": image.height, "model": fam.name,

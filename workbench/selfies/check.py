@@ -15,7 +15,7 @@ from ..errors import WorkbenchError
 from ..images import list_images
 from ..store import Manifest, atomic_write_json, write_manifest, write_table
 from .photo import PhotoCheck, check_photo
-from .setcheck import find_duplicates, find_intruders, pose_coverage, verdict
+from .setcheck import find_duplicates, find_intruders, pose_coverage, variety, verdict
 from .thresholds import DEFAULT_THRESHOLDS, Thresholds
 
 
@@ -77,12 +77,13 @@ def check_selfies(folder: str | os.PathLike, analyzer=None, thresholds: Threshol
     duplicates = find_duplicates(photos, analyzer, limits)
     intruders = find_intruders(photos, analyzer, limits)
     coverage = pose_coverage(photos)
+    varied = variety(photos, limits)
     # 3. verdict
     outcome, training, advice = verdict(photos, limits)
     report = CheckReport(folder=folder, photos=photos, recognizer=f"{analyzer.name} ({analyzer.version})", set={
         "verdict": outcome, "count": len(photos), "usable": len(training), "training_files": training,
-        "duplicates": duplicates, "intruders": intruders, "pose_coverage": coverage,
-        "advice": advice + coverage["advice"],
+        "duplicates": duplicates, "intruders": intruders, "pose_coverage": coverage, "variety": varied,
+        "advice": advice + coverage["advice"] + varied["advice"],
     })
     # 4. save
     if out is not None:

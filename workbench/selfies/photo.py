@@ -13,7 +13,12 @@ from PIL import Image
 
 from ..faces.types import Face
 from ..images import ImageRefused, load_image
+from . import attributes
 from .thresholds import Thresholds
+
+# Photos are analysed at most this large (12 MP JPEGs decode at 1/2 scale): faces stay far above
+# every size threshold, and a 30-photo phone set is checked in seconds.
+ANALYSIS_MAX_SIDE = 2000
 
 # The stable flag vocabulary (documented in README). Severity decides pass / warn / fail.
 FAIL_FLAGS = {"unreadable", "no_face", "face_too_small", "blurry", "too_dark", "too_bright", "different_person"}
@@ -75,26 +80,30 @@ def check_photo(path: Path, analyzer, limits: Thresholds, name: str | None = Non
     result = PhotoCheck(file=name or path.name)
     # 1. read
     try:
-        image = load_image(path)
+        image = load_image(path, max_side=ANALYSIS_MAX_SIDE)
     except ImageRefused as exc:
         result.scores["readable"] = 0.0
         result.flag("unreadable", f"{exc.detail}. {exc.fix}")
         return result
-    result.size = image.size
+    result.size = image.info.get("original_size", image.size)
+    scale = image.width / result.size[0]  # analysis pixels per original pixel
     result.phash = imagehash.phash(image)
-    result.scores["short_side_px"] = float(min(image.size))
-    if min(image.size) < limits.min_short_side_px:
-        result.flag("low_resolution", f"The photo is only {image.width}x{image.height}; use the original from "
+    result.scores["short_side_px"] = float(min(result.size))
+    if min(result.size) < limits.min_short_side_px:
+        result.flag("low_resolution", f"The photo is only {result.size[0]}x{result.size[1]}; use the original from "
                     f"your phone (at least {limits.min_short_side_px} px on the short side).")
     # 2. find faces
     result.faces = analyzer.analyze(image)
     result.scores["faces"] = float(len(result.faces))
+    luminance = float(np.asarray(image.convert("L"), dtype=np.float32).mean())
+    result.scores["image_brightness"] = luminance
     if not result.faces:
-        luminance = float(np.asarray(image.convert("L"), dtype=np.float32).mean())
-        result.scores["image_brightness"] = luminance
         if luminance < limits.dark_image_fail:
             result.flag("too_dark", "The photo is so dark that no face can be found; take it facing a window "
                         "or a lamp.")
+        elif luminance > limits.bright_image_fail:
+            result.flag("too_bright", "The photo is so washed out that no face can be found; avoid direct sun, "
+                        "flash or over-exposure.")
         result.flag("no_face", "No face was found; use a photo where your face is clearly visible and turned "
                     "towards the camera.")
         return result
@@ -102,18 +111,20 @@ def check_photo(path: Path, analyzer, limits: Thresholds, name: str | None = Non
         x0, y0, x1, y1 = result.faces[0].bbox
         result.flag("multiple_faces", f"{len(result.faces)} faces: the largest (centre {int((x0 + x1) / 2)},"
                     f"{int((y0 + y1) / 2)}) is taken as you. Crop the others out or use a photo of you alone.")
-    _check_face(image, result.faces[0], result, limits)
+    _check_face(image, result.faces[0], result, limits, scale)
     return result
 
 
-def _check_face(image: Image.Image, face: Face, result: PhotoCheck, limits: Thresholds) -> None:
+def _check_face(image: Image.Image, face: Face, result: PhotoCheck, limits: Thresholds, scale: float = 1.0) -> None:
+    """Face checks on the analysis image; pixel sizes are reported in the original photo's pixels."""
     scores = result.scores
-    scores.update(face_px=face.size, det_score=face.det_score, yaw=face.yaw, pitch=face.pitch, roll=face.roll)
-    if face.size < limits.face_fail_px:
-        result.flag("face_too_small", f"Your face is only {face.size:.0f} px across; move closer or crop so your "
+    face_px = face.size / scale
+    scores.update(face_px=face_px, det_score=face.det_score, yaw=face.yaw, pitch=face.pitch, roll=face.roll)
+    if face_px < limits.face_fail_px:
+        result.flag("face_too_small", f"Your face is only {face_px:.0f} px across; move closer or crop so your "
                     "face fills about a third of the photo.")
-    elif face.size < limits.face_warn_px:
-        result.flag("face_too_small", f"Your face is {face.size:.0f} px across; closer photos teach the model "
+    elif face_px < limits.face_warn_px:
+        result.flag("face_too_small", f"Your face is {face_px:.0f} px across; closer photos teach the model "
                     "more detail.", severity="warn")
     margin = limits.edge_margin * face.size
     x0, y0, x1, y1 = face.bbox
@@ -124,16 +135,44 @@ def _check_face(image: Image.Image, face: Face, result: PhotoCheck, limits: Thre
     scores["sharpness"] = sharpness(gray)
     scores["brightness"] = float(gray.mean())
     scores["contrast"] = float(gray.std())
+    scores["clipped"] = float((gray >= 250).mean())
     if scores["sharpness"] < limits.sharpness_fail:
         result.flag("blurry", "Your face is blurry; hold the phone still, tap to focus on your face, and avoid "
                     "zoomed or screenshot copies.")
-    if scores["brightness"] < limits.dark_fail:
+    if scores["brightness"] < limits.dark_fail or scores["image_brightness"] < limits.dark_image_fail:
         result.flag("too_dark", "Your face is too dark; face a window or a lamp.")
-    elif scores["brightness"] > limits.bright_fail:
+    elif scores["brightness"] > limits.bright_fail or scores["clipped"] > limits.clipped_fail:
         result.flag("too_bright", "Your face is washed out; avoid direct sun or flash on your face.")
     elif scores["contrast"] < limits.contrast_fail:
         result.flag("low_contrast", "Your face looks flat; use even light from the front rather than haze or "
                     "backlight.")
-    if abs(face.yaw) > limits.yaw_warn_deg or abs(face.pitch) > limits.pitch_warn_deg:
+    if face.detector == "cnn":
+        scores["pose_known"] = 0.0
+        result.flag("extreme_pose", "Only the profile-capable detector found your face: it is turned too far "
+                    "(profile) or tilted steeply up or down. Use photos facing the camera or three-quarter views.")
+    elif abs(face.yaw) > limits.yaw_warn_deg or abs(face.pitch) > limits.pitch_warn_deg:
         result.flag("extreme_pose", "Your head is turned too far; a few three-quarter views help, profiles "
                     "and strong up/down tilts do not.")
+    _check_attributes(image, face, result, limits, face_px)
+
+
+def _check_attributes(image: Image.Image, face: Face, result: PhotoCheck, limits: Thresholds, face_px: float) -> None:
+    """Sunglasses, hat, expression and skin smoothing, from landmarks and face-region pixels."""
+    if face.detector == "cnn":
+        return  # landmarks are unreliable on faces only the CNN finds
+    measured = attributes.measure(image, face)
+    result.scores.update(measured)
+    if measured.get("eye_brightness_ratio", 1.0) < limits.sunglasses_below:
+        result.flag("sunglasses", "Your eyes are hidden (sunglasses or a dark band over them); the model must see "
+                    "your eyes. Use photos without sunglasses.")
+    if measured.get("forehead_skin", 1.0) < limits.hat_below:
+        result.flag("hat", "Your forehead is covered (a hat, cap or hood); take it off so the model learns your "
+                    "hairline and head shape.")
+    if measured.get("mouth_open", 0.0) > limits.mouth_open_above or \
+            measured.get("eye_aspect", 1.0) < limits.eyes_closed_below:
+        result.flag("extreme_expression", "A strong expression (mouth wide open or eyes shut) distorts your face; "
+                    "use relaxed expressions, neutral or smiling.")
+    if face_px >= limits.beauty_min_face_px and \
+            measured.get("skin_texture_ratio", 1.0) < limits.beauty_filter_below:
+        result.flag("beauty_filter", "Your skin looks airbrushed (a beauty filter or heavy smoothing); use the "
+                    "unfiltered original so the model learns your real skin.")

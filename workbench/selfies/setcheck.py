@@ -70,8 +70,9 @@ def find_intruders(photos: list[PhotoCheck], analyzer, limits: Thresholds) -> li
 
 def pose_coverage(photos: list[PhotoCheck]) -> dict[str, Any]:
     """Counts of faces turned left / frontal / right and looking up / level / down, with advice."""
-    yaws = [p.subject.yaw for p in photos if p.subject is not None and p.status != "fail"]
-    pitches = [p.subject.pitch for p in photos if p.subject is not None and p.status != "fail"]
+    posed = [p.subject for p in photos if p.subject is not None and p.status != "fail"]
+    yaws = [f.yaw for f in posed if np.isfinite(f.yaw)]  # NaN: pose unknown (profile found by the CNN)
+    pitches = [f.pitch for f in posed if np.isfinite(f.pitch)]
     coverage = {
         "turned_image_left": sum(y < -15 for y in yaws), "frontal": sum(-15 <= y <= 15 for y in yaws),
         "turned_image_right": sum(y > 15 for y in yaws),
@@ -88,6 +89,23 @@ def pose_coverage(photos: list[PhotoCheck]) -> dict[str, Any]:
         advice.append(f"Add {3 - coverage['frontal']} photo(s) looking straight at the camera.")
     coverage["advice"] = advice
     return coverage
+
+
+def variety(photos: list[PhotoCheck], limits: Thresholds) -> dict[str, Any]:
+    """Expression variety (smiling vs neutral, from mouth width) and lighting variety (spread of face
+    brightness and of left/right light balance), each with advice when the set is all one kind."""
+    usable = [p for p in photos if p.status != "fail" and "mouth_width" in p.scores]
+    smiling = sum(p.scores["mouth_width"] > limits.smile_width_above for p in usable)
+    brightness = [p.scores["brightness"] for p in photos if p.status != "fail" and "brightness" in p.scores]
+    spread = float(np.ptp(brightness)) if len(brightness) > 1 else 0.0
+    advice = []
+    if len(usable) >= 5 and smiling == 0:
+        advice.append("Every photo has the same neutral expression; add 2-3 where you smile.")
+    elif len(usable) >= 5 and smiling == len(usable):
+        advice.append("You smile in every photo; add 2-3 with a relaxed, neutral expression.")
+    if len(brightness) >= 5 and spread < 20:
+        advice.append("All photos have the same light; add some in daylight, indoors and in the shade.")
+    return {"smiling": smiling, "neutral": len(usable) - smiling, "brightness_spread": spread, "advice": advice}
 
 
 def verdict(photos: list[PhotoCheck], limits: Thresholds) -> tuple[str, list[str], list[str]]:
