@@ -35,6 +35,13 @@ def test_train_load_and_change_output(family, settings, analyzer, faces_dir, tmp
     pipe.load_lora_weights(likeness.path, weight_name="lora.safetensors")
     after = _render(pipe)
     assert np.abs(before - after).max() > 0  # the adapter is real and applied
+    kohya = likeness.path / "lora_kohya.safetensors"
+    if family == "tiny-flux":
+        assert not kohya.exists()  # FLUX: the diffusers file is what ComfyUI loads
+    else:
+        fresh, _ = load_pipeline(family, settings=settings)
+        fresh.load_lora_weights(likeness.path, weight_name=kohya.name)
+        assert np.array_equal(_render(fresh), after)  # the kohya export is the same LoRA
 
 
 def test_finished_likeness_is_not_retrained(tiny_likeness, settings, analyzer, faces_dir, monkeypatch):
@@ -74,3 +81,80 @@ def test_likeness_load_refuses_unfinished(tmp_path):
 
     with pytest.raises(WorkbenchError, match="workbench train"):
         Likeness.load(tmp_path)
+
+
+def test_text_encoder_lora_prior_captions_and_kohya_round_trip(settings, analyzer, faces_dir, tmp_path):
+    """Every optional part at once on tiny-sd, then the kohya export loads back to the same tensors,
+    alphas and pixels as the diffusers file."""
+    import shutil
+
+    import numpy as np
+    from peft.utils import get_peft_model_state_dict
+
+    from workbench.models import get_family, load_pipeline
+
+    selfies = tmp_path / "set"
+    shutil.copytree(faces_dir / "lisa_debruine", selfies)
+    (selfies / "01.txt").write_text("{subject} in a dark jumper")
+    (selfies / "02.txt").write_text("studio light")
+    likeness = train_likeness(selfies, tmp_path / "lk", family="tiny-sd", settings=settings, analyzer=analyzer,
+                              progress=False, steps=4, rank=4, alpha=8, train_text_encoder=True,
+                              prior_preservation=True, class_images=2, held_out=2, seed=3)
+    card = likeness.card
+    assert len(list((tmp_path / "lk" / "class-images").glob("*.png"))) == 2
+    captions = card["captions"]
+    assert {"01.jpg", "02.jpg"} & captions.keys()  # seed 3 trains on at least one of them
+    if "01.jpg" in captions:
+        assert captions["01.jpg"] == "ohwx person in a dark jumper"
+    if "02.jpg" in captions:
+        assert captions["02.jpg"] == "photo of ohwx person, studio light"
+    assert card["kohya_export"] == "lora_kohya.safetensors"
+
+    def load(weight_name):
+        pipe, _ = load_pipeline(get_family("tiny-sd"), None, settings)
+        pipe.load_lora_weights(likeness.path, weight_name=weight_name, adapter_name="x")
+        image = pipe("photo of ohwx person", num_inference_steps=2, output_type="np",
+                     generator=torch.Generator().manual_seed(0)).images
+        return pipe, image
+
+    diffusers_pipe, diffusers_image = load("lora.safetensors")
+    kohya_pipe, kohya_image = load("lora_kohya.safetensors")
+    for module in ("unet", "text_encoder"):
+        a = get_peft_model_state_dict(getattr(diffusers_pipe, module), adapter_name="x")
+        b = get_peft_model_state_dict(getattr(kohya_pipe, module), adapter_name="x")
+        assert a.keys() == b.keys() and len(a) > 0, module
+        assert all(torch.equal(a[k], b[k]) for k in a), module
+        assert getattr(diffusers_pipe, module).peft_config["x"].lora_alpha == \
+            getattr(kohya_pipe, module).peft_config["x"].lora_alpha
+    assert diffusers_pipe.unet.peft_config["x"].lora_alpha == 8  # alpha survived the diffusers file too
+    assert np.array_equal(diffusers_image, kohya_image)
+
+
+def test_text_encoder_lora_is_refused_for_flux(settings, analyzer, faces_dir, tmp_path):
+    from workbench.errors import WorkbenchError
+
+    with pytest.raises(WorkbenchError, match="sd/sdxl"):
+        train_likeness(faces_dir / "lisa_debruine", tmp_path / "f", family="tiny-flux", settings=settings,
+                       analyzer=analyzer, progress=False, steps=2, train_text_encoder=True)
+
+
+def test_aspect_buckets(settings, analyzer, faces_dir, tmp_path):
+    """SDXL's buckets are the usual ones; photos go to the bucket of their aspect; a mixed set trains."""
+    from PIL import Image
+
+    from workbench.likeness.prepare import face_crop, nearest_bucket
+    from workbench.models import get_family
+
+    assert get_family("sdxl").buckets()[:3] == [(1024, 1024), (896, 1152), (1152, 896)]
+    assert nearest_bucket((3000, 4000), get_family("sdxl").buckets()) == (896, 1152)
+    photo = Image.open(faces_dir / "lisa_debruine" / "05.jpg")
+    assert face_crop(photo, None, (48, 64)).size == (48, 64)
+    selfies = tmp_path / "mixed"
+    selfies.mkdir()
+    for name in ("01.jpg", "02.jpg", "03.jpg"):  # 3:4 portraits
+        Image.open(faces_dir / "lisa_debruine" / name).save(selfies / name)
+    Image.open(faces_dir / "lisa_debruine" / "07.jpg").crop((0, 100, 1152, 1252)).save(selfies / "square.jpg")
+    Image.open(faces_dir / "lisa_debruine" / "08.jpg").crop((0, 200, 1152, 1064)).save(selfies / "wide.jpg")
+    likeness = train_likeness(selfies, tmp_path / "lk", family="tiny-sdxl", settings=settings, analyzer=analyzer,
+                              progress=False, steps=3, buckets=True, held_out=0)
+    assert np.isfinite(likeness.card["curve"][-1]["loss"]) and likeness.card["config"]["buckets"]

@@ -101,8 +101,16 @@ def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked f
           rank: int = typer.Option(16), learning_rate: float = typer.Option(1e-4),
           seed: int = typer.Option(0), class_word: str = typer.Option("person", help="man, woman, person..."),
           token: str = typer.Option("ohwx"), mixed_precision: str = typer.Option(None),
+          alpha: float = typer.Option(None, help="LoRA alpha (default: the rank)."),
+          train_text_encoder: bool = typer.Option(False, help="LoRA on the CLIP text encoder(s) too (sd/sdxl)."),
+          prior_preservation: bool = typer.Option(False, help="DreamBooth class prior from base-model images."),
+          class_images: int = typer.Option(None, help="Class images for the prior (default: 2 per photo, >= 50)."),
+          captions: Path = typer.Option(None, help="captions.csv (file,caption); default: sidecar <photo>.txt."),
+          gradient_checkpointing: bool = typer.Option(False),
+          buckets: bool = typer.Option(False, help="Aspect buckets: keep each photo's aspect instead of square."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
-    """Train a likeness (DreamBooth-LoRA) from a folder of selfies."""
+    """Train a likeness (DreamBooth-LoRA) from a folder of selfies. Writes lora.safetensors (diffusers),
+    lora_kohya.safetensors (ComfyUI / A1111, sd and sdxl), likeness.json and validation images."""
     from .likeness import train_likeness
     from .store import is_done
 
@@ -111,7 +119,10 @@ def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked f
         typer.echo(f"{out}: already trained; nothing to do.")
     likeness = train_likeness(selfies, out, family=family, base=base, settings=_settings(home, device),
                               steps=steps, rank=rank, learning_rate=learning_rate, seed=seed,
-                              class_word=class_word, token=token, mixed_precision=mixed_precision)
+                              class_word=class_word, token=token, mixed_precision=mixed_precision, alpha=alpha,
+                              train_text_encoder=train_text_encoder, prior_preservation=prior_preservation,
+                              class_images=class_images, captions=str(captions) if captions else None,
+                              gradient_checkpointing=gradient_checkpointing, buckets=buckets)
     typer.echo(likeness.summary())
 
 

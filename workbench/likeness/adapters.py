@@ -37,8 +37,17 @@ class Adapter:
         shift = getattr(vae.config, "shift_factor", None) or 0.0
         return (latents - shift) * vae.config.scaling_factor
 
+    @torch.no_grad()
     def encode_captions(self, captions: list[str]) -> dict[str, torch.Tensor]:
+        """Cached once before training (the usual case: the text encoders stay frozen)."""
+        return self.encode_captions_with_grad(captions)
+
+    def encode_captions_with_grad(self, captions: list[str]) -> dict[str, torch.Tensor]:
+        """Used every step instead when the text encoders carry a LoRA too."""
         raise NotImplementedError
+
+    def text_encoder_lora_kwargs(self) -> list[str]:
+        return ["text_encoder_lora_layers", "text_encoder_2_lora_layers"][:len(self.text_encoders())]
 
     def loss(self, model: torch.nn.Module, latents: torch.Tensor, cond: dict[str, torch.Tensor],
              generator: torch.Generator) -> torch.Tensor:
@@ -57,12 +66,11 @@ class UNetAdapter(Adapter):
 
         self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
 
-    @torch.no_grad()
-    def encode_captions(self, captions: list[str]) -> dict[str, torch.Tensor]:
+    def encode_captions_with_grad(self, captions: list[str]) -> dict[str, torch.Tensor]:
         embeds, _ = self.pipe.encode_prompt(captions, self.pipe.device, 1, False)
         return {"prompt_embeds": embeds}
 
-    def added_cond(self, cond: dict[str, torch.Tensor]) -> dict[str, Any]:
+    def added_cond(self, cond: dict[str, torch.Tensor], latents: torch.Tensor) -> dict[str, Any]:
         return {}
 
     def loss(self, model, latents, cond, generator):
@@ -70,7 +78,7 @@ class UNetAdapter(Adapter):
         steps = self.noise_scheduler.config.num_train_timesteps
         timesteps = torch.randint(0, steps, (latents.shape[0],), generator=generator).to(latents.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
-        pred = model(noisy, timesteps, cond["prompt_embeds"], added_cond_kwargs=self.added_cond(cond)).sample
+        pred = model(noisy, timesteps, cond["prompt_embeds"], added_cond_kwargs=self.added_cond(cond, latents)).sample
         if self.noise_scheduler.config.prediction_type == "v_prediction":
             target = self.noise_scheduler.get_velocity(latents, noise, timesteps)
         else:
@@ -83,16 +91,15 @@ class SDXLAdapter(UNetAdapter):
 
     arch = "sdxl"
 
-    @torch.no_grad()
-    def encode_captions(self, captions: list[str]) -> dict[str, torch.Tensor]:
+    def encode_captions_with_grad(self, captions: list[str]) -> dict[str, torch.Tensor]:
         embeds, _, pooled, _ = self.pipe.encode_prompt(captions, device=self.pipe.device, num_images_per_prompt=1,
                                                        do_classifier_free_guidance=False)
         return {"prompt_embeds": embeds, "pooled": pooled}
 
-    def added_cond(self, cond):
-        size = self.pipe.default_sample_size * self.pipe.vae_scale_factor
-        # original size, crop top-left, target size: our crops are square and already at size
-        time_ids = torch.tensor([[size, size, 0, 0, size, size]], dtype=cond["pooled"].dtype)
+    def added_cond(self, cond, latents):
+        height, width = (side * self.pipe.vae_scale_factor for side in latents.shape[-2:])
+        # original size, crop top-left, target size: our crops are already at the bucket's size
+        time_ids = torch.tensor([[height, width, 0, 0, height, width]], dtype=cond["pooled"].dtype)
         time_ids = time_ids.repeat(cond["pooled"].shape[0], 1).to(cond["pooled"].device)
         return {"text_embeds": cond["pooled"], "time_ids": time_ids}
 
@@ -109,8 +116,7 @@ class FluxAdapter(Adapter):
     def lora_owner_kwarg(self) -> str:
         return "transformer_lora_layers"
 
-    @torch.no_grad()
-    def encode_captions(self, captions: list[str]) -> dict[str, torch.Tensor]:
+    def encode_captions_with_grad(self, captions: list[str]) -> dict[str, torch.Tensor]:
         embeds, pooled, text_ids = self.pipe.encode_prompt(captions, prompt_2=None, device=self.pipe.device,
                                                            max_sequence_length=128)
         return {"prompt_embeds": embeds, "pooled": pooled, "text_ids": text_ids}

@@ -11,6 +11,7 @@ from typing import Any
 from ..errors import WorkbenchError
 
 LORA_FILE = "lora.safetensors"
+KOHYA_FILE = "lora_kohya.safetensors"  # the same LoRA in kohya/A1111 keys, for ComfyUI and A1111
 CARD_FILE = "likeness.json"
 
 

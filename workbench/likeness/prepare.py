@@ -37,19 +37,34 @@ class TrainingSet:
         return f"photo of {self.token} {self.class_word}"
 
 
-def face_crop(image: Image.Image, bbox: tuple[float, float, float, float] | None, size: int) -> Image.Image:
-    """Square crop around the face (head and shoulders), clamped to the photo, resized to ``size``."""
+def face_crop(image: Image.Image, bbox: tuple[float, float, float, float] | None,
+              size: int | tuple[int, int]) -> Image.Image:
+    """Crop around the face (head and shoulders) at the aspect of ``size`` (an int is square),
+    clamped to the photo, resized to ``size``."""
+    width, height = (size, size) if isinstance(size, int) else size
+    aspect = width / height
     if bbox is None:
         side = min(image.size)
         cx, cy = image.width / 2, image.height / 2
     else:
         x0, y0, x1, y1 = bbox
-        side = min(max(x1 - x0, y1 - y0) * HEAD_AND_SHOULDERS, min(image.size))
+        side = max(x1 - x0, y1 - y0) * HEAD_AND_SHOULDERS
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + 0.1 * (y1 - y0)  # a little below centre: shoulders
-    left = min(max(cx - side / 2, 0), image.width - side)
-    top = min(max(cy - side / 2, 0), image.height - side)
-    box = tuple(int(round(v)) for v in (left, top, left + side, top + side))
-    return image.crop(box).resize((size, size), Image.LANCZOS)
+    crop_w, crop_h = side * aspect**0.5, side / aspect**0.5
+    shrink = min(1.0, image.width / crop_w, image.height / crop_h)
+    crop_w, crop_h = crop_w * shrink, crop_h * shrink
+    left = min(max(cx - crop_w / 2, 0), image.width - crop_w)
+    top = min(max(cy - crop_h / 2, 0), image.height - crop_h)
+    box = tuple(int(round(v)) for v in (left, top, left + crop_w, top + crop_h))
+    return image.crop(box).resize((width, height), Image.LANCZOS)
+
+
+def nearest_bucket(image_size: tuple[int, int], buckets: list[tuple[int, int]]) -> tuple[int, int]:
+    """The bucket whose aspect is closest (in log ratio) to the photo's."""
+    import math
+
+    aspect = image_size[0] / image_size[1]
+    return min(buckets, key=lambda b: abs(math.log(aspect * b[1] / b[0])))
 
 
 def choose_held_out(files: list[Path], count: int | None, seed: int) -> list[Path]:
@@ -60,9 +75,10 @@ def choose_held_out(files: list[Path], count: int | None, seed: int) -> list[Pat
 
 
 def prepare_training_set(files: list[Path], faces: dict[Path, tuple | None], size: int, token: str,
-                         class_word: str, held_out: list[Path], captions: dict[str, str] | None = None
-                         ) -> TrainingSet:
-    """Crops and captions for every file not held out. ``faces`` maps a file to its subject's box."""
+                         class_word: str, held_out: list[Path], captions: dict[str, str] | None = None,
+                         buckets: list[tuple[int, int]] | None = None) -> TrainingSet:
+    """Crops and captions for every file not held out. ``faces`` maps a file to its subject's box.
+    With ``buckets``, each photo is cropped at the bucket nearest its own aspect, else square."""
     samples = []
     for path in files:
         if path in held_out:
@@ -70,6 +86,8 @@ def prepare_training_set(files: list[Path], faces: dict[Path, tuple | None], siz
         digest = hashlib.sha1(path.read_bytes()).hexdigest()[:16]
         caption = (captions or {}).get(path.name) or f"photo of {token} {class_word}"
         caption = caption.replace("{subject}", f"{token} {class_word}")
-        image = face_crop(load_image(path), faces.get(path), size)
-        samples.append(Sample(id=f"{digest}-{size}", file=path, image=image, caption=caption))
+        photo = load_image(path)
+        shape = nearest_bucket(photo.size, buckets) if buckets else (size, size)
+        image = face_crop(photo, faces.get(path), shape)
+        samples.append(Sample(id=f"{digest}-{shape[0]}x{shape[1]}", file=path, image=image, caption=caption))
     return TrainingSet(samples=samples, held_out=list(held_out), token=token, class_word=class_word)

@@ -33,7 +33,7 @@ def probe_checkpoint(pipe, adapter, config, family, data, analyzer, held_faces, 
     with torch.no_grad():
         images = render_probes(pipe, config, family, f"{data.token} {data.class_word}")
     adapter.denoiser.train()
-    if device.type != "cpu":
+    if device.type != "cpu" and not config.train_text_encoder:
         for encoder in adapter.text_encoders():
             encoder.to("cpu")
     folder.mkdir(parents=True, exist_ok=True)

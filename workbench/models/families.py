@@ -41,6 +41,19 @@ class Family:
     text_encoder_lora_targets: tuple[str, ...] = CLIP_ATTENTION
     notes: str = ""
     aliases: tuple[str, ...] = field(default=())
+    bucket_step: int = 64  # aspect-bucket sides are multiples of this (VAE 8 x FLUX 2x2 packing x margin)
+
+    def buckets(self, resolution: int | None = None) -> list[tuple[int, int]]:
+        """(width, height) training buckets of about resolution^2 pixels: 1:1, 3:4, 4:3, 2:3, 3:2
+        (kohya / SDXL-style aspect bucketing, reduced to the aspects phone selfies have)."""
+        side, step = resolution or self.resolution, self.bucket_step
+        shapes = []
+        for aspect in (1.0, 3 / 4, 4 / 3, 2 / 3, 3 / 2):
+            width = max(step, round(side * aspect**0.5 / step) * step)
+            height = max(step, round(side / aspect**0.5 / step) * step)
+            if (width, height) not in shapes:
+                shapes.append((width, height))
+        return shapes
 
     @property
     def pipeline_class(self) -> str:
@@ -59,11 +72,11 @@ FAMILIES: dict[str, Family] = {
                "FLUX.1 [dev] Non-Commercial License (outputs may be used commercially; the weights not)",
                hub_id="black-forest-labs/FLUX.1-dev", gpu_dtype="bfloat16", lora_targets=FLUX_ATTENTION),
         Family("tiny-sd", "sd", 64, "euler", 4, 5.0, "Apache-2.0 (random weights)", tiny=True,
-               notes=TINY_NOTE),
+               notes=TINY_NOTE, bucket_step=16),
         Family("tiny-sdxl", "sdxl", 64, "euler", 4, 5.0, "Apache-2.0 (random weights)", tiny=True,
-               notes=TINY_NOTE),
+               notes=TINY_NOTE, bucket_step=16),
         Family("tiny-flux", "flux", 64, "flow_euler", 4, 3.5, "Apache-2.0 (random weights)", tiny=True,
-               lora_targets=FLUX_ATTENTION, notes=TINY_NOTE),
+               lora_targets=FLUX_ATTENTION, notes=TINY_NOTE, bucket_step=16),
     ]
 }
 
