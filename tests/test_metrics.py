@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from workbench.images import list_images
 from workbench.metrics import bootstrap_ci, paired_difference, summarize
-from workbench.metrics.quality import ClipScorer
+from workbench.metrics.clip import ClipScorer
 from workbench.metrics.score import reference_faces, score, score_images
 
 
@@ -44,7 +45,7 @@ def test_real_photos_a_vs_a_beats_a_vs_b(analyzer, faces_dir, tmp_path):
     assert sa.loc["face_detected", "mean"] == 1.0
     assert sa.loc["facesim_mean_ref", "ci_low"] > sb.loc["facesim_mean_ref", "ci_high"]
     assert sa.loc["heldout_facesim", "mean"] > 0.45 > sb.loc["heldout_facesim", "mean"]
-    assert a_vs_a.loc[a_vs_a.metric == "clip_score", "reason"].iloc[0] == "CLIP score disabled"
+    assert a_vs_a.loc[a_vs_a.metric == "clip_score", "reason"].iloc[0] == "CLIP metrics disabled"
 
 
 def test_score_a_run_marks_missing_values_with_reasons(tiny_likeness, settings, tmp_path):
@@ -61,3 +62,45 @@ def test_score_a_run_marks_missing_values_with_reasons(tiny_likeness, settings, 
     assert set(table.metric) >= {"face_detected", "heldout_facesim", "nearest_train_facesim", "sharpness",
                                  "exposure", "clip_score", "face_div"}
     assert "not on this machine" in table[table.metric == "clip_score"].reason.iloc[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    from workbench.models.tiny import build_tiny_clip
+
+    return str(build_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip"))
+
+
+def test_clip_metrics_run_offline_on_a_tiny_clip(tiny_clip, faces_dir):
+    """CLIP score, CLIP-IQA and FID/KID through torchmetrics with a CLIP loaded by from_pretrained."""
+    from workbench.images import load_image
+    from workbench.metrics.clip import ClipModel, distribution_metrics
+
+    clip = ClipModel(tiny_clip)
+    assert clip.unavailable is None
+    scorer = ClipScorer(clip)
+    lisa = [load_image(p) for p in list_images(faces_dir / "lisa_debruine")]
+    london = [load_image(p) for n in ("004", "005", "006", "025") for p in list_images(faces_dir / f"london_{n}")]
+    assert scorer.score(lisa[0], "photo of a woman") >= 0.0
+    iqa = scorer.iqa(lisa[0])
+    assert set(iqa) == {"clip_iqa_quality", "clip_iqa_sharpness", "clip_iqa_noisiness"}
+    assert all(0.0 <= v <= 1.0 for v in iqa.values())
+    same = distribution_metrics(lisa[:4], lisa[4:], clip)
+    other = distribution_metrics(london, lisa, clip)
+    assert 0 <= same["fid_clip"][0] < other["fid_clip"][0]  # even random features see the shift
+    assert distribution_metrics(lisa[:1], lisa, clip)["fid_clip"] == (None, "FID/KID need at least two generated "
+                                                                     "and two reference images")
+
+
+def test_score_with_every_metric_and_all_recognizers(tiny_likeness, tiny_clip, settings, tmp_path, faces_dir):
+    from workbench.generate import generate
+
+    run = generate(tiny_likeness, ["beach"], tmp_path / "run", steps=[2], seeds=[0, 1], prompts_per_pack=1,
+                   settings=settings, progress=False)
+    table = score(run.path, recognizers="all", clip_model=tiny_clip, fid_reference=faces_dir / "lisa_debruine",
+                  progress=False)
+    assert set(table.metric) >= {"clip_score", "clip_iqa_quality", "fid_clip", "kid_clip"}
+    fid = table[table.metric == "fid_clip"]
+    assert len(fid) == 1 and fid.value.notna().all() and fid.image_id.isna().all()
+    assert table[table.metric == "clip_iqa_quality"].value.notna().all()
+    assert table.recognizer.dropna().str.startswith("dlib").all()  # 'all' here = dlib (no ArcFace pack)

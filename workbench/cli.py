@@ -159,13 +159,17 @@ def generate_cmd(likeness: str = typer.Argument(..., help="Likeness folder, or '
 
 @app.command("score")
 def score_cmd(run: Path, references: Path = typer.Option(None, help="Reference selfies (default: the likeness's)."),
-              recognizer: str = typer.Option("auto"), clip_model: str = typer.Option(
-                  "openai/clip-vit-base-patch16", help="CLIP hub id or local dir; 'none' to skip.")):
+              recognizers: list[str] = typer.Option(["auto"], "--recognizers",
+                                                    help="auto, dlib, insightface[:PACK], or all (repeatable)."),
+              clip_model: str = typer.Option("openai/clip-vit-base-patch16",
+                                             help="CLIP hub id or local dir for CLIP score, CLIP-IQA, FID/KID; "
+                                                  "'none' to skip."),
+              fid_reference: Path = typer.Option(None, help="Real photos for FID/KID (default: the selfies).")):
     """Score a generation run (identity + quality) and write scores.parquet."""
     from .metrics import score, summarize
 
-    table = score(run, references=references, recognizer=recognizer,
-                  clip_model=None if clip_model == "none" else clip_model)
+    table = score(run, references=references, recognizers=list(recognizers),
+                  clip_model=None if clip_model == "none" else clip_model, fid_reference=fid_reference)
     typer.echo(summarize(table, ["sampler", "steps"]).to_string(index=False))
     typer.echo(f"scores: {run / 'scores.parquet'}")
 

@@ -106,3 +106,28 @@ def build_tiny_pipeline(family: Family) -> Any:
             text_encoder_2=T5EncoderModel(T5Config(**T5_ENCODER, vocab_size=len(t5_tok))), tokenizer_2=t5_tok,
             scheduler=FlowMatchEulerDiscreteScheduler())
     raise ValueError(f"no tiny builder for arch {family.arch!r}")
+
+
+TINY_CLIP_VISION = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                        image_size=32, patch_size=8, projection_dim=32)
+TINY_CLIP_TEXT = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                      max_position_embeddings=77, projection_dim=32)
+
+
+def build_tiny_clip(directory, seed: int = 0):
+    """A random-weight CLIPModel + CLIPProcessor saved with ``save_pretrained``, so the image-quality
+    metrics load it through the same ``from_pretrained`` path as openai/clip-vit-*."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    tokenizer = clip_tokenizer()
+    torch.manual_seed(seed)
+    config = CLIPConfig(text_config={**TINY_CLIP_TEXT, "vocab_size": len(tokenizer)},
+                        vision_config=TINY_CLIP_VISION, projection_dim=32)
+    model = CLIPModel(config).eval()
+    processor = CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
+                                                                 crop_size={"height": 32, "width": 32}),
+                              tokenizer=tokenizer)
+    model.save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return directory
