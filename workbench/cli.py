@@ -175,6 +175,26 @@ def score_cmd(run: Path, references: Path = typer.Option(None, help="Reference s
 
 
 @app.command()
+def study(spec: Path = typer.Argument(..., help="Study YAML (see evaluation/studies/)."),
+          out: Path = typer.Option(None, help="Study folder (default: <home>/reports/study-<name>)."),
+          shard: str = typer.Option(None, help="i/n: run every n-th cell from i (default: accelerate's rank)."),
+          home: Path = HomeOpt, device: str = typer.Option(None)):
+    """Run or resume a study (sampler-steps or upload-quality): cells -> table -> plots -> report."""
+    from .studies import load_spec, run_study
+    from .studies.runner import parse_shard
+    from .store import Workspace, is_done
+
+    settings = _settings(home, device)
+    loaded = load_spec(spec)
+    out = out or Workspace(settings.home).area("reports") / f"study-{loaded.name}"
+    folder = run_study(loaded, out, settings=settings, shard=parse_shard(shard))
+    if is_done(folder):
+        typer.echo(f"table: {folder / 'study.parquet'}\nreport: {folder / 'report' / 'index.html'}")
+    else:
+        typer.echo(f"this shard's cells are done; run the other shards (or this command again) to finish {folder}")
+
+
+@app.command()
 def models(home: Path = HomeOpt):
     """List model families, where their weights are, and their licences."""
     from .models import FAMILIES, weights_status

@@ -78,8 +78,10 @@ def _md_table(frame: pd.DataFrame) -> str:
 
 def write_report(out: str | os.PathLike, title: str, facts: dict[str, Any], check: pd.DataFrame | None,
                  curve: pd.DataFrame | None, images: pd.DataFrame | None, image_root: Path | None,
-                 scores: pd.DataFrame | None, tiny: bool) -> Path:
-    """Write ``index.html`` and ``report.md`` (with ``thumbs/`` and ``plot.png``) into ``out``."""
+                 scores: pd.DataFrame | None, tiny: bool, sections: list[tuple[str, pd.DataFrame]] = (),
+                 plots: list[tuple[str, bytes]] = ()) -> Path:
+    """Write ``index.html`` and ``report.md`` (with ``thumbs/`` and ``plot.png``) into ``out``.
+    ``sections`` and ``plots`` add titled tables and PNG plots (studies, suites)."""
     out = Path(out)
     facts = {**facts, "versions": ", ".join(f"{k} {v}" for k, v in package_versions().items())}
     h = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
@@ -94,8 +96,12 @@ def write_report(out: str | os.PathLike, title: str, facts: dict[str, Any], chec
     h.append("<h2>Run</h2><table>" + "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
                                              for k, v in facts.items()) + "</table>")
     md.append("## Run\n\n" + _md_table(pd.DataFrame({"key": list(facts), "value": [str(v) for v in facts.values()]})))
-    sections = [("Selfie check", check), ("Training curve (held-out identity per checkpoint)", curve)]
-    for name, frame in sections:
+    for name, data in plots:
+        atomic_write_bytes(out / f"{name}.png", data)
+        h.append(f"<h2>{html.escape(name)}</h2><img src='{_png_b64(data)}'>")
+        md.append(f"## {name}\n\n![{name}]({name}.png)\n")
+    tables = [("Selfie check", check), ("Training curve (held-out identity per checkpoint)", curve), *sections]
+    for name, frame in tables:
         if frame is not None:
             h.append(f"<h2>{name}</h2>" + frame.to_html(index=False, na_rep="—", float_format=lambda v: f"{v:.3f}"))
             md.append(f"## {name}\n\n" + _md_table(frame.round(3)))

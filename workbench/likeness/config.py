@@ -49,6 +49,7 @@ class TrainConfig(BaseModel):
     prior_preservation: bool = False
     class_images: int | None = Field(None, ge=1)
     prior_loss_weight: float = Field(1.0, ge=0)
+    ignore_gate: bool = False  # train on every readable photo even if the check refused it (studies)
     buckets: bool = False  # aspect buckets (Family.buckets): crops keep the photo's aspect, not square
     captions: str | None = None  # a captions.csv (file,caption); default: the set's sidecar .txt files
 
