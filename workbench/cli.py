@@ -180,9 +180,9 @@ def study(spec: Path = typer.Argument(..., help="Study YAML (see evaluation/stud
           shard: str = typer.Option(None, help="i/n: run every n-th cell from i (default: accelerate's rank)."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
     """Run or resume a study (sampler-steps or upload-quality): cells -> table -> plots -> report."""
+    from .store import Workspace, is_done
     from .studies import load_spec, run_study
     from .studies.runner import parse_shard
-    from .store import Workspace, is_done
 
     settings = _settings(home, device)
     loaded = load_spec(spec)
@@ -192,6 +192,20 @@ def study(spec: Path = typer.Argument(..., help="Study YAML (see evaluation/stud
         typer.echo(f"table: {folder / 'study.parquet'}\nreport: {folder / 'report' / 'index.html'}")
     else:
         typer.echo(f"this shard's cells are done; run the other shards (or this command again) to finish {folder}")
+
+
+@app.command()
+def suite(spec: Path = typer.Argument(..., help="Suite YAML (see evaluation/suites/)."),
+          home: Path = HomeOpt, device: str = typer.Option(None)):
+    """Run a QA suite: builds what is missing, checks each threshold, writes the report; exit 0 = pass, 1 = fail."""
+    from .suites import run_suite
+
+    result = run_suite(spec, settings=_settings(home, device))
+    for check in result.checks:
+        typer.echo(("PASS  " if check["passed"] else "FAIL  ") + check["message"])
+    typer.echo(f"suite {result.name}: {'PASS' if result.passed else 'FAIL'}; report: {result.report}")
+    if not result.passed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -275,3 +289,7 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted; run the same command again to resume.", err=True)
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

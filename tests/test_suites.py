@@ -1,0 +1,59 @@
+"""QA suites from evaluation/suites: the shipped example passes from an empty workspace, the failing one
+exits 1 naming the threshold; spec errors name file and field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from workbench.errors import ConfigError
+from workbench.suites import Threshold, evaluate, load_suite, run_suite
+
+SUITES = Path(__file__).resolve().parent.parent / "evaluation" / "suites"
+
+
+def test_every_shipped_suite_validates():
+    names = {load_suite(path).name for path in sorted(SUITES.glob("*.yaml"))}
+    assert {"tiny-demo", "tiny-expects-faces", "real-sdxl-headshots"} <= names
+
+
+def test_example_suite_passes_from_an_empty_workspace(settings, tmp_path):
+    from dataclasses import replace
+
+    result = run_suite(SUITES / "tiny-demo.yaml", settings=replace(settings, home=tmp_path / "home"), progress=False)
+    assert result.passed, [c["message"] for c in result.checks]
+    assert len(result.checks) == 4 and Path(result.report).is_file()
+    assert (tmp_path / "home" / "reports" / "suite-tiny-demo" / "checks.parquet").is_file()
+
+
+def test_failing_suite_exits_1_and_names_the_threshold(tmp_path):
+    env = {"WORKBENCH_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1", "WORKBENCH_DEVICE": "cpu",
+           "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "workbench.cli", "suite", str(SUITES / "tiny-expects-faces.yaml")],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "FAIL  face_detected mean = 0.000: FAILED, 0.000 < 0.9 (min)" in done.stdout
+    assert "heldout_facesim mean: no values (no face detected)" in done.stdout
+
+
+def test_threshold_arithmetic():
+    scores = pd.DataFrame({"image_id": ["a", "b", "c", "d"], "metric": ["m"] * 4, "value": [0.2, 0.4, 0.6, 0.8],
+                           "reason": [None] * 4, "pack": "p", "prompt_id": "x", "seed": [0, 1, 2, 3]})
+    assert evaluate(Threshold(metric="m", min=0.4, max=0.6), scores, None)["passed"]
+    failed = evaluate(Threshold(metric="m", min=0.6), scores, None)
+    assert not failed["passed"] and "0.500 < 0.6 (min)" in failed["message"]
+    better = scores.assign(value=scores.value + 0.1)
+    diff = evaluate(Threshold(metric="m", vs_baseline=True, min=0.09, max=0.11), better, scores)
+    assert diff["passed"] and abs(diff["value"] - 0.1) < 1e-9
+    assert "no such metric" in evaluate(Threshold(metric="nope"), scores, None)["message"]
+
+
+def test_broken_suite_names_file_and_field(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: x\nselfies: s\nthresholds:\n  - {metric: m, stat: median}\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml: thresholds.0.stat"):
+        load_suite(path)

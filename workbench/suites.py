@@ -1,0 +1,131 @@
+"""QA suites: identity-fidelity evaluations declared in YAML (``evaluation/suites/*.yaml``) and run by one
+runner, as lm-evaluation-harness runs its tasks. A suite names its selfie set, family, training config,
+packs and thresholds; whatever is missing in the workspace (likeness, runs) is built, so
+``workbench suite FILE`` works from an empty workspace. It passes when every threshold holds.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from .config import Settings
+from .faces import get_analyzer
+from .generate import generate
+from .likeness import train_likeness
+from .metrics import paired_difference, score, summarize
+from .models import get_family
+from .store import Manifest, Workspace, write_manifest, write_table
+from .studies.spec import GridSpec, load_yaml
+
+
+class Threshold(BaseModel):
+    """``metric``'s ``stat`` over all images must lie in [min, max]. With ``vs_baseline`` the value is
+    the paired difference (likeness - base model, same prompt and seed) and ``stat`` one of mean /
+    ci_low / ci_high of that difference."""
+
+    model_config = ConfigDict(extra="forbid")
+    metric: str
+    stat: Literal["mean", "ci_low", "ci_high"] = "mean"
+    min: float | None = None
+    max: float | None = None
+    vs_baseline: bool = False
+    why: str = ""
+
+
+class SuiteSpec(GridSpec):
+    baseline: bool = False  # also render the base model alone, for vs_baseline thresholds
+    thresholds: list[Threshold] = Field(min_length=1)
+
+
+class SuiteResult(BaseModel):
+    name: str
+    passed: bool
+    checks: list[dict]
+    report: str
+
+
+def load_suite(path: str | os.PathLike) -> SuiteSpec:
+    return load_yaml(path, SuiteSpec)
+
+
+def evaluate(threshold: Threshold, scores: pd.DataFrame, baseline: pd.DataFrame | None) -> dict:
+    """One threshold against the tables: value, pass/fail, and a sentence saying why."""
+    label = f"{threshold.metric} {threshold.stat}" + (" vs baseline" if threshold.vs_baseline else "")
+    if threshold.vs_baseline:
+        if baseline is None:
+            return {"check": label, "value": None, "passed": False, "message": f"{label}: the suite has no baseline "
+                    "run; set 'baseline: true'."}
+        both = pd.concat([scores.assign(arm="likeness"), baseline.assign(arm="base")], ignore_index=True)
+        diff = paired_difference(both[both.image_id.notna()], threshold.metric, "arm", "base", "likeness")
+        value = diff["mean_diff" if threshold.stat == "mean" else threshold.stat]
+    else:
+        rows = scores[scores.metric == threshold.metric]
+        if rows.empty:
+            return {"check": label, "value": None, "passed": False,
+                    "message": f"{label}: no such metric in the scores (known: {', '.join(sorted(scores.metric.unique()))})"}
+        summary = summarize(rows.assign(all="all"), ["all"]).iloc[0]
+        value = summary[threshold.stat]
+        if not np.isfinite(value):
+            reasons = "; ".join(sorted(rows.reason.dropna().unique())) or "no values"
+            return {"check": label, "value": None, "passed": False, "message": f"{label}: no values ({reasons})"}
+    bounds = []
+    if threshold.min is not None and value < threshold.min:
+        bounds.append(f"{value:.3f} < {threshold.min} (min)")
+    if threshold.max is not None and value > threshold.max:
+        bounds.append(f"{value:.3f} > {threshold.max} (max)")
+    passed = bool(np.isfinite(value)) and not bounds
+    message = f"{label} = {value:.3f}: " + ("ok" if passed else "FAILED, " + ", ".join(bounds or ["no value"]))
+    return {"check": label, "value": float(value), "min": threshold.min, "max": threshold.max, "passed": passed,
+            "message": message + (f" ({threshold.why})" if threshold.why else "")}
+
+
+def run_suite(spec: SuiteSpec | str | os.PathLike, settings: Settings | None = None,
+              progress: bool = True) -> SuiteResult:
+    from .report import write_report
+
+    spec = spec if isinstance(spec, SuiteSpec) else load_suite(spec)
+    settings = settings or Settings()
+    workspace = Workspace(settings.home)
+    fam = get_family(spec.family)
+    started = time.perf_counter()
+    name = f"suite-{spec.name}"
+    likeness = train_likeness(spec.path(spec.selfies), workspace.area("likenesses") / name, family=spec.family,
+                              base=spec.base, settings=settings, analyzer=get_analyzer(spec.recognizers[0]),
+                              progress=progress, **spec.train)
+    grid = dict(samplers=spec.samplers, steps=spec.steps, seeds=spec.seeds, guidance=spec.guidance,
+                prompts_per_pack=spec.prompts_per_pack, settings=settings, progress=progress)
+    run = generate(likeness, spec.packs, workspace.area("runs") / name, **grid)
+    scores = score(run.path, recognizers=spec.recognizers, clip_model=spec.clip_model, progress=progress)
+    baseline = None
+    if spec.baseline:
+        base_run = generate(None, spec.packs, workspace.area("runs") / f"{name}-baseline", family=spec.family,
+                            base=spec.base, **grid)
+        baseline = score(base_run.path, references=spec.path(spec.selfies), recognizers=spec.recognizers,
+                         clip_model=spec.clip_model, progress=progress)
+    checks = [evaluate(t, scores, baseline) for t in spec.thresholds]
+    passed = all(c["passed"] for c in checks)
+    out = workspace.new_dir("reports", name)
+    table = pd.DataFrame(checks)
+    write_table(table, out / "checks.parquet")
+    facts = {"suite": spec.name, "verdict": "PASS" if passed else "FAIL", "spec": spec.source,
+             "family": fam.name, "likeness": str(likeness.path), "run": str(run.path),
+             "recognizers": ", ".join(spec.recognizers), "seeds": ", ".join(map(str, spec.seeds))}
+    page = write_report(out, f"QA suite {spec.name}: {'PASS' if passed else 'FAIL'}", facts, check=None,
+                        curve=pd.DataFrame(likeness.card["curve"]), images=run.table, image_root=run.path,
+                        scores=scores, tiny=fam.tiny, sections=[("Thresholds", table)])
+    write_manifest(out, Manifest(kind="suite", status="done", inputs={"spec": spec.source, "run": str(run.path)},
+                                 config=spec.model_dump(), seeds=list(spec.seeds),
+                                 timings={"seconds": time.perf_counter() - started},
+                                 outputs={"passed": passed, "report": str(page)}))
+    return SuiteResult(name=spec.name, passed=passed, checks=checks, report=str(page))
+
+
+def suite_files(folder: str | os.PathLike) -> list[Path]:
+    return sorted(Path(folder).glob("*.yaml"))
