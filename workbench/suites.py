@@ -68,8 +68,9 @@ def evaluate(threshold: Threshold, scores: pd.DataFrame, baseline: pd.DataFrame 
     else:
         rows = scores[scores.metric == threshold.metric]
         if rows.empty:
+            known = ", ".join(sorted(scores.metric.unique()))
             return {"check": label, "value": None, "passed": False,
-                    "message": f"{label}: no such metric in the scores (known: {', '.join(sorted(scores.metric.unique()))})"}
+                    "message": f"{label}: no such metric in the scores (known: {known})"}
         summary = summarize(rows.assign(all="all"), ["all"]).iloc[0]
         value = summary[threshold.stat]
         if not np.isfinite(value):

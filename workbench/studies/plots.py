@@ -29,8 +29,8 @@ def sampler_steps_plot(summary: pd.DataFrame) -> bytes:
         part = summary[(summary["metric"] == metric) & (summary["n"] > 0)]
         for sampler, rows in part.groupby("sampler"):
             rows = rows.sort_values("steps")
-            ax.errorbar(rows["steps"], rows["mean"], yerr=[rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]],
-                        marker="o", capsize=3, label=sampler)
+            errors = [rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]]
+            ax.errorbar(rows["steps"], rows["mean"], yerr=errors, marker="o", capsize=3, label=sampler)
         if part.empty:
             ax.text(0.5, 0.5, "no values\n(see the table's reasons)", ha="center", va="center", transform=ax.transAxes)
         else:

@@ -173,7 +173,8 @@ def run_cell(spec: StudySpec, cell: Cell, folder: Path, shared: dict[str, Any], 
 
 def seconds_rows(images: pd.DataFrame) -> pd.DataFrame:
     rows = images[["image_id", "pack", "prompt_id", "sampler", "steps", "guidance", "seed", "family"]].copy()
-    rows["metric"], rows["value"], rows["reason"], rows["recognizer"] = "seconds_per_image", images["seconds"], None, None
+    rows["metric"], rows["value"] = "seconds_per_image", images["seconds"]
+    rows["reason"], rows["recognizer"] = None, None
     return rows
 
 
