@@ -84,3 +84,9 @@ def test_intruder_duplicate_blur_and_broken_file(analyzer, faces_dir, tmp_path):
     assert photos["broken.jpg"].flags == ["unreadable"] and "broken.jpg" not in report.set["training_files"]
     assert photos["01.jpg"].status == "pass"  # one broken file never stops the rest
     assert report.set["intruders"][0]["file"] == "intruder.jpg"
+
+
+def test_profiles_are_not_called_someone_else(analyzer, faces_dir):
+    photos = _by_file(check_selfies(faces_dir / "aws_rek_subject1", analyzer=analyzer, progress=False))
+    for name in ("06.jpg", "07.jpg"):
+        assert "different_person" not in photos[name].flags and "extreme_pose" in photos[name].flags

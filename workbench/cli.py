@@ -208,6 +208,19 @@ def suite(spec: Path = typer.Argument(..., help="Suite YAML (see evaluation/suit
         raise typer.Exit(1)
 
 
+@app.command("app")
+def app_cmd(host: str = typer.Option("127.0.0.1", help="Interface to bind; non-loopback needs --auth."),
+            port: int = typer.Option(7860), auth: str = typer.Option(None, help="USER:PASS sign-in."),
+            share: bool = typer.Option(False, help="A public gradio.live link (needs --auth)."),
+            home: Path = HomeOpt, device: str = typer.Option(None)):
+    """Serve the Gradio app (Selfies, Train, Packs, Evaluate, Compare). Each signed-in user gets their own
+    workspace folder."""
+    from .app import launch, parse_auth
+
+    parse_auth(auth, host, share)  # refuse before importing gradio
+    launch(_settings(home, device), host=host, port=port, auth=auth, share=share)
+
+
 @app.command()
 def models(home: Path = HomeOpt):
     """List model families, where their weights are, and their licences."""

@@ -52,7 +52,9 @@ def find_duplicates(photos: list[PhotoCheck], analyzer, limits: Thresholds) -> l
 
 def find_intruders(photos: list[PhotoCheck], analyzer, limits: Thresholds) -> list[dict[str, Any]]:
     """Photos whose subject is probably someone else: median similarity to the other subjects."""
-    faced = [p for p in photos if p.subject is not None]
+    # Faces only the profile-capable CNN found carry unreliable landmarks, so their embeddings are not
+    # comparable with frontal ones: they neither vote on the consensus nor get called someone else.
+    faced = [p for p in photos if p.subject is not None and p.subject.detector != "cnn"]
     if len(faced) < 3:
         return []
     sims = np.array([[analyzer.similarity(a.subject, b.subject) if a is not b else np.nan for b in faced]

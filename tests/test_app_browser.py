@@ -1,0 +1,101 @@
+"""The Gradio app driven in Debian's Chromium by Playwright: upload the sample set, see the sunglasses
+photo flagged, train a tiny likeness, generate a tiny pack, see the gallery with scores. Screenshots go
+to ``test-artifacts/app/`` (``WORKBENCH_TEST_ARTIFACTS`` moves it)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parent.parent
+SUBJECT = ROOT / "datasets" / "sample-selfies" / "aws_rek_subject1"
+ARTIFACTS = Path(os.environ.get("WORKBENCH_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "app"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(), reason="Debian chromium is not installed (.ci/run installs it)")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    env = {**os.environ, "WORKBENCH_HOME": str(tmp_path_factory.mktemp("app-home")), "HF_HUB_OFFLINE": "1",
+           "WORKBENCH_DEVICE": "cpu", "GRADIO_ANALYTICS_ENABLED": "False", "NO_PROXY": "127.0.0.1,localhost"}
+    log = open(tmp_path_factory.mktemp("app-log") / "server.log", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen([sys.executable, "-m", "workbench.cli", "app", "--port", str(port)], env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"the app exited: {Path(log.name).read_text()[-3000:]}") from None
+            time.sleep(0.5)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+def test_check_train_generate_in_the_browser(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server)
+        # Selfies: upload the sample set, check, see the sunglasses photo flagged
+        page.locator("#selfie-upload input[type=file]").set_input_files(sorted(str(p) for p in SUBJECT.glob("*.jpg")))
+        uploaded = page.locator("#selfie-upload").get_by_role("button", name="Remove this file")
+        expect(uploaded).to_have_count(9, timeout=60_000)
+        page.locator("#check-button").click()
+        card = page.locator(".photo-card[data-file='08.jpg']")
+        expect(card).to_contain_text("sunglasses", timeout=120_000)
+        expect(page.locator("#verdict")).to_contain_text("Verdict")
+        page.screenshot(path=str(ARTIFACTS / "1-selfies.png"), full_page=True)
+        # Train: a tiny likeness in a few steps
+        page.get_by_role("tab", name="Train").click()
+        page.locator("#train-steps input").fill("4")
+        page.locator("#train-button").click()
+        expect(page.locator("#train-summary")).to_contain_text("chosen step", timeout=240_000)
+        page.screenshot(path=str(ARTIFACTS / "2-train.png"), full_page=True)
+        # Packs: pick the likeness, generate one tiny pack, see the gallery with scores
+        page.get_by_role("tab", name="Packs").click()
+        page.locator("#refresh-likenesses").click()
+        expect(page.locator("#likeness-choice input")).to_have_value(re.compile(r"likenesses/me$"), timeout=30_000)
+        page.locator("#generate-button").click()
+        expect(page.locator("#generate-status")).to_contain_text("images in", timeout=240_000)
+        gallery = page.locator("#gallery")
+        expect(gallery.locator("img").first).to_be_visible(timeout=30_000)
+        gallery.locator("img").first.click()
+        expect(gallery).to_contain_text("FaceSim", timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "3-packs.png"), full_page=True)
+        browser.close()
+
+
+def test_app_refuses_a_public_host_without_auth(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "workbench.cli", "app", "--host", "0.0.0.0"], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "WORKBENCH_HOME": str(tmp_path)})
+    assert done.returncode == 1
+    assert "refusing to serve on host 0.0.0.0 without --auth USER:PASS" in done.stderr
+    share = subprocess.run([sys.executable, "-m", "workbench.cli", "app", "--share"], capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "WORKBENCH_HOME": str(tmp_path)})
+    assert share.returncode == 1 and "public share link" in share.stderr

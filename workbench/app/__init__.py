@@ -1,0 +1,57 @@
+"""The Gradio app for product staff: Selfies, Train, Packs, Evaluate and Compare tabs, each a thin
+caller of the public API. ``workbench app`` serves it on 127.0.0.1; a non-loopback host or ``--share``
+needs ``--auth``."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ..config import Settings
+from ..errors import ConfigError
+
+
+def build_app(settings: Settings | None = None):
+    import gradio as gr
+
+    from . import compare_tab, evaluate_tab, packs_tab, selfies_tab, train_tab
+
+    settings = settings or Settings()
+    with gr.Blocks(title="Likeness Workbench") as app:
+        gr.Markdown("# Likeness Workbench\nCheck selfies → train a likeness → generate packs → evaluate.")
+        shared = selfies_tab.build(settings)
+        train_tab.build(settings, shared)
+        packs_tab.build(settings, shared)
+        evaluate_tab.build(settings, shared)
+        compare_tab.build(settings, shared)
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    if host in {"localhost", "localhost.localdomain"}:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_auth(auth: str | None, host: str, share: bool) -> tuple[str, str] | None:
+    """``USER:PASS``. Refuses to expose the app (non-loopback host, or a public share link) without it."""
+    if not auth:
+        if share or not is_loopback(host):
+            where = "a public share link" if share else f"host {host}"
+            raise ConfigError(f"refusing to serve on {where} without --auth USER:PASS: anyone who can reach it "
+                              "could read the selfies. Add --auth, or use --host 127.0.0.1.")
+        return None
+    user, sep, password = auth.partition(":")
+    if not sep or not user or not password:
+        raise ConfigError("--auth must be USER:PASS (both non-empty).")
+    return user, password
+
+
+def launch(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None,
+           share: bool = False) -> None:
+    credentials = parse_auth(auth, host, share)
+    app = build_app(settings)
+    app.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, auth=credentials, share=share,
+                                                 show_error=True)

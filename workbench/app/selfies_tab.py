@@ -1,0 +1,107 @@
+"""Selfies tab: upload 10-30 photos (or pick a bundled set), check them, read each photo's card and the
+set verdict, remove photos and check again."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import shutil
+from pathlib import Path
+
+import gradio as gr
+
+from ..images import list_images, load_image
+from ..selfies import check_selfies
+from .common import friendly, user_settings
+
+SAMPLES = Path(__file__).resolve().parent.parent.parent / "datasets" / "sample-selfies"
+COLOURS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e"}
+
+
+def sample_sets() -> list[str]:
+    return sorted(p.name for p in SAMPLES.iterdir() if p.is_dir() and not p.name.startswith("_")) if SAMPLES.is_dir() \
+        else []
+
+
+def _thumb(path: Path) -> str:
+    try:
+        image = load_image(path, max_side=512)
+    except Exception:  # noqa: BLE001 - an unreadable photo gets a card without a picture
+        return ""
+    image.thumbnail((160, 160))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=80)
+    return f"<img src='data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode()}' style='width:100%'>"
+
+
+def cards(report) -> str:
+    items = []
+    for photo in report.photos:
+        advice = "".join(f"<li>{html.escape(a)}</li>" for a in photo.advice)
+        items.append(
+            f"<div class='photo-card' data-file='{html.escape(photo.file)}' style='border:1px solid #ccc;"
+            f"border-radius:8px;padding:6px;width:180px'>{_thumb(report.folder / photo.file)}"
+            f"<div><b>{html.escape(photo.file)}</b> <span style='color:{COLOURS[photo.status]};font-weight:600'>"
+            f"{photo.status.upper()}</span></div><div style='font-family:monospace;font-size:12px'>"
+            f"{html.escape(', '.join(photo.flags))}</div>"
+            f"<ul style='font-size:12px;padding-left:16px'>{advice}</ul></div>")
+    return "<div style='display:flex;flex-wrap:wrap;gap:8px'>" + "".join(items) + "</div>"
+
+
+def verdict_text(report) -> str:
+    found = report.set
+    lines = [f"### Verdict: {found['verdict'].replace('_', ' ')} — {found['usable']} of {found['count']} photos usable"]
+    lines += [f"- {a}" for a in found["advice"]]
+    if found["duplicates"]:
+        lines.append("- Near-duplicates: " + "; ".join(", ".join(g) for g in found["duplicates"]))
+    if found["intruders"]:
+        others = ", ".join(f"{i['file']} ({i['score']:.2f})" for i in found["intruders"])
+        lines.append(f"- Probably someone else: {others}")
+    return "\n".join(lines)
+
+
+def build(settings) -> dict:
+    with gr.Tab("Selfies"):
+        gr.Markdown("Upload 10–30 selfies (or pick a sample set) and check them before training.")
+        with gr.Row():
+            uploads = gr.File(label="Your selfies", file_count="multiple", type="filepath", elem_id="selfie-upload")
+            sample = gr.Dropdown(sample_sets(), label="…or a bundled sample set", value=None)
+        check_button = gr.Button("Check photos", variant="primary", elem_id="check-button")
+        verdict = gr.Markdown(elem_id="verdict")
+        photo_cards = gr.HTML(elem_id="photo-cards")
+        with gr.Row():
+            remove = gr.CheckboxGroup([], label="Remove these photos", elem_id="remove-photos")
+            recheck = gr.Button("Remove selected and re-check")
+        set_folder = gr.State(None)
+
+    @friendly
+    def check(files, sample_name, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+        user = user_settings(settings, request)
+        folder = Path(user.home) / "selfie-sets" / "current"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        sources = [Path(f) for f in files or []] or (list_images(SAMPLES / sample_name) if sample_name else [])
+        if not sources:
+            raise gr.Error("Upload some selfies or pick a sample set first.")
+        for source in sources:
+            shutil.copyfile(source, folder / Path(source).name)
+        return _run(folder)
+
+    @friendly
+    def drop(folder, names, progress=gr.Progress(track_tqdm=True)):
+        if not folder:
+            raise gr.Error("Check a set first.")
+        for name in names or []:
+            (Path(folder) / name).unlink(missing_ok=True)
+        return _run(Path(folder))
+
+    def _run(folder: Path):
+        report = check_selfies(folder, out=folder.parent / "current-check", progress=True)
+        names = [p.file for p in report.photos]
+        return verdict_text(report), cards(report), gr.update(choices=names, value=[]), str(folder)
+
+    outputs = [verdict, photo_cards, remove, set_folder]
+    check_button.click(check, [uploads, sample], outputs)
+    recheck.click(drop, [set_folder, remove], outputs)
+    return {"set_folder": set_folder}
