@@ -87,3 +87,23 @@ def test_broken_pack_names_file_line_and_field(tmp_path):
     path.write_text("name: My Pack\ndescription: x\nprompts: []\n")
     with pytest.raises(ConfigError, match="broken.yaml:1: field 'name'"):
         load_pack(path)
+
+
+def test_prompt_and_pack_settings_resolve_under_explicit_arguments(tmp_path):
+    """explicit argument > prompt > pack > family, and class variants pick the prompt text."""
+    from workbench.generate.runner import plan_jobs
+    from workbench.models import get_family
+
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\ndescription: d\nsampler: ddim\nsteps: 7\nguidance: 4\nprompts:\n"
+                    "  - {id: a, prompt: 'photo of {subject}', sampler: unipc, steps: 9}\n"
+                    "  - {id: b, prompt: 'photo of {subject}', variants: {woman: 'portrait of {subject}, blouse'}}\n")
+    pack, family = load_pack(path), get_family("tiny-sd")
+    jobs = plan_jobs([pack], None, None, [0], "ohwx woman", "woman", None, None, None, family)
+    by_id = {j.prompt_id: j for j in jobs}
+    assert (by_id["a"].sampler, by_id["a"].steps, by_id["a"].guidance) == ("unipc", 9, 4.0)
+    assert (by_id["b"].sampler, by_id["b"].steps, by_id["b"].size) == ("ddim", 7, family.resolution)
+    assert by_id["b"].prompt == "portrait of ohwx woman, blouse"
+    forced = plan_jobs([pack], ["euler"], [3], [0], "ohwx man", "man", 2.0, 48, None, family)
+    assert {(j.sampler, j.steps, j.guidance, j.size) for j in forced} == {("euler", 3, 2.0, 48)}
+    assert {j.prompt for j in forced} == {"photo of ohwx man"}

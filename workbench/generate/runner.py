@@ -63,18 +63,24 @@ class Job:
         return f"{self.pack}/{self.prompt_id}-{self.sampler}-{self.steps}s-g{self.guidance:g}-seed{self.seed}.png"
 
 
-def plan_jobs(packs: Sequence[Pack], samplers: Sequence[str], steps: Sequence[int], seeds: Sequence[int],
-              subject: str, class_word: str, guidance: float, size: int, prompts_per_pack: int | None) -> list[Job]:
+def plan_jobs(packs: Sequence[Pack], samplers: Sequence[str] | None, steps: Sequence[int] | None,
+              seeds: Sequence[int], subject: str, class_word: str, guidance: float | None, size: int | None,
+              prompts_per_pack: int | None, family=None) -> list[Job]:
+    """Every image of the grid. Settings resolve as: explicit argument > prompt > pack > family."""
     jobs = []
     for pack in packs:
         for entry in pack.prompts[:prompts_per_pack]:
             text = entry.text_for(class_word).format(subject=subject)
             negative = entry.negative if entry.negative is not None else pack.negative_prompt
-            for sampler, n, seed in itertools.product(samplers, steps, seeds):
+            entry_samplers = list(samplers or [entry.sampler or pack.sampler or family.sampler])
+            entry_steps = list(steps or [entry.steps or pack.steps or family.steps])
+            scale = guidance if guidance is not None else next(
+                g for g in (entry.guidance, pack.guidance, family.guidance) if g is not None)
+            side = size or entry.size or pack.size or family.resolution
+            for sampler, n, seed in itertools.product(entry_samplers, entry_steps, seeds):
                 for k in range(pack.images_per_prompt):
                     jobs.append(Job(pack.name, entry.id, text, negative, sampler, int(n), int(seed) + k,
-                                    float(pack.guidance if pack.guidance is not None else guidance),
-                                    int(pack.size or size)))
+                                    float(scale), int(side)))
     return jobs
 
 
@@ -93,21 +99,19 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
     base = likeness.base if likeness else base
     subject = likeness.subject if likeness else "person"
     class_word = likeness.card["class_word"] if likeness else "person"
-    samplers = list(samplers or [fam.sampler])
-    for name in samplers:
-        get_sampler(name, fam.arch)  # refuse a scheduler that cannot drive this family, before loading
     pack_objs = [p if isinstance(p, Pack) else get_pack(p) for p in packs]
-    jobs = plan_jobs(pack_objs, samplers, list(steps or [fam.steps]), seeds, subject, class_word,
-                     guidance if guidance is not None else fam.guidance, size or fam.resolution, prompts_per_pack)
+    jobs = plan_jobs(pack_objs, samplers, steps, seeds, subject, class_word, guidance, size, prompts_per_pack, fam)
+    for name in sorted({j.sampler for j in jobs}):
+        get_sampler(name, fam.arch)  # refuse a scheduler that cannot drive this family, before loading
     # 2. what is already done
     done = read_table(out / TABLE) if (out / TABLE).is_file() else pd.DataFrame()
     rows = {r["image_id"]: r for r in done.to_dict("records") if (out / r["path"]).is_file()}
     todo = [j for j in jobs if j.image_id not in rows]
     manifest = read_manifest(out) or Manifest(kind="generation")
     manifest.inputs = {"likeness": str(likeness.path) if likeness else None, "packs": [p.name for p in pack_objs]}
-    manifest.config = {"family": fam.name, "base": base, "samplers": samplers, "steps": list(steps or [fam.steps]),
-                       "guidance": guidance, "size": size or fam.resolution, "prompts_per_pack": prompts_per_pack,
-                       "batch_size": batch_size}
+    manifest.config = {"family": fam.name, "base": base, "samplers": sorted({j.sampler for j in jobs}),
+                       "steps": sorted({j.steps for j in jobs}), "guidance": guidance, "size": size,
+                       "prompts_per_pack": prompts_per_pack, "batch_size": batch_size}
     manifest.seeds, manifest.status = list(seeds), "running"
     write_manifest(out, manifest)
     # 3. render. Batches are planned over the whole grid, never over what is left: CPU and GPU kernels

@@ -22,6 +22,11 @@ class PackPrompt(BaseModel):
     prompt: str
     negative: str | None = None
     variants: dict[str, str] = Field(default_factory=dict)  # class word -> prompt (e.g. man / woman)
+    # Per-prompt settings override the pack's; explicit generate() arguments override both.
+    sampler: str | None = None
+    steps: int | None = Field(None, ge=1)
+    guidance: float | None = Field(None, ge=0)
+    size: int | None = Field(None, ge=32)
 
     @field_validator("prompt")
     @classmethod
