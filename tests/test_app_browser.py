@@ -90,6 +90,20 @@ def test_check_train_generate_in_the_browser(server):
         gallery.locator("img").first.click()
         expect(gallery).to_contain_text("FaceSim", timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "3-packs.png"), full_page=True)
+        # Evaluate: score the run, see the summary table
+        page.get_by_role("tab", name="Evaluate").click()
+        page.locator("#refresh-runs").click()
+        expect(page.locator("#run-choice input")).to_have_value(re.compile(r"runs/me-"), timeout=30_000)
+        page.locator("#score-button").click()
+        expect(page.locator("#score-summary")).to_contain_text("face_detected", timeout=120_000)
+        page.screenshot(path=str(ARTIFACTS / "4-evaluate.png"), full_page=True)
+        # Compare: the scored run is offered and its plot shows
+        page.get_by_role("tab", name="Compare").click()
+        page.locator("#refresh-compare").click()
+        page.locator("#compare-a input").click()
+        page.get_by_role("option").first.click()
+        expect(page.locator("#compare-a-plot img")).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "5-compare.png"), full_page=True)
         browser.close()
 
 

@@ -61,3 +61,14 @@ def test_every_family_names_its_licence_and_targets():
     for family in FAMILIES.values():
         assert family.licence and family.lora_targets and family.resolution >= 64
         assert family.tiny == (family.hub_id is None)
+
+
+def test_each_launched_process_takes_its_own_gpu(monkeypatch):
+    from workbench.config import Settings
+
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert Settings(device="cuda").resolved_device() == "cuda:1"
+    assert Settings(device="cuda").resolved_dtype() == "float16"
+    assert Settings(device="cpu").resolved_device() == "cpu"
+    monkeypatch.delenv("LOCAL_RANK")
+    assert Settings(device="cuda").resolved_device() == "cuda"

@@ -58,13 +58,17 @@ class Settings:
         return not self.offline and hub_reachable()
 
     def resolved_device(self) -> str:
-        return self.device or default_device()
+        """The device; under ``accelerate launch`` / torchrun each process takes its own GPU
+        (``cuda:<LOCAL_RANK>``), which is how studies fan cells out over several GPUs."""
+        device = self.device or default_device()
+        local_rank = os.environ.get("LOCAL_RANK")
+        return f"cuda:{local_rank}" if device == "cuda" and local_rank is not None else device
 
     def resolved_dtype(self) -> str:
         """fp16 on CUDA by default (bf16 is the better choice for FLUX: the family table says so)."""
         if self.dtype:
             return self.dtype
-        return "float16" if self.resolved_device() == "cuda" else "float32"
+        return "float16" if self.resolved_device().startswith("cuda") else "float32"
 
 
 def torch_dtype(name: str):

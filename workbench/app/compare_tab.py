@@ -34,11 +34,11 @@ def view(path: str | None):
 
 def build(settings, shared: dict) -> dict:
     with gr.Tab("Compare"):
-        refresh = gr.Button("Refresh")
+        refresh = gr.Button("Refresh", elem_id="refresh-compare")
         with gr.Row():
             with gr.Column():
-                left = gr.Dropdown([], label="Run or study A")
-                left_plot, left_table = gr.Image(type="pil"), gr.Dataframe(interactive=False)
+                left = gr.Dropdown([], label="Run or study A", elem_id="compare-a")
+                left_plot, left_table = gr.Image(type="pil", elem_id="compare-a-plot"), gr.Dataframe(interactive=False)
             with gr.Column():
                 right = gr.Dropdown([], label="Run or study B")
                 right_plot, right_table = gr.Image(type="pil"), gr.Dataframe(interactive=False)

@@ -20,9 +20,10 @@ def build(settings, shared: dict) -> dict:
     with gr.Tab("Evaluate"):
         with gr.Row():
             run = gr.Dropdown([], label="Generation run", elem_id="run-choice")
-            refresh = gr.Button("Refresh runs")
-            score_button = gr.Button("Score", variant="primary")
-        summary = gr.Dataframe(label="Summary by sampler and steps (mean, 95% CI)", interactive=False)
+            refresh = gr.Button("Refresh runs", elem_id="refresh-runs")
+            score_button = gr.Button("Score", variant="primary", elem_id="score-button")
+        summary = gr.Dataframe(label="Summary by sampler and steps (mean, 95% CI)", interactive=False,
+                               elem_id="score-summary")
         plot = gr.Image(label="Metrics vs steps", type="pil")
         with gr.Row():
             suite = gr.Dropdown([str(p) for p in suite_files(SUITES)], label="QA suite", elem_id="suite-choice")

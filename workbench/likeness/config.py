@@ -57,7 +57,7 @@ class TrainConfig(BaseModel):
         """Fill every ``None`` with the family default, so the saved config is complete."""
         steps = self.steps or (20 if family.tiny else min(1200, max(400, 80 * n_train)))
         precision = self.mixed_precision or (
-            "no" if device != "cuda" else ("bf16" if family.gpu_dtype == "bfloat16" else "fp16"))
+            "no" if not device.startswith("cuda") else ("bf16" if family.gpu_dtype == "bfloat16" else "fp16"))
         return self.model_copy(update=dict(
             steps=steps, alpha=self.alpha or float(self.rank), resolution=self.resolution or family.resolution,
             mixed_precision=precision, checkpoint_every=self.checkpoint_every or max(1, steps // 4),

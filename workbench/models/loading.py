@@ -93,7 +93,8 @@ def load_pipeline(family: Family | str, base: str | None = None, settings: Setti
     family = get_family(family) if isinstance(family, str) else family
     source = resolve_source(family, base, settings)
     device = device or settings.resolved_device()
-    dtype = dtype or (family.gpu_dtype if device == "cuda" and not settings.dtype else settings.resolved_dtype())
+    on_gpu = device.startswith("cuda")
+    dtype = dtype or (family.gpu_dtype if on_gpu and not settings.dtype else settings.resolved_dtype())
     pipeline_class = getattr(diffusers, family.pipeline_class)
     kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype)}
     if family.arch == "sd":
