@@ -114,7 +114,8 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="training",
                disable=not progress, unit="step")
     for step in bar:
-        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+        # Under `accelerate launch`, each process draws its own batch (index 0 = the single-process draw).
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step + 7_919 * accelerator.process_index)
         with accelerator.accumulate(model), accelerator.autocast():
             loss = adapter.loss(model, *cache.draw(adapter, config.batch_size, generator), generator)
             if prior is not None:  # DreamBooth: the class prior keeps the base model's idea of a <class>
@@ -131,10 +132,15 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
         per_step = (time.perf_counter() - started) / (step + 1 - start)
         bar.set_postfix(loss=f"{losses[-1]:.4f}", s_per_step=f"{per_step:.2f}")
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
-            row = probe_checkpoint(pipe, adapter, config, fam, data, analyzer, held_faces, train_faces, step + 1,
-                                   out / "validation", losses)
-            curve.append(row)
-            save_checkpoint(out, pipe, adapter, optimizer, schedule, step + 1, curve, losses, encoders, config)
+            if accelerator.is_main_process:  # one process probes and writes; the others wait for it
+                row = probe_checkpoint(pipe, adapter, config, fam, data, analyzer, held_faces, train_faces,
+                                       step + 1, out / "validation", losses)
+                curve.append(row)
+                save_checkpoint(out, pipe, adapter, optimizer, schedule, step + 1, curve, losses, encoders, config)
+            accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        accelerator.wait_for_everyone()  # the main process writes the Likeness
+        return Likeness.load(out)
     # 7. choose the checkpoint and write the Likeness
     chosen, reason = select_checkpoint(curve)
     shutil.copyfile(out / "checkpoints" / f"step-{chosen:06d}" / LORA_FILE, out / LORA_FILE)
@@ -150,6 +156,7 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
     manifest.status, manifest.timings["train_seconds"] = "done", time.perf_counter() - started
     manifest.outputs.update(chosen_step=chosen, lora=LORA_FILE, kohya=kohya.name if kohya else None)
     write_manifest(out, manifest)
+    accelerator.wait_for_everyone()
     return Likeness.load(out)
 
 
