@@ -52,9 +52,13 @@ def pack_dir(pack: str = "buffalo_l", root: str | os.PathLike | None = None) -> 
 
 def download_hint(pack: str, target: Path) -> str:
     url = PACK_URLS.get(pack, PACK_URLS["buffalo_l"])
-    return (f"download it on a connected machine: mkdir -p {target.parent} && cd {target.parent} && "
+    hint = (f"download it on a connected machine: mkdir -p {target.parent} && cd {target.parent} && "
             f"curl -LO {url} && unzip {Path(url).name} -d {target.name}; or pass --recognizer "
-            f"insightface:/path/to/pack. Licence: {LICENCE}")
+            f"insightface:/path/to/pack.")
+    if pack == "antelopev2":  # insightface's own auto-download of this pack has 404ed (insightface#2517)
+        hint += (" If that URL answers 404, get antelopev2.zip from a copy you trust and unzip its .onnx files "
+                 f"into {target}.")
+    return f"{hint} Licence: {LICENCE}"
 
 
 def _session(path: Path):
