@@ -73,6 +73,11 @@ def test_check_train_generate_in_the_browser(server):
         expect(card).to_contain_text("sunglasses", timeout=120_000)
         expect(page.locator("#verdict")).to_contain_text("Verdict")
         page.screenshot(path=str(ARTIFACTS / "1-selfies.png"), full_page=True)
+        # remove the sunglasses photo and re-check: its card goes, the others stay
+        page.locator("#remove-photos").get_by_label("08.jpg").check()
+        page.get_by_role("button", name="Remove selected and re-check").click()
+        expect(card).to_have_count(0, timeout=120_000)
+        expect(page.locator(".photo-card")).to_have_count(8)
         # Train: a tiny likeness in a few steps
         page.get_by_role("tab", name="Train").click()
         page.locator("#train-steps input").fill("4")
@@ -115,3 +120,4 @@ def test_app_refuses_a_public_host_without_auth(tmp_path):
     share = subprocess.run([sys.executable, "-m", "workbench.cli", "app", "--share"], capture_output=True, text=True,
                            timeout=120, env={**os.environ, "WORKBENCH_HOME": str(tmp_path)})
     assert share.returncode == 1 and "public share link" in share.stderr
+
