@@ -26,9 +26,11 @@ def test_detection_counts_on_every_bundled_photo(analyzer, faces_dir):
             assert len(faces) >= 3, row["file"]
         elif row["category"] in expected:
             assert len(faces) == expected[row["category"]], (row["file"], len(faces))
-    for name in ("04.jpg", "06.jpg", "07.jpg"):
-        face = _faces(analyzer, faces_dir / "aws_rek_subject1" / name)[0]
-        assert face.detector == "cnn" and np.isnan(face.yaw), name
+    subject = faces_dir / "aws_rek_subject1"
+    profiles = {name: _faces(analyzer, subject / name)[0] for name in ("04.jpg", "06.jpg", "07.jpg")}
+    assert all(face.detector == "cnn" for face in profiles.values())
+    # 06 faces the image's right, 07 its left: |yaw| > 60 with opposite signs; looking up (04) has no side
+    assert profiles["06.jpg"].yaw > 60 and profiles["07.jpg"].yaw < -60 and np.isnan(profiles["04.jpg"].yaw)
     tiny = _faces(analyzer, faces_dir / "_other" / "02.jpg")[0]
     assert tiny.detector == "haar" and tiny.size < 20
 

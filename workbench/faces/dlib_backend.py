@@ -30,6 +30,7 @@ from .types import Face
 DETECT_MAX_SIDE = 800  # detection runs on a copy scaled to this; landmarks on the full image
 CNN_MAX_SIDE = 640  # the MMOD fallback's input (its cost grows with area: ~1.1 s at 640 px here)
 HAAR_MAX_SIDE = 1600  # the Haar fallback runs on a 2x copy capped at this side
+PROFILE_YAW = 75.0  # nominal |yaw| of a face only the profile detector sees (the landmarks cannot measure it)
 MIN_DET_SCORE = 0.3  # HOG margins below this were false positives on the fixture photos
 NATIVE_THRESHOLD = 0.6
 SIM_AT_THRESHOLD = 0.30
@@ -61,6 +62,7 @@ class DlibAnalyzer:
         self._cnn_path = models / "mmod_human_face_detector.dat"
         self._cnn = None
         self._haar = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_alt.xml"))
+        self._profile = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_profileface.xml"))
         self._dlib = dlib
         self.upsample_small = upsample_small
         self.min_score = min_score
@@ -127,13 +129,32 @@ class DlibAnalyzer:
         keypoints = np.stack([landmarks[36:42].mean(0), landmarks[42:48].mean(0), landmarks[30],
                               landmarks[48], landmarks[54]])
         # The 68-point model regresses towards a frontal shape on faces only the CNN finds (profiles,
-        # steep pitch), so its pose there would mislead: report it as unknown.
-        yaw, pitch, roll = pose_from_68(landmarks, size) if detector != "cnn" else (float("nan"),) * 3
+        # steep pitch), so its pose there would mislead: the side comes from the profile cascade instead.
+        if detector == "cnn":
+            yaw, pitch, roll = self._profile_yaw(pixels, box), float("nan"), float("nan")
+        else:
+            yaw, pitch, roll = pose_from_68(landmarks, size)
         height, width = pixels.shape[:2]
         bbox = (max(0.0, box.left()), max(0.0, box.top()), min(width, box.right()), min(height, box.bottom()))
         return Face(bbox=tuple(float(v) for v in bbox), keypoints=keypoints, det_score=score,
                     embedding=descriptor / np.linalg.norm(descriptor), recognizer=f"{self.name} ({self.version})",
                     yaw=yaw, pitch=pitch, roll=roll, landmarks=landmarks, descriptor=descriptor, detector=detector)
+
+    def _profile_yaw(self, pixels: np.ndarray, box) -> float:
+        """+-PROFILE_YAW when OpenCV's profile cascade (trained on faces looking to the image's left)
+        fires on the face crop or its mirror, the stronger side winning; NaN when neither fires (a steep
+        up/down tilt rather than a profile). On the bundled photos it gives both profiles the right side
+        and agrees in sign with the landmark pose of the two three-quarter views."""
+        cx, cy, half = (box.left() + box.right()) / 2, (box.top() + box.bottom()) / 2, 0.9 * box.width()
+        crop = Image.fromarray(pixels).crop((round(cx - half), round(cy - half), round(cx + half), round(cy + half)))
+        gray = cv2.cvtColor(np.asarray(crop.resize((200, 200), Image.BILINEAR)), cv2.COLOR_RGB2GRAY)
+        strength = {}
+        for sign, image in ((-1.0, gray), (1.0, cv2.flip(gray, 1))):
+            found, _, weights = self._profile.detectMultiScale3(image, 1.05, 2, minSize=(60, 60),
+                                                                outputRejectLevels=True)
+            if len(found):
+                strength[sign] = float(np.max(weights))
+        return max(strength, key=strength.get) * PROFILE_YAW if strength else float("nan")
 
     def distance(self, a: Face, b: Face) -> float:
         return float(np.linalg.norm(a.descriptor - b.descriptor))
