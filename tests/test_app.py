@@ -25,3 +25,4 @@ def test_auth_rules_and_user_workspaces(tmp_path):
     assert user_settings(base, SimpleNamespace(username="ana")).home == tmp_path / "users" / "ana"
     assert user_settings(base, SimpleNamespace(username="../../etc")).home == tmp_path / "users" / ".._.._etc"
     assert user_settings(base, None).home == tmp_path / "users" / "local"
+    assert user_settings(base, SimpleNamespace(username="bo")).models == (tmp_path / "models").resolve()  # shared

@@ -50,8 +50,16 @@ class Settings:
         or _truthy(os.environ.get("WORKBENCH_OFFLINE"))
     )
 
+    # Built tiny models; defaults to <home>/models. The app points every user's settings at one shared
+    # folder, so per-user workspaces do not rebuild (or store) the same model.
+    models_dir: Path | None = None
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser())
+
+    @property
+    def models(self) -> Path:
+        return Path(self.models_dir).expanduser().resolve() if self.models_dir else self.home.resolve() / "models"
 
     def hub_available(self) -> bool:
         """True when downloads may be tried: not marked offline and the hub answers."""

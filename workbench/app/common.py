@@ -20,7 +20,7 @@ def user_settings(base: Settings, request: gr.Request | None) -> Settings:
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:64] or "local"
     home = Path(base.home) / "users" / safe
     home.mkdir(parents=True, exist_ok=True)
-    return replace(base, home=home)
+    return replace(base, home=home, models_dir=base.models)
 
 
 def friendly(fn):

@@ -34,7 +34,7 @@ def resolve_source(family: Family | str, base: str | None, settings: Settings) -
     family = get_family(family) if isinstance(family, str) else family
     if base is None:
         if family.tiny:
-            location = str(settings.home.resolve() / "models" / family.name)
+            location = str(settings.models / family.name)
             return ModelSource(family.name, "tiny", location, family.licence, True)
         base = family.hub_id
     path = Path(os.path.expanduser(str(base)))
@@ -52,7 +52,7 @@ def resolve_source(family: Family | str, base: str | None, settings: Settings) -
 
 def ensure_tiny(family: Family, settings: Settings) -> Path:
     """Build the tiny family once and cache it; the cache appears whole or not at all."""
-    target = settings.home.resolve() / "models" / family.name
+    target = settings.models / family.name
     if (target / "model_index.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +126,7 @@ def load_pipeline(family: Family | str, base: str | None = None, settings: Setti
 def weights_status(family: Family, settings: Settings) -> str:
     """Where a family's weights are, for ``workbench models`` (never downloads)."""
     if family.tiny:
-        cached = settings.home.resolve() / "models" / family.name / "model_index.json"
+        cached = settings.models / family.name / "model_index.json"
         return f"built at {cached.parent}" if cached.is_file() else "built on first use (seconds, no download)"
     try:
         from huggingface_hub import try_to_load_from_cache
