@@ -90,3 +90,25 @@ def test_profiles_are_not_called_someone_else(analyzer, faces_dir):
     photos = _by_file(check_selfies(faces_dir / "aws_rek_subject1", analyzer=analyzer, progress=False))
     for name in ("06.jpg", "07.jpg"):
         assert "different_person" not in photos[name].flags and "extreme_pose" in photos[name].flags
+
+
+def test_large_photos_are_checked_downscaled_but_reported_in_original_pixels(analyzer, faces_dir, tmp_path):
+    """A 12 MP-class photo is analysed at 2000 px; face size and the crop box are in original pixels."""
+    from PIL import Image
+
+    from workbench.images import load_image
+    from workbench.selfies.photo import check_photo
+    from workbench.selfies.thresholds import DEFAULT_THRESHOLDS
+
+    image = load_image(faces_dir / "lisa_debruine" / "05.jpg")  # 1152x1536
+    big = image.resize((image.width * 2, image.height * 2), Image.BICUBIC)
+    big.save(tmp_path / "big.jpg", quality=92)
+    small = check_photo(faces_dir / "lisa_debruine" / "05.jpg", analyzer, DEFAULT_THRESHOLDS)
+    large = check_photo(tmp_path / "big.jpg", analyzer, DEFAULT_THRESHOLDS)
+    assert large.size == (2304, 3072) and large.scale < 1
+    # HOG boxes are coarse (pyramid levels), so sizes agree loosely; box centres agree tightly.
+    # Analysis-pixel coordinates would give ratios near 2 x 0.65 = 1.3.
+    assert 1.6 < large.scores["face_px"] / small.scores["face_px"] < 2.4
+    centre = lambda box: np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])  # noqa: E731
+    ratio = centre(large.subject_bbox) / centre(small.subject_bbox)
+    assert np.allclose(ratio, 2, atol=0.1), ratio

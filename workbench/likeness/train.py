@@ -87,7 +87,8 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
     # 4. caches: images (and, with frozen text encoders, captions) are encoded once; the encoders then
     # leave the GPU. Prior preservation adds class images the base model drew, cached the same way.
     captions = load_captions(report.folder, files, config.captions)
-    data = prepare_training_set(files, {f: (s.bbox if s else None) for f, s in subjects.items()},
+    boxes = {report.folder / p.file: p.subject_bbox for p in report.photos}  # in full-resolution pixels
+    data = prepare_training_set(files, boxes,
                                 config.resolution, config.token, config.class_word, held_out, captions,
                                 buckets=fam.buckets(config.resolution) if config.buckets else None)
     cache = build_caches(adapter, data, accelerator.device, encode_text=not encoders)

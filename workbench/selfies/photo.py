@@ -37,10 +37,18 @@ class PhotoCheck:
     size: tuple[int, int] | None = None
     severity: dict[str, str] = field(default_factory=dict)
     phash: Any = field(default=None, repr=False)  # imagehash.ImageHash, for the duplicate check
+    scale: float = 1.0  # analysis pixels per original pixel (large photos are checked downscaled)
 
     @property
     def subject(self) -> Face | None:
         return self.faces[0] if self.faces else None
+
+    @property
+    def subject_bbox(self) -> tuple[float, float, float, float] | None:
+        """The subject's face box in the original photo's pixels (``subject.bbox`` is in analysis pixels)."""
+        if self.subject is None:
+            return None
+        return tuple(v / self.scale for v in self.subject.bbox)
 
     @property
     def status(self) -> str:
@@ -86,7 +94,7 @@ def check_photo(path: Path, analyzer, limits: Thresholds, name: str | None = Non
         result.flag("unreadable", f"{exc.detail}. {exc.fix}")
         return result
     result.size = image.info.get("original_size", image.size)
-    scale = image.width / result.size[0]  # analysis pixels per original pixel
+    scale = result.scale = image.width / result.size[0]
     result.phash = imagehash.phash(image)
     result.scores["short_side_px"] = float(min(result.size))
     if min(result.size) < limits.min_short_side_px:
