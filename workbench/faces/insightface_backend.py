@@ -182,14 +182,20 @@ class SCRFD:
         return dets[keep], points[keep]
 
 
-class ArcFace:
-    """ArcFace recognizer: similarity-align the 5 key points to the template, embed, batch."""
+class _SquareInputModel:
+    """An ONNX model with one square NCHW input: its session, input name, side and normalisation."""
+
+    default_std = 127.5
 
     def __init__(self, path: Path):
         self.session = _session(path)
         self.input_name = self.session.get_inputs()[0].name
         self.size = self.session.get_inputs()[0].shape[2]
-        self.mean, self.std = _normalisation(path, 127.5)
+        self.mean, self.std = _normalisation(path, self.default_std)
+
+
+class ArcFace(_SquareInputModel):
+    """ArcFace recognizer: similarity-align the 5 key points to the template, embed, batch."""
 
     def align(self, pixels: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
         template = ARCFACE_TEMPLATE * (self.size / 112.0)
@@ -201,14 +207,10 @@ class ArcFace:
         return self.session.run(None, {self.input_name: blob})[0].reshape(len(crops), -1)
 
 
-class Landmark68:
+class Landmark68(_SquareInputModel):
     """insightface's 1k3d68: 68 3-D landmarks from a 1.5x face-box crop (used for pose)."""
 
-    def __init__(self, path: Path):
-        self.session = _session(path)
-        self.input_name = self.session.get_inputs()[0].name
-        self.size = self.session.get_inputs()[0].shape[2]
-        self.mean, self.std = _normalisation(path, 128.0)
+    default_std = 128.0
 
     def landmarks(self, pixels: np.ndarray, bbox: np.ndarray) -> np.ndarray:
         (x1, y1, x2, y2), half = bbox[:4], self.size // 2
