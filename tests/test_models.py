@@ -32,7 +32,7 @@ def test_real_family_offline_gives_one_clear_error(tmp_path):
         load_pipeline("sdxl", settings=settings)
     message = str(err.value)
     assert "stabilityai/stable-diffusion-xl-base-1.0" in message
-    assert "huggingface-cli download" in message and "--base" in message
+    assert "hf download" in message and "huggingface-cli" not in message and "--base" in message
 
 
 def test_local_dir_without_model_index_is_explained(tmp_path):
@@ -60,7 +60,7 @@ def test_sources_and_unknown_family(tmp_path):
 def test_every_family_names_its_licence_and_targets():
     for family in FAMILIES.values():
         assert family.licence and family.lora_targets and family.resolution >= 64
-        assert family.tiny == (family.hub_id is None)
+        assert family.built_locally == (family.hub_id is None)
 
 
 def test_each_launched_process_takes_its_own_gpu(monkeypatch):

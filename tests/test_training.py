@@ -32,8 +32,13 @@ def test_train_load_and_change_output(family, settings, analyzer, faces_dir, tmp
     assert len(list((likeness.path / "validation").glob("*.png"))) == 2 * 4
     pipe, _ = load_pipeline(family, settings=settings)
     before = _render(pipe)
-    pipe.load_lora_weights(likeness.path, weight_name="lora.safetensors")
+    pipe.load_lora_weights(likeness.path, weight_name="lora.safetensors", adapter_name="lk")
     after = _render(pipe)
+    # every LoRA tensor in the file is loaded (FLUX attention layers were once silently dropped)
+    from peft.utils import get_peft_model_state_dict
+
+    denoiser = pipe.transformer if family == "tiny-flux" else pipe.unet
+    assert len(get_peft_model_state_dict(denoiser, adapter_name="lk")) == len(load_file(likeness.lora_path))
     assert np.abs(before - after).max() > 0  # the adapter is real and applied
     kohya = likeness.path / "lora_kohya.safetensors"
     if family == "tiny-flux":

@@ -97,16 +97,28 @@ def degrade(folder: Path = typer.Argument(..., help="Selfie set to degrade."),
 def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked first)."),
           out: Path = typer.Option(..., help="Likeness folder to write (resumes if interrupted)."),
           family: str = typer.Option("tiny-sd"), base: str = typer.Option(None),
-          steps: int = typer.Option(None, help="Training steps (default: 80 per photo, 400-1200; tiny: 20)."),
-          rank: int = typer.Option(16), learning_rate: float = typer.Option(1e-4),
+          steps: int = typer.Option(None, min=1, help="Optimizer steps (default: 80 samples per photo, 400-1200, "
+                                    "divided by the batch; tiny: 20)."),
+          rank: int = typer.Option(16, min=1), learning_rate: float = typer.Option(1e-4),
           seed: int = typer.Option(0), class_word: str = typer.Option("person", help="man, woman, person..."),
-          token: str = typer.Option("ohwx"), mixed_precision: str = typer.Option(None),
+          token: str = typer.Option("ohwx"),
+          precision: str = typer.Option(None, help="fp16, bf16 or fp32: weights and autocast (default: fp32 on "
+                                        "a CPU, the family's dtype on a GPU)."),
+          mixed_precision: str = typer.Option(None, hidden=True, help="Old name of --precision (no = fp32)."),
+          resolution: int = typer.Option(None, min=32, help="Training crop side in px (default: the family's)."),
+          batch_size: int = typer.Option(None, min=1, help="Samples per step (default: 1 on CPU, from free memory "
+                                         "on a GPU)."),
+          memory: str = typer.Option("auto", help="auto, full, balanced (gradient checkpointing) or low (+ 8-bit "
+                                     "AdamW, 4-bit FLUX base)."),
+          checkpoint_every: int = typer.Option(None, min=1, help="Probe and save every N steps (default: 4 times)."),
+          probe_steps: int = typer.Option(None, min=1, help="Inference steps of the probe images (default: the "
+                                          "family's)."),
           alpha: float = typer.Option(None, help="LoRA alpha (default: the rank)."),
           train_text_encoder: bool = typer.Option(False, help="LoRA on the CLIP text encoder(s) too (sd/sdxl)."),
           prior_preservation: bool = typer.Option(False, help="DreamBooth class prior from base-model images."),
           class_images: int = typer.Option(None, help="Class images for the prior (default: 2 per photo, >= 50)."),
           captions: Path = typer.Option(None, help="captions.csv (file,caption); default: sidecar <photo>.txt."),
-          gradient_checkpointing: bool = typer.Option(False),
+          gradient_checkpointing: bool = typer.Option(None, help="Default: as the memory tier says."),
           buckets: bool = typer.Option(False, help="Aspect buckets: keep each photo's aspect instead of square."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
     """Train a likeness (DreamBooth-LoRA) from a folder of selfies. Writes lora.safetensors (diffusers),
@@ -119,7 +131,10 @@ def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked f
         typer.echo(f"{out}: already trained; nothing to do.")
     likeness = train_likeness(selfies, out, family=family, base=base, settings=_settings(home, device),
                               steps=steps, rank=rank, learning_rate=learning_rate, seed=seed,
-                              class_word=class_word, token=token, mixed_precision=mixed_precision, alpha=alpha,
+                              class_word=class_word, token=token, alpha=alpha,
+                              precision=precision or ({"no": "fp32"}.get(mixed_precision, mixed_precision)),
+                              resolution=resolution, batch_size=batch_size, memory=memory,
+                              checkpoint_every=checkpoint_every, probe_steps=probe_steps,
                               train_text_encoder=train_text_encoder, prior_preservation=prior_preservation,
                               class_images=class_images, captions=str(captions) if captions else None,
                               gradient_checkpointing=gradient_checkpointing, buckets=buckets)
@@ -141,14 +156,26 @@ def generate_cmd(likeness: str = typer.Argument(..., help="Likeness folder, or '
                  seeds: list[int] = typer.Option([0], "--seeds"), guidance: float = typer.Option(None),
                  out: Path = typer.Option(..., help="Run folder (re-running renders only what is missing)."),
                  family: str = typer.Option(None, help="Family for --likeness none."),
-                 prompts_per_pack: int = typer.Option(None), grid: bool = typer.Option(False, help="Contact sheet."),
+                 base: str = typer.Option(None, help="Base weights for 'none': a family name, hub id, local "
+                                          "directory or .safetensors file (a likeness names its own)."),
+                 size: int = typer.Option(None, min=64, help="Image side in px (default: prompt > pack > family)."),
+                 batch_size: int = typer.Option(4, min=1, help="Images per pipeline call."),
+                 compile: bool = typer.Option(False, "--compile", help="torch.compile the denoiser (GPU; the "
+                                              "compile time is reported separately)."),
+                 prompts_per_pack: int = typer.Option(None, min=1),
+                 grid: bool = typer.Option(False, help="Contact sheet."),
                  home: Path = HomeOpt, device: str = typer.Option(None)):
     """Render packs x samplers x steps x seeds with a likeness."""
     from .generate import generate
 
+    if base is not None or family is not None:
+        family, base = _split_base(base, family)
+    if any(n < 1 for n in steps or []):
+        raise typer.BadParameter("every --steps must be at least 1", param_hint="--steps")
     run = generate(None if likeness == "none" else likeness, pack, out, samplers=sampler or None,
-                   steps=steps or None, seeds=seeds, guidance=guidance, family=family,
-                   prompts_per_pack=prompts_per_pack, settings=_settings(home, device))
+                   steps=steps or None, seeds=seeds, guidance=guidance, family=family, base=base, size=size,
+                   batch_size=batch_size, compile=compile, prompts_per_pack=prompts_per_pack,
+                   settings=_settings(home, device))
     if grid:
         from .generate.contact import contact_sheets
 

@@ -60,7 +60,7 @@ def run_demo(settings: Settings | None = None, family: str = "tiny-sd", base: st
     page = write_report(out, f"Likeness Workbench demo — {fam.name}", facts,
                         check=report.table()[["file", "status", "flags", "advice"]],
                         curve=pd.DataFrame(likeness.card["curve"]), images=run.table, image_root=run.path,
-                        scores=scores, tiny=fam.tiny)
+                        scores=scores, tiny=fam.random_weights)
     write_manifest(out, Manifest(kind="report", status="done", inputs={"selfies": str(selfies),
                    "likeness": str(likeness.path), "run": str(run.path)}, config={"family": fam.name, "base": base},
                    seeds=[0, 1], timings={"seconds": time.perf_counter() - started},

@@ -120,7 +120,7 @@ def run_suite(spec: SuiteSpec | str | os.PathLike, settings: Settings | None = N
              "recognizers": ", ".join(spec.recognizers), "seeds": ", ".join(map(str, spec.seeds))}
     page = write_report(out, f"QA suite {spec.name}: {'PASS' if passed else 'FAIL'}", facts, check=None,
                         curve=pd.DataFrame(likeness.card["curve"]), images=run.table, image_root=run.path,
-                        scores=scores, tiny=fam.tiny, sections=[("Thresholds", table)])
+                        scores=scores, tiny=fam.random_weights, sections=[("Thresholds", table)])
     write_manifest(out, Manifest(kind="suite", status="done", inputs={"spec": spec.source, "run": str(run.path)},
                                  config=spec.model_dump(), seeds=list(spec.seeds),
                                  timings={"seconds": time.perf_counter() - started},

@@ -19,7 +19,8 @@ from .common import friendly, user_settings  # noqa: E402
 
 def available_families(settings) -> list[str]:
     """Tiny families always; real ones when their weights are in the local cache."""
-    return [name for name, fam in FAMILIES.items() if fam.tiny or weights_status(fam, settings).startswith("in the")]
+    return [name for name, fam in FAMILIES.items()
+            if fam.built_locally or weights_status(fam, settings).startswith("in the")]
 
 
 def curve_plot(curve: list[dict]):

@@ -26,16 +26,35 @@ class Adapter:
     def lora_owner_kwarg(self) -> str:
         return "unet_lora_layers"
 
+    def lora_state_to_save(self, peft_state: dict, convert) -> dict:
+        """The denoiser's LoRA tensors as ``save_lora_weights`` wants them (diffusers' SD/SDXL scripts
+        convert peft keys to diffusers' names)."""
+        return convert(peft_state)
+
     def text_encoders(self) -> list[torch.nn.Module]:
         return [m for m in (getattr(self.pipe, "text_encoder", None), getattr(self.pipe, "text_encoder_2", None))
                 if m is not None]
 
     @torch.no_grad()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Cached training latents. A VAE whose config says ``force_upcast`` (SDXL's, FLUX's) encodes in
+        fp32, as diffusers' SDXL scripts do: SDXL's VAE overflows to inf/NaN in fp16. The latents are
+        checked, because NaN latents train a LoRA that renders black."""
         vae = self.pipe.vae
-        latents = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.mode()
+        dtype = vae.dtype
+        upcast = dtype != torch.float32 and getattr(vae.config, "force_upcast", False)
+        if upcast:
+            vae.to(torch.float32)
+        try:
+            latents = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.mode()
+        finally:
+            if upcast:
+                vae.to(dtype)
+        if not torch.isfinite(latents).all():
+            raise FloatingPointError(f"the VAE produced non-finite latents in {vae.dtype}; train with --precision "
+                                     "fp32 or give a VAE that is stable in half precision (the fp16-fix VAE).")
         shift = getattr(vae.config, "shift_factor", None) or 0.0
-        return (latents - shift) * vae.config.scaling_factor
+        return ((latents - shift) * vae.config.scaling_factor).to(dtype)
 
     @torch.no_grad()
     def encode_captions(self, captions: list[str]) -> dict[str, torch.Tensor]:
@@ -108,6 +127,7 @@ class FluxAdapter(Adapter):
     """FLUX.1: rectified flow on packed 2x2 latent patches; target is noise - x0."""
 
     arch = "flux"
+    text_length = 512  # T5 tokens; the trainer sets the family's, which rendering uses too
 
     @property
     def denoiser(self) -> torch.nn.Module:
@@ -116,9 +136,15 @@ class FluxAdapter(Adapter):
     def lora_owner_kwarg(self) -> str:
         return "transformer_lora_layers"
 
+    def lora_state_to_save(self, peft_state: dict, convert) -> dict:
+        """peft keys as they are (diffusers' FLUX script saves them so). Converting them renames the
+        attention layers to the old ``.lora.down`` form, which the FLUX loader skips: those layers were
+        silently dropped on load."""
+        return peft_state
+
     def encode_captions_with_grad(self, captions: list[str]) -> dict[str, torch.Tensor]:
         embeds, pooled, text_ids = self.pipe.encode_prompt(captions, prompt_2=None, device=self.pipe.device,
-                                                           max_sequence_length=128)
+                                                           max_sequence_length=self.text_length)
         return {"prompt_embeds": embeds, "pooled": pooled, "text_ids": text_ids}
 
     def loss(self, model, latents, cond, generator, guidance: float = 1.0):
@@ -144,5 +170,8 @@ class FluxAdapter(Adapter):
 ADAPTERS = {"sd": UNetAdapter, "sdxl": SDXLAdapter, "flux": FluxAdapter}
 
 
-def adapter_for(arch: str, pipe: Any) -> Adapter:
-    return ADAPTERS[arch](pipe)
+def adapter_for(arch: str, pipe: Any, text_length: int | None = None) -> Adapter:
+    adapter = ADAPTERS[arch](pipe)
+    if text_length:
+        adapter.text_length = text_length
+    return adapter

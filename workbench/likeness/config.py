@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..models.families import Family
 
@@ -31,12 +33,18 @@ class TrainConfig(BaseModel):
     rank: int = Field(16, ge=1)
     alpha: float | None = None
     learning_rate: float = Field(1e-4, gt=0)
-    batch_size: int = Field(1, ge=1)
+    batch_size: int | None = Field(None, ge=1)  # None: 1 on a CPU, from free memory on a GPU (memory.py)
     gradient_accumulation: int = Field(1, ge=1)
     resolution: int | None = Field(None, ge=32)
     seed: int = 0
-    mixed_precision: str | None = None  # no | fp16 | bf16; default: no on CPU, family's dtype on GPU
-    gradient_checkpointing: bool = False
+    # One setting for the weights' dtype and autocast: fp16 (with a gradient scaler), bf16 or fp32.
+    # Default: fp32 on a CPU, the family's dtype on a GPU. The LoRA itself always trains in fp32.
+    precision: Literal["fp16", "bf16", "fp32"] | None = None
+    memory: Literal["auto", "full", "balanced", "low"] = "auto"  # see memory.py; auto = from free GPU memory
+    gradient_checkpointing: bool | None = None  # None: as the memory tier says
+    optimizer: Literal["adamw", "adamw8bit"] | None = None  # None: as the memory tier says
+    quantize_base: Literal["none", "nf4"] | None = None  # None: as the memory tier says (nf4: FLUX, low tier)
+    max_grad_norm: float | None = Field(1.0, gt=0)  # diffusers' DreamBooth scripts clip at 1.0
     checkpoint_every: int | None = Field(None, ge=1)
     token: str = "ohwx"
     class_word: str = "person"
@@ -53,13 +61,40 @@ class TrainConfig(BaseModel):
     buckets: bool = False  # aspect buckets (Family.buckets): crops keep the photo's aspect, not square
     captions: str | None = None  # a captions.csv (file,caption); default: the set's sidecar .txt files
 
-    def resolve(self, family: Family, n_train: int, device: str) -> TrainConfig:
-        """Fill every ``None`` with the family default, so the saved config is complete."""
-        steps = self.steps or (20 if family.tiny else min(1200, max(400, 80 * n_train)))
-        precision = self.mixed_precision or (
-            "no" if not device.startswith("cuda") else ("bf16" if family.gpu_dtype == "bfloat16" else "fp16"))
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_mixed_precision(cls, data):
+        """``mixed_precision: no|fp16|bf16`` (earlier configs, accelerate's word) is ``precision``."""
+        if isinstance(data, dict) and "mixed_precision" in data:
+            data = dict(data)
+            legacy = data.pop("mixed_precision")
+            if legacy is not None and data.get("precision") is None:
+                data["precision"] = {"no": "fp32"}.get(legacy, legacy)
+        return data
+
+    def resolve(self, family: Family, n_train: int, device: str, free_memory: int | None = None) -> TrainConfig:
+        """Fill every ``None`` with the family default, so the saved config is complete. ``steps``
+        counts optimizer updates; by default they cover 80 samples per training photo (400-1200)."""
+        from .memory import plan_memory
+
+        precision = self.precision or (
+            "fp32" if not device.startswith("cuda") else ("bf16" if family.gpu_dtype == "bfloat16" else "fp16"))
+        if precision == "fp16" and not device.startswith(("cuda", "mps")):
+            from ..errors import ConfigError
+
+            raise ConfigError(f"precision fp16 needs a GPU (device is {device}); use bf16 or fp32 on a CPU.")
+        resolution = self.resolution or family.resolution
+        plan = plan_memory(family, resolution, precision, device, free_memory, self.memory, self.batch_size)
+        batch = self.batch_size or plan.batch_size
+        samples = 20 if family.tiny else min(1200, max(400, 80 * n_train))
+        steps = self.steps or max(1, -(-samples // (batch * self.gradient_accumulation)))
         return self.model_copy(update=dict(
-            steps=steps, alpha=self.alpha or float(self.rank), resolution=self.resolution or family.resolution,
-            mixed_precision=precision, checkpoint_every=self.checkpoint_every or max(1, steps // 4),
+            steps=steps, alpha=self.alpha or float(self.rank), resolution=resolution, precision=precision,
+            memory=plan.tier, batch_size=batch,
+            gradient_checkpointing=plan.gradient_checkpointing if self.gradient_checkpointing is None
+            else self.gradient_checkpointing,
+            optimizer=self.optimizer or plan.optimizer,
+            quantize_base=self.quantize_base or plan.quantize_base or "none",
+            checkpoint_every=self.checkpoint_every or max(1, steps // 4),
             probe_steps=self.probe_steps or family.steps, text_encoder_rank=self.text_encoder_rank or self.rank,
             class_images=self.class_images or (4 if family.tiny else max(50, 2 * n_train))))

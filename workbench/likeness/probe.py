@@ -20,8 +20,9 @@ def render_probes(pipe, config, family, subject: str) -> list:
         for seed in config.probe_seeds:
             prompts.append(prompt.format(subject=subject))
             generators.append(torch.Generator("cpu").manual_seed(seed))
+    extra = {"max_sequence_length": family.text_length} if family.arch == "flux" else {}
     return pipe(prompt=prompts, generator=generators, num_inference_steps=config.probe_steps,
-                guidance_scale=family.guidance, height=config.resolution, width=config.resolution).images
+                guidance_scale=family.guidance, height=config.resolution, width=config.resolution, **extra).images
 
 
 def probe_checkpoint(pipe, adapter, config, family, data, analyzer, held_faces, train_faces, step: int,

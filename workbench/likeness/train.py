@@ -1,13 +1,15 @@
 """DreamBooth-LoRA training of a likeness, read top to bottom:
-config -> checked selfies -> accelerator + pipeline -> freeze base, add LoRA -> caches -> loop
-(checkpoint + held-out probe every N steps) -> choose the best checkpoint -> save the Likeness.
+setup (config -> checked selfies -> accelerator + pipeline -> freeze base, add LoRA -> caches -> optimizer,
+resume) -> loop (checkpoint + held-out probe every N steps) -> finish (choose the checkpoint, save the Likeness).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +32,61 @@ from .probe import probe_checkpoint, select_checkpoint
 STATE_FILE = "trainer_state.pt"
 
 
+@dataclass
+class Run:
+    """Everything a training run holds between setup, the loop and the finish."""
+
+    out: Path
+    config: TrainConfig
+    fam: Any
+    accelerator: Any
+    pipe: Any
+    source: Any
+    adapter: Any
+    analyzer: Any
+    manifest: Manifest
+    data: Any
+    cache: Cache
+    prior: Cache | None
+    model: Any
+    optimizer: Any
+    schedule: Any
+    params: list
+    encoders: list
+    held_faces: list
+    train_faces: list
+    start: int = 0
+    curve: list = field(default_factory=list)
+    losses: list = field(default_factory=list)
+
+
 def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: str = "tiny-sd",
                    settings: Settings | None = None, analyzer=None, progress: bool = True,
-                   **options: Any) -> Likeness:
-    """Train (or resume, or return the finished) likeness in ``out`` from the photos in ``selfies``."""
-    from ..selfies import check_selfies
-
+                   report=None, **options: Any) -> Likeness:
+    """Train (or resume, or return the finished) likeness in ``out`` from the photos in ``selfies``.
+    ``report``: a finished ``CheckReport`` of ``selfies``, so a set is checked once."""
     settings = settings or Settings()
     out = Path(out)
     if (out / CARD_FILE).is_file() and (manifest := read_manifest(out)) and manifest.status == "done":
         return Likeness.load(out)
-    # 1. config and the checked selfies
+    run = setup(selfies, out, family, settings, analyzer, progress, report, options)
+    train_loop(run, progress)
+    if not run.accelerator.is_main_process:
+        run.accelerator.wait_for_everyone()  # the main process writes the Likeness
+        return Likeness.load(out)
+    return finish(run, selfies)
+
+
+def setup(selfies, out: Path, family: str, settings: Settings, analyzer, progress: bool, report,
+          options: dict[str, Any]) -> Run:
+    """1. config and checked selfies  2. accelerator and pipeline  3. LoRA  4. caches  5. optimizer, resume."""
+    from ..selfies import check_selfies
+
     config = TrainConfig(family=family, **options)
     fam = get_family(config.family)
     analyzer = analyzer or get_analyzer()
-    report = check_selfies(selfies, analyzer=analyzer, out=out / "check", progress=progress)
+    if report is None:
+        report = check_selfies(selfies, analyzer=analyzer, out=out / "check", progress=progress)
     files = report.training_files
     if config.ignore_gate:  # research: train on every readable photo, whatever the gate said
         files = [report.folder / p.file for p in report.photos if "unreadable" not in p.flags]
@@ -55,20 +97,18 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
     held_out = choose_held_out(files, config.held_out, config.seed)
     device = settings.resolved_device()
     config = config.resolve(fam, len(files) - len(held_out), device)
-    # 2. accelerator and pipeline
-    from accelerate import Accelerator
-
-    accelerator = Accelerator(mixed_precision=config.mixed_precision,
-                              gradient_accumulation_steps=config.gradient_accumulation, cpu=device == "cpu")
-    pipe, source = load_pipeline(fam, config.base, settings, device=str(accelerator.device))
-    adapter = adapter_for(fam.arch, pipe)
+    accelerator = new_accelerator(config, cpu=device == "cpu")
+    pipe, source = load_pipeline(fam, config.base, settings, device=str(accelerator.device),
+                                 dtype=WEIGHT_DTYPES[config.precision],
+                                 quantize=None if config.quantize_base == "none" else config.quantize_base)
+    adapter = adapter_for(fam.arch, pipe, fam.text_length)
     manifest = read_manifest(out) or Manifest(kind="likeness")
     manifest.inputs = {"selfies": str(Path(selfies).resolve()), "training_files": [str(p) for p in files],
                        "held_out_files": [str(p) for p in held_out]}
     manifest.config, manifest.seeds, manifest.status = config.model_dump(), [config.seed], "running"
     manifest.outputs = {"model": source.as_dict()}
     write_manifest(out, manifest)
-    # 3. freeze the base, add the LoRA
+    # 3. freeze the base, add the LoRA (fp32 weights under fp16/bf16 autocast)
     from peft import LoraConfig
 
     for module in (pipe.vae, adapter.denoiser, *adapter.text_encoders()):
@@ -79,7 +119,7 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
                                     target_modules=list(fam.lora_targets)))
     for param in denoiser.parameters():
         if param.requires_grad:
-            param.data = param.data.float()  # LoRA weights train in fp32 under fp16/bf16 autocast
+            param.data = param.data.float()
     if config.gradient_checkpointing:
         denoiser.enable_gradient_checkpointing()
     encoders = add_text_encoder_lora(adapter, config, fam) if config.train_text_encoder else []
@@ -88,8 +128,7 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
     # leave the GPU. Prior preservation adds class images the base model drew, cached the same way.
     captions = load_captions(report.folder, files, config.captions)
     boxes = {report.folder / p.file: p.subject_bbox for p in report.photos}  # in full-resolution pixels
-    data = prepare_training_set(files, boxes,
-                                config.resolution, config.token, config.class_word, held_out, captions,
+    data = prepare_training_set(files, boxes, config.resolution, config.token, config.class_word, held_out, captions,
                                 buckets=fam.buckets(config.resolution) if config.buckets else None)
     cache = build_caches(adapter, data, accelerator.device, encode_text=not encoders)
     prior = None
@@ -100,65 +139,144 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
         offload_encoders(adapter, "cpu")
     effective = config.batch_size * config.gradient_accumulation * accelerator.num_processes
     print(f"training {fam.name} LoRA r={config.rank}: {len(data.samples)} photos in {len(cache.buckets)} "
-          f"bucket(s), {config.steps} steps, effective batch {effective}, "
+          f"bucket(s), {config.steps} optimizer steps x effective batch {effective} = "
+          f"{config.steps * effective} samples, {config.precision}, memory tier {config.memory}, "
           f"{sum(p.numel() for p in params):,} trainable parameters, "
           f"held out: {', '.join(p.name for p in held_out) or 'none'}")
-    # 5. optimizer, schedule, resume
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=1e-2)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, config.steps // 10)))
-    model, optimizer = accelerator.prepare(denoiser, optimizer)
+    # 5. optimizer, schedule (prepared, so it steps once per optimizer update), resume
+    optimizer = make_optimizer(params, config, accelerator.device)
+    warmup = max(1, config.steps // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+    model, optimizer, schedule = accelerator.prepare(denoiser, optimizer, schedule)
     start, curve, losses = resume(out, denoiser, optimizer, schedule, encoders)
-    held_faces = [subjects[p] for p in held_out if p in subjects]
-    train_faces = [subjects[s.file] for s in data.samples if s.file in subjects]
-    # 6. the loop; randomness per step from (seed, step), so a resumed run draws what the original would
+    return Run(out=out, config=config, fam=fam, accelerator=accelerator, pipe=pipe, source=source, adapter=adapter,
+               analyzer=analyzer, manifest=manifest, data=data, cache=cache, prior=prior, model=model,
+               optimizer=optimizer, schedule=schedule, params=params, encoders=encoders,
+               held_faces=[subjects[p] for p in held_out if p in subjects],
+               train_faces=[subjects[s.file] for s in data.samples if s.file in subjects],
+               start=start, curve=curve, losses=losses)
+
+
+def train_loop(run: Run, progress: bool) -> None:
+    """6. Optimizer steps of ``gradient_accumulation`` micro-batches each; randomness per micro-batch
+    from (seed, micro-step), so a resumed run draws what the original would."""
+    config, accelerator = run.config, run.accelerator
     started = time.perf_counter()
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="training",
+    step_times: list[float] = []  # optimizer steps alone (no probes, no saves): the speed that is reported
+    bar = tqdm(range(run.start, config.steps), initial=run.start, total=config.steps, desc="training",
                disable=not progress, unit="step")
     for step in bar:
-        # Under `accelerate launch`, each process draws its own batch (index 0 = the single-process draw).
-        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step + 7_919 * accelerator.process_index)
-        with accelerator.accumulate(model), accelerator.autocast():
-            loss = adapter.loss(model, *cache.draw(adapter, config.batch_size, generator), generator)
-            if prior is not None:  # DreamBooth: the class prior keeps the base model's idea of a <class>
-                loss = loss + config.prior_loss_weight * adapter.loss(
-                    model, *prior.draw(adapter, config.batch_size, generator), generator)
-            accelerator.backward(loss)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss.detach()))
-        if not np.isfinite(losses[-1]):
-            raise WorkbenchError(f"loss became {losses[-1]} at step {step + 1}; lower --learning-rate or use "
-                                 "--mixed-precision bf16/no.")
-        per_step = (time.perf_counter() - started) / (step + 1 - start)
-        bar.set_postfix(loss=f"{losses[-1]:.4f}", s_per_step=f"{per_step:.2f}")
+        step_started = time.perf_counter()
+        step_loss = 0.0
+        for micro in range(config.gradient_accumulation):
+            # Under `accelerate launch`, each process draws its own batch (index 0 = the single-process draw).
+            draw = step * config.gradient_accumulation + micro
+            seed = config.seed * 1_000_003 + draw + 7_919 * accelerator.process_index
+            generator = torch.Generator().manual_seed(seed)
+            with accelerator.accumulate(run.model), accelerator.autocast():
+                loss = run.adapter.loss(run.model, *run.cache.draw(run.adapter, config.batch_size, generator),
+                                        generator)
+                if run.prior is not None:  # DreamBooth: the class prior keeps the base model's idea of a <class>
+                    loss = loss + config.prior_loss_weight * run.adapter.loss(
+                        run.model, *run.prior.draw(run.adapter, config.batch_size, generator), generator)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.max_grad_norm:
+                    accelerator.clip_grad_norm_(run.params, config.max_grad_norm)
+                run.optimizer.step()
+                run.schedule.step()
+                run.optimizer.zero_grad(set_to_none=True)
+            step_loss += float(loss.detach()) / config.gradient_accumulation  # .item() waits for the GPU
+        step_times.append(time.perf_counter() - step_started)
+        run.losses.append(step_loss)
+        if not np.isfinite(step_loss):
+            raise WorkbenchError(f"loss became {step_loss} at step {step + 1}; lower --learning-rate or use "
+                                 "--precision bf16/fp32.")
+        per_step = float(np.mean(step_times))
+        bar.set_postfix(loss=f"{step_loss:.4f}", s_per_step=f"{per_step:.2f}")
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
             if accelerator.is_main_process:  # one process probes and writes; the others wait for it
-                row = probe_checkpoint(pipe, adapter, config, fam, data, analyzer, held_faces, train_faces,
-                                       step + 1, out / "validation", losses)
-                curve.append(row)
-                save_checkpoint(out, pipe, adapter, optimizer, schedule, step + 1, curve, losses, encoders, config)
+                with plain_forward(run.model):
+                    row = probe_checkpoint(run.pipe, run.adapter, config, run.fam, run.data, run.analyzer,
+                                           run.held_faces, run.train_faces, step + 1, run.out / "validation",
+                                           run.losses)
+                run.curve.append(row)
+                save_checkpoint(run.out, run.pipe, run.adapter, run.optimizer, run.schedule, step + 1, run.curve,
+                                run.losses, run.encoders, config)
             accelerator.wait_for_everyone()
-    if not accelerator.is_main_process:
-        accelerator.wait_for_everyone()  # the main process writes the Likeness
-        return Likeness.load(out)
-    # 7. choose the checkpoint and write the Likeness
-    chosen, reason = select_checkpoint(curve)
+    run.manifest.timings["train_seconds"] = time.perf_counter() - started
+    if step_times:  # the median: the first steps pay for kernel selection and allocator warm-up
+        run.manifest.timings["seconds_per_step"] = float(np.median(step_times))
+
+
+def finish(run: Run, selfies) -> Likeness:
+    """7. Choose the checkpoint and write the Likeness."""
+    out, fam, config = run.out, run.fam, run.config
+    chosen, reason = select_checkpoint(run.curve)
     shutil.copyfile(out / "checkpoints" / f"step-{chosen:06d}" / LORA_FILE, out / LORA_FILE)
     kohya = export_kohya(out / LORA_FILE, out / KOHYA_FILE, fam, config) if fam.arch in KOHYA_ARCHS else None
-    write_table(__import__("pandas").DataFrame(curve), out / "curve.parquet")
-    card = {"family": fam.name, "base": config.base, "model": source.as_dict(), "token": config.token,
+    write_table(__import__("pandas").DataFrame(run.curve), out / "curve.parquet")
+    card = {"family": fam.name, "base": config.base, "model": run.source.as_dict(), "token": config.token,
             "class_word": config.class_word, "config": config.model_dump(), "chosen_step": chosen,
-            "selection_reason": reason, "curve": curve, "recognizer": f"{analyzer.name} ({analyzer.version})",
-            "held_out_files": [str(p) for p in held_out], "training_files": [str(s.file) for s in data.samples],
-            "captions": {s.file.name: s.caption for s in data.samples}, "kohya_export": kohya.name if kohya else None,
-            "versions": manifest.versions, "licence_notes": fam.licence, "tiny": fam.tiny}
+            "selection_reason": reason, "curve": run.curve,
+            "recognizer": f"{run.analyzer.name} ({run.analyzer.version})",
+            "held_out_files": [str(p) for p in run.data.held_out],
+            "training_files": [str(s.file) for s in run.data.samples],
+            "captions": {s.file.name: s.caption for s in run.data.samples},
+            "kohya_export": kohya.name if kohya else None, "versions": run.manifest.versions,
+            "licence_notes": fam.licence, "tiny": fam.random_weights}
     atomic_write_json(out / CARD_FILE, card)
-    manifest.status, manifest.timings["train_seconds"] = "done", time.perf_counter() - started
-    manifest.outputs.update(chosen_step=chosen, lora=LORA_FILE, kohya=kohya.name if kohya else None)
-    write_manifest(out, manifest)
-    accelerator.wait_for_everyone()
+    run.manifest.status = "done"
+    run.manifest.outputs.update(chosen_step=chosen, lora=LORA_FILE, kohya=kohya.name if kohya else None)
+    write_manifest(out, run.manifest)
+    run.accelerator.wait_for_everyone()
     return Likeness.load(out)
+
+
+WEIGHT_DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
+
+
+def new_accelerator(config: TrainConfig, cpu: bool):
+    """An Accelerator for this run's precision. accelerate keeps one process-wide state and refuses a
+    second precision ("AcceleratorState has already been initialized"); a training after another of a
+    different precision in one process (an app session, a notebook) resets it. The distributed state
+    (``PartialState``) is kept, so this is safe under ``accelerate launch``."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
+    return Accelerator(mixed_precision="no" if config.precision == "fp32" else config.precision,
+                       gradient_accumulation_steps=config.gradient_accumulation, cpu=cpu)
+
+
+@contextlib.contextmanager
+def plain_forward(model):
+    """Render probes as inference does: the denoiser in its weight dtype, not through accelerate's
+    autocast wrapper, which returns fp32 latents that a half-precision VAE then refuses ("Input type
+    (float) and bias type (c10::BFloat16) should be the same")."""
+    wrapped = model.__dict__.get("forward")
+    original = getattr(model, "_original_forward", None)
+    if wrapped is None or original is None:
+        yield
+        return
+    model.forward = original
+    try:
+        yield
+    finally:
+        model.forward = wrapped
+
+
+def make_optimizer(params: list, config: TrainConfig, device) -> torch.optim.Optimizer:
+    """AdamW (fused on CUDA), or bitsandbytes' 8-bit AdamW in the low-memory tier."""
+    if config.optimizer == "adamw8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError as exc:
+            raise WorkbenchError("the low-memory tier uses 8-bit AdamW: `pip install bitsandbytes`, or pass "
+                                 "--memory balanced (or --optimizer adamw).") from exc
+        return bnb.optim.AdamW8bit(params, lr=config.learning_rate, weight_decay=1e-2)
+    fused = torch.device(device).type == "cuda"
+    return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=1e-2, fused=fused or None)
 
 
 class Cache:
@@ -297,7 +415,7 @@ def save_checkpoint(out: Path, pipe, adapter, optimizer, schedule, step: int, cu
     encoders = encoders or []
     peft_state = get_peft_model_state_dict(adapter.denoiser)
     encoder_states = [get_peft_model_state_dict(e) for e in encoders]
-    layers = {adapter.lora_owner_kwarg(): convert_state_dict_to_diffusers(peft_state)}
+    layers = {adapter.lora_owner_kwarg(): adapter.lora_state_to_save(peft_state, convert_state_dict_to_diffusers)}
     metadata = {adapter.lora_owner_kwarg().replace("_layers", "_adapter_metadata"):
                 adapter.denoiser.peft_config["default"].to_dict()}
     for kwarg, encoder, state in zip(adapter.text_encoder_lora_kwargs(), encoders, encoder_states, strict=False):

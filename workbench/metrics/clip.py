@@ -61,7 +61,7 @@ class ClipModel:
         local = Path(model).expanduser().is_dir()
         if not local and not settings.hub_available() and not _cached(model):
             self.unavailable = (f"CLIP weights {model!r} are not on this machine and the hub is unreachable; "
-                                f"`huggingface-cli download {model}` or pass --clip-model DIR")
+                                f"`hf download {model}` or pass --clip-model DIR")
             return
         try:
             from transformers import CLIPModel, CLIPProcessor

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings, torch_dtype
-from ..errors import ModelNotAvailable
+from ..errors import ConfigError, ModelNotAvailable
 from .families import Family, get_family
 from .tiny import build_tiny_pipeline
 
@@ -24,7 +24,7 @@ class ModelSource:
     kind: str  # tiny | hub | local | single_file
     location: str
     licence: str
-    tiny: bool
+    tiny: bool  # random weights (a tiny or a real-size random family): images are noise
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -36,18 +36,21 @@ def resolve_source(family: Family | str, base: str | None, settings: Settings) -
         if family.tiny:
             location = str(settings.models / family.name)
             return ModelSource(family.name, "tiny", location, family.licence, True)
+        if family.realsize:
+            return ModelSource(family.name, "random", f"{family.name} (built in memory)", family.licence, True)
         base = family.hub_id
     path = Path(os.path.expanduser(str(base)))
     if path.is_dir():
-        return ModelSource(family.name, "local", str(path.resolve()), family.licence, family.tiny)
+        return ModelSource(family.name, "local", str(path.resolve()), family.licence, family.random_weights)
     if path.suffix in {".safetensors", ".ckpt"}:
         if not path.is_file():
             raise ModelNotAvailable(f"{path}: no such checkpoint file. Check the --base path.")
-        return ModelSource(family.name, "single_file", str(path.resolve()), family.licence, family.tiny)
+        return ModelSource(family.name, "single_file", str(path.resolve()), family.licence,
+                            family.random_weights)
     if str(base).startswith((".", "/", "~")):
         raise ModelNotAvailable(f"{base}: no such directory. Point --base at a diffusers model directory "
                                 "(with model_index.json) or a .safetensors file.")
-    return ModelSource(family.name, "hub", str(base), family.licence, family.tiny)
+    return ModelSource(family.name, "hub", str(base), family.licence, family.random_weights)
 
 
 def ensure_tiny(family: Family, settings: Settings) -> Path:
@@ -69,19 +72,47 @@ def ensure_tiny(family: Family, settings: Settings) -> Path:
     return target
 
 
+def download_command(repo: str, name: str) -> str:
+    """The download command of the pinned hub client (huggingface_hub >= 1.0 ships ``hf``, not
+    ``huggingface-cli``)."""
+    return f"hf download {repo} --local-dir /models/{name}"
+
+
 def _not_available(family: Family, source: ModelSource, cause: Exception) -> ModelNotAvailable:
     repo = source.location
     return ModelNotAvailable(
         f"weights for family {family.name!r} ({repo}) are not on this machine and could not be "
         f"downloaded ({type(cause).__name__}). On a machine with internet run "
-        f"`huggingface-cli download {repo} --local-dir /models/{family.name}` (accept the licence on the "
+        f"`{download_command(repo, family.name)}` (accept the licence on the "
         f"hub first: {family.licence}), then pass `--base /models/{family.name}`. HF_HUB_OFFLINE=1 makes "
         "the workbench use only local files.")
 
 
+def quantization_config(family: Family, source: ModelSource, quantize: str, dtype) -> Any:
+    """A 4-bit NF4 denoiser (QLoRA, as in diffusers' FLUX QLoRA recipe) through diffusers' bitsandbytes
+    backend: quantized while the weights load, so only weights on disk can be quantized."""
+    if quantize != "nf4":
+        raise ConfigError(f"quantize {quantize!r}: expected nf4.")
+    if source.kind in ("tiny", "random"):
+        raise ConfigError(f"{family.name} is built in memory; a quantized base needs weights on disk. Use "
+                          "--memory balanced (or full) with this family.")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError("a 4-bit base needs bitsandbytes and a CUDA GPU: `pip install bitsandbytes`, or pass "
+                          "--memory balanced.") from exc
+    from diffusers.quantizers import PipelineQuantizationConfig
+
+    return PipelineQuantizationConfig(
+        quant_backend="bitsandbytes_4bit", components_to_quantize=["transformer" if family.arch == "flux" else "unet"],
+        quant_kwargs={"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_compute_dtype": dtype})
+
+
 def load_pipeline(family: Family | str, base: str | None = None, settings: Settings | None = None,
-                  device: str | None = None, dtype: str | None = None) -> tuple[Any, ModelSource]:
-    """Return ``(pipeline, source)`` on ``device``/``dtype`` (defaults from settings)."""
+                  device: str | None = None, dtype: str | None = None,
+                  quantize: str | None = None) -> tuple[Any, ModelSource]:
+    """Return ``(pipeline, source)`` on ``device``/``dtype`` (defaults from settings); ``quantize="nf4"``
+    loads the denoiser in 4 bits (the low-memory tier for FLUX)."""
     import diffusers
     import transformers
 
@@ -99,13 +130,19 @@ def load_pipeline(family: Family | str, base: str | None = None, settings: Setti
     kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype)}
     if family.arch == "sd":
         kwargs.update(safety_checker=None, requires_safety_checker=False)
+    if quantize:
+        kwargs["quantization_config"] = quantization_config(family, source, quantize, kwargs["dtype"])
     if source.kind == "tiny":
         location = ensure_tiny(family, settings)
         pipe = pipeline_class.from_pretrained(location, **kwargs)
+    elif source.kind == "random":
+        from .realsize import build_realsize_pipeline
+
+        pipe = build_realsize_pipeline(family, device=device, dtype=kwargs["dtype"])
     elif source.kind == "local":
         if not (Path(source.location) / "model_index.json").is_file():
             raise ModelNotAvailable(f"{source.location}: not a diffusers model directory (no model_index.json). "
-                                    f"Download one with `huggingface-cli download {family.hub_id} --local-dir "
+                                    f"Download one with `hf download {family.hub_id} --local-dir "
                                     f"{source.location}`.")
         pipe = pipeline_class.from_pretrained(source.location, **kwargs)
     elif source.kind == "single_file":
@@ -136,4 +173,6 @@ def weights_status(family: Family, settings: Settings) -> str:
         hit = None
     if isinstance(hit, str):
         return f"in the HF cache ({Path(hit).parent})"
-    return f"not downloaded: `huggingface-cli download {family.hub_id}` or pass --base DIR"
+    if family.realsize:
+        return "built in memory on use (real size, random weights, no download)"
+    return f"not downloaded: `{download_command(family.hub_id, family.name)}` or pass --base DIR"

@@ -214,7 +214,7 @@ def assemble(spec: StudySpec, cells: list[Cell], out: Path, manifest: Manifest) 
              "selfies": spec.selfies, "cells": ", ".join(c.id for c in cells), "seeds": ", ".join(map(str, spec.seeds)),
              "recognizers": ", ".join(spec.recognizers), "table": str(out / TABLE)}
     write_report(out / "report", f"Study: {spec.name}", facts, check=None, curve=None, images=None,
-                 image_root=None, scores=None, tiny=fam.tiny, sections=[("Summary (mean, 95% bootstrap CI)",
+                 image_root=None, scores=None, tiny=fam.random_weights, sections=[("Summary (mean, 95% bootstrap CI)",
                                                                          summary), *sections],
                  plots=[("study", plot)] if plot else [])
     manifest.status = "done"

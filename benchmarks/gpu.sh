@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One GPU, about 8 minutes, no download: the real-size chain (train -> generate -> score) for
+# random-sd15, random-sdxl and random-flux in one process (precision switches fp16 -> bf16 on the way,
+# SDXL latents checked for NaN), then the speed table against plain diffusers (benchmarks/gpu_speed.py).
+# Writes chain.json, speed.json and gpu.log into $OUT (default benchmarks/out); copy the table into
+# benchmarks/RESULTS.md with the card it ran on.
+#
+#   bash benchmarks/gpu.sh                      # on a GPU box with the workbench installed
+#
+# On a box without the project's dependencies, put their wheels in .whl/ (diffusers, peft, transformers,
+# pydantic, imagehash, ...); they are installed into /tmp/site first. RECOGNIZER picks the face model
+# (default: auto = insightface if its pack is present, else dlib).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-benchmarks/out}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/gpu.log") 2>&1
+if compgen -G ".whl/*.whl" > /dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site:$PWD
+fi
+export PYTHONPATH=${PYTHONPATH:-$PWD} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 WORKBENCH_HOME=${WORKBENCH_HOME:-/tmp/wb}
+RECOGNIZER=${RECOGNIZER:-auto}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, diffusers, transformers, peft, accelerate; print('torch', torch.__version__, 'cuda', torch.version.cuda, '| diffusers', diffusers.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__, '| accelerate', accelerate.__version__)"
+status=0
+echo "== real-size chain =="
+timeout "${CHAIN_SECONDS:-230}" python3 benchmarks/realsize_chain.py --device cuda --recognizer "$RECOGNIZER" \
+  --json "$OUT/chain.json" || status=1
+echo "== speed vs plain diffusers =="
+timeout "${SPEED_SECONDS:-250}" python3 benchmarks/gpu_speed.py --device cuda --recognizer "$RECOGNIZER" \
+  --json "$OUT/speed.json" ${SPEED_ARGS:-} || status=1
+exit $status

@@ -1,0 +1,365 @@
+"""Speed of the workbench's trainer and runner against plain diffusers, measured in one process on
+real-size random-weight models (no download), in the same dtype.
+
+Sections (each writes its rows to the JSON as soon as it ends, so a timeout keeps what was measured):
+  pack      SDXL pack of N images at 1024^2, 30 steps, CFG, LoRA r16. Plain: one image per pipeline call
+            with the LoRA loaded unfused (what a diffusers user writes). Workbench: ``generate()`` (fused
+            LoRA, batched), model load excluded. Plus the pixel difference of one image rendered both ways.
+  train     SDXL LoRA r16 at 1024^2. Plain: diffusers' DreamBooth-LoRA loop at batch 1 (VAE encode every step,
+            fp32 VAE, autocast, AdamW). Workbench: ``train_likeness`` (cached latents, batch from free memory,
+            fused AdamW). Per sample; a 1000-sample likeness is projected from the measured steps.
+  flux      FLUX.1 transformer step at 1024^2 (4096 image + 512 text tokens), eager vs regional compile.
+
+GPU: ``python benchmarks/gpu_speed.py --json OUT`` (called by gpu.sh).
+CPU smoke run (tiny models, seconds): ``python benchmarks/gpu_speed.py --device cpu --quick``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SELFIES = ROOT / "datasets" / "sample-selfies" / "aws_rek_subject1"
+ROWS: list[dict] = []
+
+
+def sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed(fn, device: str, repeat: int = 1) -> float:
+    sync(device)
+    started = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    sync(device)
+    return (time.perf_counter() - started) / repeat
+
+
+def peak_gb(device: str) -> float | None:
+    import torch
+
+    return round(torch.cuda.max_memory_allocated() / 1024**3, 2) if device.startswith("cuda") else None
+
+
+def fresh(device: str) -> None:
+    import torch
+
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def flops_of(fn) -> float:
+    """FLOPs of one call, counted by PyTorch's FlopCounterMode (matmuls and convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def record(args, **row) -> None:
+    ROWS.append(row)
+    print(json.dumps(row), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"device": device_name(args.device), "rows": ROWS}, indent=1))
+
+
+def device_name(device: str) -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
+
+
+def random_lora(pipe, rank: int, folder: Path) -> Path:
+    """A random r``rank`` LoRA on the family's targets, saved like a likeness's (non-zero B: it changes pixels)."""
+    import torch
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    from workbench.models import get_family
+
+    unet = pipe.unet
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+                                target_modules=list(get_family("sdxl").lora_targets)), adapter_name="bench")
+    with torch.no_grad():
+        for name, param in unet.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 1e-3)
+    state = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet, adapter_name="bench"))
+    type(pipe).save_lora_weights(folder, unet_lora_layers=state, weight_name="lora.safetensors")
+    unet.delete_adapters("bench")
+    return folder
+
+
+def pack_of(n_prompts: int):
+    from workbench.packs.schema import Pack, PackPrompt
+
+    looks = ["navy suit", "grey blazer", "white shirt", "black turtleneck", "denim jacket", "linen shirt",
+             "knit sweater", "leather jacket", "trench coat", "polo shirt", "cardigan", "tweed jacket"]
+    prompts = [PackPrompt(id=f"look-{i:02d}", prompt=f"corporate headshot photo of {{subject}}, "
+                          f"{looks[i % len(looks)]}, studio light, sharp focus") for i in range(n_prompts)]
+    return Pack(name="bench-headshots", description="benchmark pack", negative_prompt="blurry, lowres",
+                prompts=prompts)
+
+
+def bench_pack(args, settings) -> None:
+    import numpy as np
+    import torch
+
+    from workbench.generate import generate
+    from workbench.likeness import Likeness
+    from workbench.models import get_family, load_pipeline
+
+    fam = get_family(args.sdxl)
+    size, steps, seeds = args.size or fam.resolution, args.pack_steps, list(range(args.seeds))
+    pack = pack_of(args.images // len(seeds))
+    n_images = len(pack.prompts) * len(seeds)
+    work = Path(tempfile.mkdtemp(prefix="bench-pack-"))
+    fresh(args.device)
+    pipe, _ = load_pipeline(fam, settings=settings)
+    lora_dir = random_lora(pipe, 16, work / "likeness")
+    pipe.load_lora_weights(lora_dir, weight_name="lora.safetensors", adapter_name="likeness")
+    subject = "ohwx person"
+    prompt = pack.prompts[0].prompt.format(subject=subject)
+
+    def one(seed: int, n_steps: int = steps):
+        return pipe(prompt=prompt, negative_prompt=pack.negative_prompt, num_inference_steps=n_steps,
+                    guidance_scale=fam.guidance, height=size, width=size,
+                    generator=torch.Generator("cpu").manual_seed(seed)).images[0]
+
+    one(0, 2)  # warm-up: kernel selection, allocator
+    plain_n = max(1, min(args.plain_images, n_images))
+    plain_s = timed(lambda: [one(s) for s in range(plain_n)], args.device) / plain_n
+    reference = np.asarray(one(0), dtype=np.float32)
+    # FLOPs of one denoising step (UNet, batch 2 = CFG) for TFLOP/s
+    unet_config, dtype = pipe.unet.config, pipe.unet.dtype
+    pooled_dim = unet_config.projection_class_embeddings_input_dim - 6 * unet_config.addition_time_embed_dim
+    unet_in = (torch.randn(2, 4, size // 8, size // 8, device=pipe.device, dtype=dtype),
+               torch.tensor([500, 500], device=pipe.device),
+               torch.randn(2, 77, unet_config.cross_attention_dim, device=pipe.device, dtype=dtype))
+    cond = {"text_embeds": torch.randn(2, pooled_dim, device=pipe.device, dtype=dtype),
+            "time_ids": torch.tensor([[size, size, 0, 0, size, size]] * 2, device=pipe.device, dtype=dtype)}
+    with torch.no_grad():
+        step_flops = flops_of(lambda: pipe.unet(*unet_in, added_cond_kwargs=cond))
+        step_s = timed(lambda: pipe.unet(*unet_in, added_cond_kwargs=cond), args.device, repeat=5)
+    record(args, section="pack", arm="plain diffusers", images=plain_n, seconds_per_image=round(plain_s, 3),
+           projected_pack_seconds=round(plain_s * n_images, 1), ms_per_step_cfg=round(step_s * 1e3, 1),
+           tflops=round(step_flops / step_s / 1e12, 1), peak_gb=peak_gb(args.device), size=size, steps=steps)
+    pipe = None  # free the plain arm's pipeline before the workbench loads its own
+    fresh(args.device)
+    card = {"family": fam.name, "base": None, "token": "ohwx", "class_word": "person", "model": {}}
+    likeness = Likeness(lora_dir, card)
+    (lora_dir / "likeness.json").write_text(json.dumps(card))
+    started = time.perf_counter()
+    run = generate(likeness, [pack], work / "run", steps=[steps], seeds=seeds, size=size, batch_size=args.batch,
+                   settings=settings, progress=False)
+    manifest = json.loads((run.path / "manifest.json").read_text())
+    total = time.perf_counter() - started
+    load = manifest["timings"].get("load_seconds", 0.0)
+    first = run.table.iloc[0]
+    ours = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(run.path / first["path"]).convert("RGB"),
+                      dtype=np.float32)
+    diff = np.abs(ours - reference)
+    record(args, section="pack", arm="workbench generate()", images=len(run.table), batch=args.batch,
+           pack_seconds=round(total - load, 1), load_seconds=round(load, 1),
+           seconds_per_image=round((total - load) / len(run.table), 3),
+           ratio_vs_plain=round(plain_s / ((total - load) / len(run.table)), 2), peak_gb=peak_gb(args.device),
+           same_image_max_abs_diff=float(diff.max()), same_image_mean_abs_diff=round(float(diff.mean()), 3))
+
+
+def bench_train(args, settings) -> None:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from peft import LoraConfig
+
+    from workbench.images import load_image
+    from workbench.likeness import train_likeness
+    from workbench.models import get_family, load_pipeline
+
+    fam = get_family(args.sdxl)
+    size = args.size or fam.resolution
+    fresh(args.device)
+    pipe, _ = load_pipeline(fam, settings=settings)
+    unet, vae = pipe.unet, pipe.vae
+    vae.to(torch.float32)  # diffusers' SDXL scripts keep the VAE in fp32
+    unet.requires_grad_(False)
+    unet.add_adapter(LoraConfig(r=16, lora_alpha=16, init_lora_weights="gaussian",
+                                target_modules=list(fam.lora_targets)))
+    params = [p for p in unet.parameters() if p.requires_grad]
+    for p in params:
+        p.data = p.data.float()
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    photos = sorted(SELFIES.glob("*.jpg"))
+    pixels = [torch.from_numpy(np.asarray(load_image(p).convert("RGB").resize((size, size)), dtype=np.float32)
+                               / 127.5 - 1).permute(2, 0, 1)[None] for p in photos]
+    with torch.no_grad():
+        embeds, _, pooled, _ = pipe.encode_prompt(["photo of ohwx person"], device=pipe.device,
+                                                  num_images_per_prompt=1, do_classifier_free_guidance=False)
+    time_ids = torch.tensor([[size, size, 0, 0, size, size]], device=pipe.device, dtype=embeds.dtype)
+    autocast_dtype = unet.dtype
+    scaler = torch.amp.GradScaler(enabled=autocast_dtype == torch.float16 and args.device.startswith("cuda"))
+    from diffusers import DDPMScheduler
+
+    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+
+    def step(i: int):
+        with torch.no_grad():
+            latents = vae.encode(pixels[i % len(pixels)].to(pipe.device)).latent_dist.sample()
+            latents = (latents * vae.config.scaling_factor).to(unet.dtype)
+        noise = torch.randn_like(latents)
+        t = torch.randint(0, 1000, (1,), device=pipe.device)
+        noisy = noise_scheduler.add_noise(latents, noise, t)
+        with torch.autocast(pipe.device.type, dtype=autocast_dtype, enabled=autocast_dtype != torch.float32):
+            pred = unet(noisy, t, embeds, added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids}).sample
+            loss = F.mse_loss(pred.float(), noise.float())
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+
+    for i in range(2):
+        step(i)
+    plain_s = timed(lambda: [step(i) for i in range(args.train_steps)], args.device) / args.train_steps
+    record(args, section="train", arm="plain diffusers loop (b1, VAE per step)", size=size,
+           seconds_per_step=round(plain_s, 3), samples_per_step=1, seconds_per_sample=round(plain_s, 3),
+           projected_1000_samples_seconds=round(plain_s * 1000, 1), peak_gb=peak_gb(args.device))
+    pipe = unet = vae = optimizer = params = None  # free the plain arm
+    fresh(args.device)
+    work = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    started = time.perf_counter()
+    likeness = train_likeness(SELFIES, work / "lk", family=fam.name, settings=settings, progress=False,
+                              steps=args.train_steps + 2, checkpoint_every=args.train_steps + 2, probe_steps=4,
+                              probe_seeds=[0], resolution=size, batch_size=args.train_batch, ignore_gate=True,
+                              analyzer=args.analyzer)
+    total = time.perf_counter() - started
+    manifest = json.loads((work / "lk" / "manifest.json").read_text())
+    config = likeness.card["config"]
+    per_step = manifest["timings"]["seconds_per_step"]
+    per_sample = per_step / config["batch_size"]
+    record(args, section="train", arm="workbench train_likeness()", size=size, seconds_per_step=round(per_step, 3),
+           samples_per_step=config["batch_size"], seconds_per_sample=round(per_sample, 3),
+           projected_1000_samples_seconds=round(per_sample * 1000, 1), ratio_vs_plain=round(plain_s / per_sample, 2),
+           memory_tier=config["memory"], gradient_checkpointing=config["gradient_checkpointing"],
+           precision=config["precision"], whole_call_seconds=round(total, 1), peak_gb=peak_gb(args.device))
+
+
+def bench_flux(args, settings) -> None:
+    import torch
+
+    from workbench.generate.runner import compile_denoiser
+    from workbench.models import get_family, load_pipeline
+
+    fam = get_family(args.flux)
+    size = args.size or fam.resolution
+    fresh(args.device)
+    pipe, _ = load_pipeline(fam, settings=settings, dtype="bfloat16" if args.device.startswith("cuda") else None)
+    transformer = pipe.transformer
+    dtype, device = transformer.dtype, pipe.device
+    tokens, text = (size // 16) ** 2, fam.text_length
+    inputs = dict(hidden_states=torch.randn(1, tokens, transformer.config.in_channels, device=device, dtype=dtype),
+                  encoder_hidden_states=torch.randn(1, text, transformer.config.joint_attention_dim, device=device,
+                                                    dtype=dtype),
+                  pooled_projections=torch.randn(1, transformer.config.pooled_projection_dim, device=device,
+                                                 dtype=dtype),
+                  timestep=torch.tensor([0.5], device=device, dtype=dtype),
+                  guidance=torch.tensor([3.5], device=device, dtype=dtype),
+                  txt_ids=torch.zeros(text, 3, device=device, dtype=dtype),
+                  img_ids=pipe._prepare_latent_image_ids(1, size // 16, size // 16, device, dtype), return_dict=False)
+    with torch.no_grad():
+        transformer(**inputs)
+        flops = flops_of(lambda: transformer(**inputs))
+        eager = timed(lambda: transformer(**inputs), args.device, repeat=args.flux_repeat)
+        eager_out = transformer(**inputs)[0].float()
+        record(args, section="flux", arm="plain diffusers (eager)", size=size, ms_per_step=round(eager * 1e3, 1),
+               tflops=round(flops / eager / 1e12, 1), peak_gb=peak_gb(args.device))
+        started = time.perf_counter()
+        pipe.transformer = transformer
+        compile_denoiser(pipe)
+        transformer(**inputs)
+        transformer(**inputs)
+        sync(args.device)
+        compile_s = time.perf_counter() - started
+        compiled = timed(lambda: transformer(**inputs), args.device, repeat=args.flux_repeat)
+        diff = (transformer(**inputs)[0].float() - eager_out).abs().max().item()
+    record(args, section="flux", arm="workbench (regional compile)", size=size, ms_per_step=round(compiled * 1e3, 1),
+           tflops=round(flops / compiled / 1e12, 1), compile_seconds=round(compile_s, 1),
+           ratio_vs_plain=round(eager / compiled, 2), max_abs_diff_vs_eager=diff, peak_gb=peak_gb(args.device))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--quick", action="store_true", help="tiny families, small sizes (a CPU smoke run)")
+    parser.add_argument("--sections", default="pack,train,flux")
+    parser.add_argument("--images", type=int, default=40)
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--plain-images", type=int, default=4)
+    parser.add_argument("--pack-steps", type=int, default=30)
+    parser.add_argument("--batch", type=int, default=8, help="workbench images per pipeline call")
+    parser.add_argument("--train-steps", type=int, default=10)
+    parser.add_argument("--train-batch", type=int, default=None, help="workbench samples per step (default: auto)")
+    parser.add_argument("--flux-repeat", type=int, default=10)
+    parser.add_argument("--size", type=int, default=None)
+    parser.add_argument("--recognizer", default="auto")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from workbench.config import Settings
+    from workbench.faces import get_analyzer
+
+    if args.device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    args.sdxl, args.flux = ("tiny-sdxl", "tiny-flux") if args.quick else ("random-sdxl", "random-flux")
+    if args.quick:
+        args.images, args.pack_steps, args.train_steps, args.flux_repeat = 8, 4, 3, 2
+    args.analyzer = get_analyzer(args.recognizer)
+    # bf16 weights for both arms: random weights overflow fp16 more easily than trained ones, and the
+    # comparison needs the same dtype on both sides.
+    settings = Settings(home=Path(tempfile.mkdtemp(prefix="bench-")), device=args.device, offline=True,
+                        dtype="bfloat16" if args.device.startswith("cuda") else None)
+    failed = 0
+    for section in args.sections.split(","):
+        try:
+            {"pack": bench_pack, "train": bench_train, "flux": bench_flux}[section](args, settings)
+        except Exception as exc:
+            traceback.print_exc()
+            failed += 1
+            record(args, section=section, error=f"{type(exc).__name__}: {exc}"[:500])
+    print_table()
+    return 1 if failed else 0
+
+
+def print_table() -> None:
+    keys = ["section", "arm", "seconds_per_image", "pack_seconds", "seconds_per_sample",
+            "projected_1000_samples_seconds", "ms_per_step", "ms_per_step_cfg", "tflops", "peak_gb", "ratio_vs_plain"]
+    print("\n| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
+    for row in ROWS:
+        print("| " + " | ".join(str(row.get(k, row.get("error", "")) if k == "arm" else row.get(k, "")) for k in keys)
+              + " |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Precision, memory tiers and the real-size families (issue 17): what can be checked on a CPU."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench.errors import ConfigError
+from workbench.likeness import train_likeness
+from workbench.likeness.config import TrainConfig
+from workbench.likeness.memory import GB, plan_memory
+from workbench.models import get_family
+
+SET = "aws_rek_subject1"
+
+
+def test_bf16_training_probes_on_every_arch_then_fp32_in_the_same_process(settings, analyzer, faces_dir, tmp_path):
+    """The checkpoint probe once crashed under mixed precision (fp32 latents into a bf16 VAE), and a
+    second training with another precision was refused by accelerate's process-wide state."""
+    for family in ("tiny-sd", "tiny-sdxl", "tiny-flux"):
+        likeness = train_likeness(faces_dir / SET, tmp_path / family, family=family, settings=settings,
+                                  analyzer=analyzer, progress=False, steps=2, precision="bf16")
+        assert likeness.card["config"]["precision"] == "bf16"
+        assert [row["step"] for row in likeness.card["curve"]] == [1, 2]  # probed twice, in bf16
+    again = train_likeness(faces_dir / SET, tmp_path / "fp32", family="tiny-sd", settings=settings,
+                           analyzer=analyzer, progress=False, steps=1)
+    assert again.card["config"]["precision"] == "fp32"
+
+
+def test_precision_is_one_setting_and_the_old_name_still_reads():
+    fam = get_family("tiny-sd")
+    assert TrainConfig(mixed_precision="no").resolve(fam, 8, "cpu").precision == "fp32"
+    assert TrainConfig(mixed_precision="bf16").precision == "bf16"
+    assert TrainConfig().resolve(get_family("sdxl"), 8, "cuda", free_memory=80 * GB).precision == "fp16"
+    assert TrainConfig().resolve(get_family("flux"), 8, "cuda", free_memory=80 * GB).precision == "bf16"
+    with pytest.raises(ConfigError, match="fp16 needs a GPU"):
+        TrainConfig(precision="fp16").resolve(fam, 8, "cpu")
+
+
+def test_steps_count_optimizer_updates_over_the_same_samples():
+    """80 samples per photo (clamped 400-1200) whatever the batch; --steps is optimizer updates."""
+    fam = get_family("sdxl")
+    one = TrainConfig(batch_size=1).resolve(fam, 10, "cpu")
+    four = TrainConfig(batch_size=4).resolve(fam, 10, "cpu")
+    accumulated = TrainConfig(batch_size=2, gradient_accumulation=2).resolve(fam, 10, "cpu")
+    assert (one.steps, four.steps, accumulated.steps) == (800, 200, 200)
+    assert TrainConfig(steps=7, batch_size=4).resolve(fam, 10, "cpu").steps == 7
+
+
+@pytest.mark.parametrize(("family", "free_gb", "tier", "batch"), [
+    ("sdxl", 80, "full", 4), ("sdxl", 24, "full", 1), ("sdxl", 12, "balanced", 1),
+    ("flux", 80, "full", 2), ("flux", 40, "balanced", 1), ("flux", 24, "low", 1), ("sd15", 8, "full", 1),
+])
+def test_memory_tier_follows_free_memory(family, free_gb, tier, batch):
+    fam = get_family(family)
+    plan = plan_memory(fam, fam.resolution, "bf16" if fam.arch == "flux" else "fp16", "cuda", free_gb * GB)
+    assert (plan.tier, plan.batch_size) == (tier, batch)
+    assert plan.gradient_checkpointing == (tier != "full")
+    assert plan.optimizer == ("adamw8bit" if tier == "low" else "adamw")
+    assert plan.quantize_base == ("nf4" if tier == "low" and fam.arch == "flux" else None)
+    assert plan.estimate_gb <= 0.9 * free_gb
+
+
+def test_memory_tier_refuses_what_cannot_fit_and_cpu_stays_simple():
+    with pytest.raises(ConfigError, match="low-memory tier"):
+        plan_memory(get_family("flux"), 1024, "bf16", "cuda", 6 * GB)
+    cpu = plan_memory(get_family("tiny-sd"), 64, "fp32", "cpu")
+    assert (cpu.tier, cpu.batch_size, cpu.gradient_checkpointing, cpu.estimate_gb) == ("full", 1, False, None)
+
+
+def test_a_quantized_base_needs_weights_on_disk(settings):
+    from workbench.models import load_pipeline
+
+    with pytest.raises(ConfigError, match="weights on disk"):
+        load_pipeline("random-flux-small", settings=settings, quantize="nf4")
+
+
+@pytest.mark.parametrize(("family", "expected"), [
+    # parameter counts from the model cards / the hub's configs, in millions
+    ("random-sd15", {"unet": 859.5, "vae": 83.7, "text_encoder": 123.1}),
+    ("random-sdxl", {"unet": 2567.5, "vae": 83.7, "text_encoder": 123.1, "text_encoder_2": 694.7}),
+    ("random-flux", {"transformer": 11901.4, "vae": 83.8, "text_encoder": 123.1, "text_encoder_2": 4762.3}),
+])
+def test_realsize_families_have_the_published_sizes(family, expected):
+    from workbench.models.realsize import parameter_counts
+
+    counts = {k: round(v / 1e6, 1) for k, v in parameter_counts(get_family(family)).items()}
+    for name, millions in expected.items():
+        assert counts[name] == pytest.approx(millions, rel=2e-3), name
+
+
+def test_realsize_models_build_on_the_device_but_schedulers_stay_on_the_cpu():
+    """On the GPU the scheduler's tables were once built on CUDA and the pipeline's numpy call failed."""
+    from workbench.models.realsize import build_realsize_pipeline
+
+    pipe = build_realsize_pipeline(get_family("random-sd15"), device="meta")
+    assert pipe.unet.device.type == "meta" and pipe.scheduler.alphas_cumprod.device.type == "cpu"
