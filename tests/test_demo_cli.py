@@ -21,7 +21,8 @@ def test_demo_writes_a_report(tmp_path):
     markdown = (report / "report.md").read_text()
     for page in (html, markdown):
         assert "TINY MODEL" in page and "Selfie check" in page and "Generated images" in page
-        assert "tiny-sd" in page and "dlib-resnet" in page and "heldout_facesim" in page
+        assert "tiny-sd" in page and "dlib-resnet" in page and "test_facesim" in page
+        assert "Metrics: direction and definition" in page and "higher is better" in page
     assert html.count("<figure>") == 2 * 2 * 2 * 2  # 2 prompts x 2 samplers x 2 steps x 2 seeds
     assert "08.jpg" in html  # the check table lists each selfie
     run = tmp_path / "runs" / "demo-aws_rek_subject1-tiny-sd"

@@ -19,7 +19,8 @@ def test_bootstrap_ci_known_case():
     half = 1.96 * values.std(ddof=1) / np.sqrt(values.size)  # normal-theory CI of the mean
     assert abs(mean - values.mean()) < 1e-12
     assert abs((high - low) / 2 - half) < 0.1 * half and low < 10.0 < high
-    assert bootstrap_ci([3.0]) == (3.0, 3.0, 3.0)
+    single = bootstrap_ci([3.0])  # one value: a mean, but no interval (never a zero-width CI)
+    assert single[0] == 3.0 and np.isnan(single[1]) and np.isnan(single[2])
     assert all(np.isnan(bootstrap_ci([])))
 
 
@@ -43,8 +44,9 @@ def test_real_photos_a_vs_a_beats_a_vs_b(analyzer, faces_dir, tmp_path):
     sa = summarize(a_vs_a, ["pack"]).set_index("metric")
     sb = summarize(a_vs_b, ["pack"]).set_index("metric")
     assert sa.loc["face_detected", "mean"] == 1.0
-    assert sa.loc["facesim_mean_ref", "ci_low"] > sb.loc["facesim_mean_ref", "ci_high"]
-    assert sa.loc["heldout_facesim", "mean"] > 0.45 > sb.loc["heldout_facesim", "mean"]
+    assert sa.loc["test_facesim", "mean"] > 0.45 > sb.loc["test_facesim", "mean"]
+    assert sa.loc["test_facesim_max", "mean"] >= sa.loc["test_facesim", "mean"]
+    assert a_vs_a.loc[a_vs_a.metric == "sharpness", "region"].eq("face").all()  # which crop it ran on
     assert a_vs_a.loc[a_vs_a.metric == "clip_score", "reason"].iloc[0] == "CLIP metrics disabled"
 
 
@@ -59,9 +61,13 @@ def test_score_a_run_marks_missing_values_with_reasons(tiny_likeness, settings, 
     assert set(per_image.image_id) == set(run.table.image_id)
     missing = per_image[per_image.value.isna()]
     assert missing["reason"].notna().all()  # never a silent gap
-    assert set(table.metric) >= {"face_detected", "heldout_facesim", "nearest_train_facesim", "sharpness",
-                                 "exposure", "clip_score", "face_div"}
+    assert set(table.metric) >= {"face_detected", "test_facesim", "train_facesim", "nearest_train_facesim",
+                                 "sharpness", "exposure", "clip_score", "face_div"}
     assert "not on this machine" in table[table.metric == "clip_score"].reason.iloc[0]
+    # the shared likeness has 9 photos: no test group, and every test row says why
+    test = per_image[per_image.metric == "test_facesim"]
+    assert test.value.isna().all() and (test.reason.str.contains("no face detected|no test group")).all()
+    assert "FID/KID need a reference set you name" in table[table.metric == "fid_clip"].reason.iloc[0]
 
 
 @pytest.fixture(scope="module")
@@ -85,11 +91,23 @@ def test_clip_metrics_run_offline_on_a_tiny_clip(tiny_clip, faces_dir):
     iqa = scorer.iqa(lisa[0])
     assert set(iqa) == {"clip_iqa_quality", "clip_iqa_sharpness", "clip_iqa_noisiness"}
     assert all(0.0 <= v <= 1.0 for v in iqa.values())
-    same = distribution_metrics(lisa[:4], lisa[4:], clip)
-    other = distribution_metrics(london, lisa, clip)
+    same = distribution_metrics(lisa[:4], lisa[4:], clip, min_images=2)
+    other = distribution_metrics(london, lisa, clip, min_images=2)
     assert 0 <= same["fid_clip"][0] < other["fid_clip"][0]  # even random features see the shift
-    assert distribution_metrics(lisa[:1], lisa, clip)["fid_clip"] == (None, "FID/KID need at least two generated "
-                                                                     "and two reference images")
+    value, reason = distribution_metrics(lisa, lisa, clip)["fid_clip"]  # default minimum: 50 a side
+    assert value is None and reason.startswith("FID/KID need at least 50") and "have 8 and 8" in reason
+
+
+def test_letterbox_keeps_the_aspect():
+    from PIL import Image
+
+    from workbench.metrics.clip import letterbox
+
+    tall = Image.new("RGB", (100, 200), (255, 0, 0))
+    square = letterbox(tall, 224)
+    pixels = np.asarray(square)
+    assert square.size == (224, 224) and tuple(pixels[112, 112]) == (255, 0, 0)
+    assert tuple(pixels[112, 5]) == (128, 128, 128)  # padded, not stretched
 
 
 def test_score_with_every_metric_and_all_recognizers(tiny_likeness, tiny_clip, settings, tmp_path, faces_dir):
@@ -101,6 +119,6 @@ def test_score_with_every_metric_and_all_recognizers(tiny_likeness, tiny_clip, s
                   progress=False)
     assert set(table.metric) >= {"clip_score", "clip_iqa_quality", "fid_clip", "kid_clip"}
     fid = table[table.metric == "fid_clip"]
-    assert len(fid) == 1 and fid.value.notna().all() and fid.image_id.isna().all()
+    assert len(fid) == 1 and fid.image_id.isna().all() and "at least 50" in fid.reason.iloc[0]
     assert table[table.metric == "clip_iqa_quality"].value.notna().all()
     assert table.recognizer.dropna().str.startswith("dlib").all()  # 'all' here = dlib (no ArcFace pack)

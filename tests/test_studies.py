@@ -1,4 +1,5 @@
-"""Studies end to end on tiny families: spec -> cells -> table -> plots; resume and shards."""
+"""Studies end to end on tiny families: spec -> cells (x identities x replicates) -> table -> summary,
+paired comparisons, plots; resume, shards, and the protocol's guarantees (issue 12)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import yaml
 
 from workbench.errors import ConfigError
 from workbench.store import is_done
+from workbench.studies import kinds as study_kinds
 from workbench.studies import load_spec, run_study
 from workbench.studies import runner as study_runner
 
 
 def _spec(tmp_path, faces_dir, **fields):
     data = {"name": "t", "family": "tiny-sd", "selfies": str(faces_dir / "lisa_debruine"), "train": {"steps": 2},
-            "packs": ["beach"], "prompts_per_pack": 1, "samplers": ["euler"], "steps": [2], "seeds": [0, 1], **fields}
+            "packs": ["beach"], "prompts_per_pack": 1, "samplers": ["euler"], "steps": [2], "seeds": [0, 1],
+            "recognizers": ["dlib"], **fields}
     path = tmp_path / f"{data['name']}.yaml"
     path.write_text(yaml.safe_dump(data))
     return load_spec(path)
@@ -25,48 +28,92 @@ def test_sampler_steps_study(settings, faces_dir, tmp_path):
     out = run_study(spec, tmp_path / "study", settings=settings, progress=False)
     table = pd.read_parquet(out / "study.parquet")
     assert sorted(table["cell"].unique()) == ["dpmpp_2m-2", "dpmpp_2m-3", "euler-2", "euler-3"]
+    assert set(table["identity"]) == {"lisa_debruine"} and set(table["replicate"]) == {0}
     seconds = table[table.metric == "seconds_per_image"]
     assert len(seconds) == 4 * 2 and (seconds.value > 0).all()
+    # rendered one image at a time: each image has its own time, not its batch's average
+    assert seconds.groupby("cell")["value"].nunique().min() == 2
     summary = pd.read_parquet(out / "summary.parquet")
-    assert {"sampler", "steps", "metric", "mean", "ci_low", "ci_high"} <= set(summary.columns)
-    assert (out / "report" / "study.png").stat().st_size > 1000 and is_done(out)
-    assert "TINY MODEL" in (out / "report" / "report.md").read_text()
+    assert {"sampler", "steps", "metric", "mean", "ci_low", "ci_high", "ci_method", "ci_note"} <= set(summary.columns)
+    assert (summary.loc[(summary.n > 0) & (summary.n < 5), "ci_note"] == "n < 5").all()
+    assert (summary.loc[summary.n == 0, "ci_note"] == "no values").all()
+    diffs = pd.read_parquet(out / "comparisons.parquet")
+    assert {"steps", "sampler"} <= set(diffs["column"]) and {"p_value", "p_holm", "n_pairs"} <= set(diffs.columns)
+    assert (diffs["p_holm"].dropna() >= diffs["p_value"].dropna()).all()
+    for plot in ("metrics-vs-steps", "fidelity-vs-time"):
+        assert (out / "report" / f"{plot}.png").stat().st_size > 1000
+    report = (out / "report" / "report.md").read_text()
+    assert "TINY MODEL" in report and "generation seeds and prompts only" in report and is_done(out)
+
+
+def test_replicates_over_two_identities_resample_both_levels(settings, faces_dir, tmp_path):
+    spec = _spec(tmp_path, faces_dir, kind="sampler-steps", replicates=2, seeds=[0, 1, 2],
+                 identities=[str(faces_dir / "lisa_debruine"), str(faces_dir / "aws_rek_subject1")])
+    out = run_study(spec, tmp_path / "reps", settings=settings, progress=False)
+    table = pd.read_parquet(out / "study.parquet")
+    assert set(table["identity"]) == {"lisa_debruine", "aws_rek_subject1"} and set(table["replicate"]) == {0, 1}
+    likenesses = sorted((out / "likenesses").glob("*/r*/likeness.json"))
+    assert len(likenesses) == 4
+    seeds = {p.parent.name: yaml.safe_load(p.read_text())["config"]["seed"] for p in likenesses}
+    assert set(seeds.values()) == {0, 1}  # replicate r -> training seed + r
+    summary = pd.read_parquet(out / "summary.parquet")
+    sharp = summary[summary.metric == "sharpness"].iloc[0]
+    # two identities are fewer than 5 units: no interval, and the note says at which level
+    assert sharp["n"] == 2 * 2 * 3 and sharp["ci_note"] == "n < 5 identity values"
+    assert "identities, training replicates and images" in (out / "report" / "report.md").read_text()
 
 
 def test_upload_quality_study_resumes_cell_by_cell(settings, faces_dir, tmp_path, monkeypatch):
-    spec = _spec(tmp_path, faces_dir, kind="upload-quality", degradations=[{"kind": "blur", "strength": 3}])
-    real_run_cell, calls = study_runner.run_cell, []
+    spec = _spec(tmp_path, faces_dir, kind="upload-quality", degradations=[{"kind": "blur", "strength": 3}],
+                 train={})
+    real_run_cell, calls = study_kinds.UploadQuality.run_cell, []
 
-    def dies_on_second_cell(spec, cell, *args, **kwargs):
+    def dies_on_second_cell(self, cell, *args, **kwargs):
         calls.append(cell.id)
         if len(calls) == 2:
             raise KeyboardInterrupt("killed")
-        return real_run_cell(spec, cell, *args, **kwargs)
+        return real_run_cell(self, cell, *args, **kwargs)
 
-    monkeypatch.setattr(study_runner, "run_cell", dies_on_second_cell)
+    monkeypatch.setattr(study_kinds.UploadQuality, "run_cell", dies_on_second_cell)
     with pytest.raises(KeyboardInterrupt):
         run_study(spec, tmp_path / "uq", settings=settings, progress=False)
-    clean = tmp_path / "uq" / "cells" / "clean" / "manifest.json"
+    clean = tmp_path / "uq" / "cells" / "lisa_debruine" / "r0" / "clean" / "manifest.json"
     finished_at = clean.stat().st_mtime_ns
-    monkeypatch.setattr(study_runner, "run_cell", real_run_cell)
-    calls.clear()
+    monkeypatch.setattr(study_kinds.UploadQuality, "run_cell", real_run_cell)
     run_study(spec, tmp_path / "uq", settings=settings, progress=False)
     assert clean.stat().st_mtime_ns == finished_at  # the finished cell was not redone
+    table = pd.read_parquet(tmp_path / "uq" / "study.parquet")
     summary = pd.read_parquet(tmp_path / "uq" / "summary.parquet")
-    gate = summary[summary.metric == "gate_matching_flag"].set_index("cell")["mean"]
-    assert gate["blur-3"] == 1.0  # the gate caught every blurred photo
-    deltas = pd.read_parquet(tmp_path / "uq" / "deltas.parquet")
-    assert list(deltas["cell"]) == ["blur-3"]
-    references = {p.name for p in (tmp_path / "uq" / "references").iterdir()}
-    pool = {p.name for p in (tmp_path / "uq" / "pool").iterdir() if not p.name.startswith(".")}
+    gate = summary[summary.metric == "gate_matching_flag"].set_index("cell")
+    assert gate.loc["blur-3", "mean"] == 1.0  # the gate caught every blurred photo
+    assert gate.loc["blur-3", "ci_method"] == "Wilson"  # a share over photos
+    assert table.groupby("cell")["train_steps"].nunique().max() == 1
+    assert table.loc[table.cell == "clean", "train_steps"].iloc[0] == table.loc[table.cell == "blur-3",
+                                                                                 "train_steps"].iloc[0]
+    deltas = pd.read_parquet(tmp_path / "uq" / "comparisons.parquet")
+    assert list(deltas["cell"]) == ["blur-3"] and "identity" in deltas["pair_on"].iloc[0]
+    inputs = tmp_path / "uq" / "inputs" / "lisa_debruine"
+    references = {p.name for p in (inputs / "references").iterdir()}
+    pool = {p.name for p in (inputs / "pool").iterdir() if not p.name.startswith(".")}
     assert len(references) == 2 and not references & pool  # references are never trained on
 
 
-def test_shards_split_the_cells(settings, faces_dir, tmp_path):
+def test_degraded_cells_train_as_many_steps_as_the_clean_one(tmp_path, faces_dir, settings):
+    """With 'train: {}' the default steps follow the photo count; 'fewer' must not also change them."""
+    spec = _spec(tmp_path, faces_dir, kind="upload-quality", family="sd15", train={},
+                 degradations=[{"kind": "fewer", "strength": 0.5}])
+    kind = study_kinds.UploadQuality(spec)
+    _, pool = kind.split("lisa_debruine", tmp_path / "split")
+    assert kind.steps_for(pool, settings) == 480  # 6 pool photos x 80, inside 400-1200
+
+
+def test_shards_split_the_cells(settings, faces_dir, tmp_path, capsys):
     spec = _spec(tmp_path, faces_dir, kind="sampler-steps", steps=[2, 3])
     out = tmp_path / "sharded"
     run_study(spec, out, settings=settings, shard=(0, 2), progress=False)
-    assert is_done(out / "cells" / "euler-2") and not is_done(out / "cells" / "euler-3") and not is_done(out)
+    cells = out / "cells" / "lisa_debruine" / "r0"
+    assert is_done(cells / "euler-2") and not is_done(cells / "euler-3") and not is_done(out)
+    assert "waiting for lisa_debruine/r0/euler-3" in capsys.readouterr().out
     run_study(spec, out, settings=settings, shard=(1, 2), progress=False)
     assert is_done(out) and (out / "study.parquet").is_file()
 
@@ -78,6 +125,10 @@ def test_bad_specs_name_the_problem(tmp_path, faces_dir):
         load_spec(bad)
     with pytest.raises(ConfigError, match="degradations"):
         study_runner.plan_cells(_spec(tmp_path, faces_dir, kind="upload-quality"))
+    missing = tmp_path / "missing.yaml"
+    missing.write_text("name: x\nkind: sampler-steps\nselfies: no-such-folder\n")
+    with pytest.raises(ConfigError, match="no-such-folder.*does not exist"):
+        load_spec(missing).identity_sets()  # a relative path that is not there is an error, not a fallback
     assert study_runner.parse_shard("1/3") == (1, 3)
     with pytest.raises(ConfigError):
         study_runner.parse_shard("3/3")

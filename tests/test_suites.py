@@ -37,23 +37,36 @@ def test_failing_suite_exits_1_and_names_the_threshold(tmp_path):
                           capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 1, done.stderr[-2000:]
     assert "FAIL  face_detected mean = 0.000: FAILED, 0.000 < 0.9 (min)" in done.stdout
-    assert "heldout_facesim mean: no values (no face detected)" in done.stdout
+    assert "test_facesim mean: no values (no face detected)" in done.stdout
 
 
 def test_threshold_arithmetic():
-    scores = pd.DataFrame({"image_id": ["a", "b", "c", "d"], "metric": ["m"] * 4, "value": [0.2, 0.4, 0.6, 0.8],
+    scores = pd.DataFrame({"image_id": ["a", "b", "c", "d"], "metric": ["sharpness"] * 4, "value": [0.2, 0.4, 0.6, 0.8],
                            "reason": [None] * 4, "pack": "p", "prompt_id": "x", "seed": [0, 1, 2, 3]})
-    assert evaluate(Threshold(metric="m", min=0.4, max=0.6), scores, None)["passed"]
-    failed = evaluate(Threshold(metric="m", min=0.6), scores, None)
+    assert evaluate(Threshold(metric="sharpness", min=0.4, max=0.6), scores, None)["passed"]
+    failed = evaluate(Threshold(metric="sharpness", min=0.6), scores, None)
     assert not failed["passed"] and "0.500 < 0.6 (min)" in failed["message"]
     better = scores.assign(value=scores.value + 0.1)
-    diff = evaluate(Threshold(metric="m", vs_baseline=True, min=0.09, max=0.11), better, scores)
+    diff = evaluate(Threshold(metric="sharpness", vs_baseline=True, min=0.09, max=0.11), better, scores)
     assert diff["passed"] and abs(diff["value"] - 0.1) < 1e-9
-    assert "no such metric" in evaluate(Threshold(metric="nope"), scores, None)["message"]
+    assert "no such metric" in evaluate(Threshold(metric="test_facesim"), scores, None)["message"]
 
 
 def test_broken_suite_names_file_and_field(tmp_path):
     path = tmp_path / "broken.yaml"
-    path.write_text("name: x\nselfies: s\nthresholds:\n  - {metric: m, stat: median}\n")
+    path.write_text("name: x\nselfies: s\nrecognizers: [dlib]\n"
+                    "thresholds:\n  - {metric: face_detected, stat: median}\n")
     with pytest.raises(ConfigError, match=r"broken.yaml: thresholds.0.stat"):
         load_suite(path)
+
+
+def test_a_misspelled_metric_or_an_unpinned_recognizer_fails_at_load(tmp_path):
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("name: x\nselfies: s\nrecognizers: [dlib]\nthresholds:\n  - {metric: test_facesmi, min: 0.3}\n")
+    with pytest.raises(ConfigError, match=r"typo.yaml: thresholds: .*unknown metric 'test_facesmi'.*Did you mean "
+                                          r"'test_facesim'"):
+        load_suite(typo)
+    auto = tmp_path / "auto.yaml"
+    auto.write_text("name: x\nselfies: s\nthresholds:\n  - {metric: test_facesim, min: 0.3}\n")
+    with pytest.raises(ConfigError, match="names its recognizer"):
+        load_suite(auto)

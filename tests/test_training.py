@@ -27,7 +27,8 @@ def test_train_load_and_change_output(family, settings, analyzer, faces_dir, tmp
     assert [row["step"] for row in card["curve"]] == [2, 4]
     assert all(np.isfinite(row["loss"]) for row in card["curve"])
     assert card["chosen_step"] in (2, 4) and card["selection_reason"]
-    assert not set(card["held_out_files"]) & set(card["training_files"])
+    splits = card["splits"]
+    assert not set(splits["validation"]) & set(splits["train"]) and not set(splits["test"]) & set(splits["train"])
     assert likeness.lora_path.is_file() and not list(likeness.path.glob("*.jpg"))  # no copy of the selfies
     assert len(list((likeness.path / "validation").glob("*.png"))) == 2 * 4
     pipe, _ = load_pipeline(family, settings=settings)
@@ -104,7 +105,7 @@ def test_text_encoder_lora_prior_captions_and_kohya_round_trip(settings, analyze
     (selfies / "02.txt").write_text("studio light")
     likeness = train_likeness(selfies, tmp_path / "lk", family="tiny-sd", settings=settings, analyzer=analyzer,
                               progress=False, steps=4, rank=4, alpha=8, train_text_encoder=True,
-                              prior_preservation=True, class_images=2, held_out=2, seed=3)
+                              prior_preservation=True, class_images=2, validation=2, seed=3)
     card = likeness.card
     assert len(list((tmp_path / "lk" / "class-images").glob("*.png"))) == 2
     captions = card["captions"]
@@ -161,5 +162,5 @@ def test_aspect_buckets(settings, analyzer, faces_dir, tmp_path):
     Image.open(faces_dir / "lisa_debruine" / "07.jpg").crop((0, 100, 1152, 1252)).save(selfies / "square.jpg")
     Image.open(faces_dir / "lisa_debruine" / "08.jpg").crop((0, 200, 1152, 1064)).save(selfies / "wide.jpg")
     likeness = train_likeness(selfies, tmp_path / "lk", family="tiny-sdxl", settings=settings, analyzer=analyzer,
-                              progress=False, steps=3, buckets=True, held_out=0)
+                              progress=False, steps=3, buckets=True, validation=0)
     assert np.isfinite(likeness.card["curve"][-1]["loss"]) and likeness.card["config"]["buckets"]

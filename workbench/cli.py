@@ -118,6 +118,11 @@ def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked f
           prior_preservation: bool = typer.Option(False, help="DreamBooth class prior from base-model images."),
           class_images: int = typer.Option(None, help="Class images for the prior (default: 2 per photo, >= 50)."),
           captions: Path = typer.Option(None, help="captions.csv (file,caption); default: sidecar <photo>.txt."),
+          validation: int = typer.Option(None, min=0, help="Photos that choose the checkpoint (default: 2 from 6 "
+                                         "photos, 1 from 3)."),
+          test: int = typer.Option(None, min=0, help="Photos only reported on, never trained on or chosen by "
+                                   "(default: none under 12 photos, else 15%; whole shoots when there are 3+)."),
+          splits: Path = typer.Option(None, help="CSV file,group (train, validation, test): your own groups."),
           gradient_checkpointing: bool = typer.Option(None, help="Default: as the memory tier says."),
           buckets: bool = typer.Option(False, help="Aspect buckets: keep each photo's aspect instead of square."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
@@ -137,7 +142,8 @@ def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked f
                               checkpoint_every=checkpoint_every, probe_steps=probe_steps,
                               train_text_encoder=train_text_encoder, prior_preservation=prior_preservation,
                               class_images=class_images, captions=str(captions) if captions else None,
-                              gradient_checkpointing=gradient_checkpointing, buckets=buckets)
+                              gradient_checkpointing=gradient_checkpointing, buckets=buckets,
+                              validation=validation, test=test, splits=str(splits) if splits else None)
     typer.echo(likeness.summary())
 
 
@@ -185,17 +191,21 @@ def generate_cmd(likeness: str = typer.Argument(..., help="Likeness folder, or '
 
 
 @app.command("score")
-def score_cmd(run: Path, references: Path = typer.Option(None, help="Reference selfies (default: the likeness's)."),
+def score_cmd(run: Path, references: Path = typer.Option(None, help="Test photos to score against (default: the "
+                                                         "likeness's test split)."),
+              likeness: Path = typer.Option(None, help="Take the test photos from this likeness (for a base-model "
+                                                       "run compared with it)."),
               recognizers: list[str] = typer.Option(["auto"], "--recognizers",
                                                     help="auto, dlib, insightface[:PACK], or all (repeatable)."),
               clip_model: str = typer.Option("openai/clip-vit-base-patch16",
                                              help="CLIP hub id or local dir for CLIP score, CLIP-IQA, FID/KID; "
                                                   "'none' to skip."),
-              fid_reference: Path = typer.Option(None, help="Real photos for FID/KID (default: the selfies).")):
+              fid_reference: Path = typer.Option(None, help="Real photos for FID/KID (at least 50; none: FID/KID are "
+                                                          "reported missing).")):
     """Score a generation run (identity + quality) and write scores.parquet."""
     from .metrics import score, summarize
 
-    table = score(run, references=references, recognizers=list(recognizers),
+    table = score(run, references=references, likeness=likeness, recognizers=list(recognizers),
                   clip_model=None if clip_model == "none" else clip_model, fid_reference=fid_reference)
     typer.echo(summarize(table, ["sampler", "steps"]).to_string(index=False))
     typer.echo(f"scores: {run / 'scores.parquet'}")

@@ -13,19 +13,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from .metrics.aggregate import summarize  # noqa: E402
-from .store import atomic_write_bytes, atomic_write_text, package_versions  # noqa: E402
+from .metrics.aggregate import summarize
+from .metrics.registry import METRICS
+from .store import atomic_write_bytes, atomic_write_text, package_versions
 
 NOISE_BANNER = ("TINY MODEL: these images come from random weights and are noise. They test the machinery, "
                 "not likeness. Use a real family (--base sdxl) on a GPU for real photos.")
-PLOT_METRICS = ("face_detected", "heldout_facesim", "sharpness", "clip_score")
+PLOT_METRICS = ("face_detected", "test_facesim", "sharpness", "clip_score")
 
 
 def _png_b64(data: bytes) -> str:
@@ -50,7 +48,8 @@ def metric_plot(scores: pd.DataFrame) -> bytes | None:
     metrics = [m for m in PLOT_METRICS if m in set(summary["metric"]) and summary[summary.metric == m]["n"].sum()]
     if not metrics:
         return None
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
+    fig = Figure(figsize=(4 * len(metrics), 3.2))
+    axes = fig.subplots(1, len(metrics), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
         part = summary[summary["metric"] == metric]
         for sampler, rows in part.groupby("sampler"):
@@ -63,8 +62,18 @@ def metric_plot(scores: pd.DataFrame) -> bytes | None:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
     return buffer.getvalue()
+
+
+def metric_glossary(frames: list[pd.DataFrame | None]) -> pd.DataFrame:
+    """Direction and definition of every registered metric that appears in the report's tables."""
+    names: set[str] = set()
+    for frame in frames:
+        if frame is not None and "metric" in frame.columns:
+            names |= set(frame["metric"].dropna().astype(str))
+    rows = [{"metric": m.name, "direction": m.direction, "level": m.level, "definition": m.definition,
+             "source": m.source} for name, m in METRICS.items() if name in names]
+    return pd.DataFrame(rows)
 
 
 def _md_table(frame: pd.DataFrame) -> str:
@@ -100,7 +109,8 @@ def write_report(out: str | os.PathLike, title: str, facts: dict[str, Any], chec
         atomic_write_bytes(out / f"{name}.png", data)
         h.append(f"<h2>{html.escape(name)}</h2><img src='{_png_b64(data)}'>")
         md.append(f"## {name}\n\n![{name}]({name}.png)\n")
-    tables = [("Selfie check", check), ("Training curve (held-out identity per checkpoint)", curve), *sections]
+    tables = [("Selfie check", check), ("Training curve (validation identity per checkpoint: chooses the checkpoint, "
+                                        "never reported as a test score)", curve), *sections]
     for name, frame in tables:
         if frame is not None:
             h.append(f"<h2>{name}</h2>" + frame.to_html(index=False, na_rep="—", float_format=lambda v: f"{v:.3f}"))
@@ -118,12 +128,16 @@ def write_report(out: str | os.PathLike, title: str, facts: dict[str, Any], chec
             md.append(f"![{label}](thumbs/{row['image_id']}.png) ")
         h.append("</div>")
         md.append("\n")
+    glossary = metric_glossary([scores, *(frame for _, frame in sections)])
+    if not glossary.empty:
+        h.append("<h2>Metrics: direction and definition</h2>" + glossary.to_html(index=False))
+        md.append("## Metrics: direction and definition\n\n" + _md_table(glossary))
     if scores is not None:
         per_image = scores[scores["image_id"].notna()]
         summary = summarize(scores, ["sampler", "steps"])
         plot = metric_plot(scores)
-        h.append("<h2>Scores by sampler and steps (mean, 95% bootstrap CI)</h2>")
-        md.append("## Scores by sampler and steps (mean, 95% bootstrap CI)\n\n")
+        h.append("<h2>Scores by sampler and steps (mean, 95% CI; identity against test photos only)</h2>")
+        md.append("## Scores by sampler and steps (mean, 95% CI; identity against test photos only)\n\n")
         if plot:
             atomic_write_bytes(out / "plot.png", plot)
             h.append(f"<img src='{_png_b64(plot)}'>")

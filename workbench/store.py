@@ -19,6 +19,8 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from .provenance import environment, file_sha256  # noqa: E402,F401  (re-exported: stages hash their inputs)
+
 MANIFEST = "manifest.json"
 TRACKED_PACKAGES = ("likeness-workbench", "torch", "diffusers", "transformers", "peft", "accelerate",
                     "torchmetrics", "dlib-bin", "onnxruntime", "pillow", "numpy", "pandas")
@@ -94,10 +96,12 @@ class Manifest(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
     outputs: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
+    environment: dict[str, Any] = Field(default_factory=lambda: environment())
 
 
 def write_manifest(directory: str | os.PathLike, manifest: Manifest) -> Path:
     manifest.updated = now()
+    manifest.environment = environment()  # torch and the GPU are known once the stage has loaded them
     return atomic_write_text(Path(directory) / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
 
 

@@ -13,13 +13,15 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .config import Settings
+from .errors import ConfigError
 from .faces import get_analyzer
 from .generate import generate
 from .likeness import train_likeness
 from .metrics import paired_difference, score, summarize
+from .metrics.registry import get_metric
 from .models import get_family
 from .store import Manifest, Workspace, write_manifest, write_table
 from .studies.spec import GridSpec, load_yaml
@@ -42,6 +44,31 @@ class Threshold(BaseModel):
 class SuiteSpec(GridSpec):
     baseline: bool = False  # also render the base model alone, for vs_baseline thresholds
     thresholds: list[Threshold] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _pinned(self) -> SuiteSpec:
+        """Similarity scales differ per recognizer: a suite's thresholds mean something for one only."""
+        if any(name in {"auto", "all", "default"} for name in self.recognizers):
+            raise ValueError("a suite names its recognizer ('recognizers: [dlib]', insightface or insightface:PACK), "
+                             f"not {self.recognizers}: its thresholds are on that recognizer's scale")
+        return self
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_metrics(cls, value: list[Threshold]) -> list[Threshold]:
+        for threshold in value:
+            try:
+                get_metric(threshold.metric)
+            except ConfigError as exc:  # pydantic reports ValueErrors with the file and field
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("selfies")
+    @classmethod
+    def _has_selfies(cls, value: str | None) -> str:
+        if not value:
+            raise ValueError("a suite names its selfie set ('selfies: FOLDER')")
+        return value
 
 
 class SuiteResult(BaseModel):
@@ -108,7 +135,8 @@ def run_suite(spec: SuiteSpec | str | os.PathLike, settings: Settings | None = N
     if spec.baseline:
         base_run = generate(None, spec.packs, workspace.area("runs") / f"{name}-baseline", family=spec.family,
                             base=spec.base, **grid)
-        baseline = score(base_run.path, references=spec.path(spec.selfies), recognizers=spec.recognizers,
+        # the same test photos as the likeness arm, and CLIP text without the trigger in both arms
+        baseline = score(base_run.path, likeness=likeness, recognizers=spec.recognizers,
                          clip_model=spec.clip_model, progress=progress)
     checks = [evaluate(t, scores, baseline) for t in spec.thresholds]
     passed = all(c["passed"] for c in checks)
@@ -117,6 +145,9 @@ def run_suite(spec: SuiteSpec | str | os.PathLike, settings: Settings | None = N
     write_table(table, out / "checks.parquet")
     facts = {"suite": spec.name, "verdict": "PASS" if passed else "FAIL", "spec": spec.source,
              "family": fam.name, "likeness": str(likeness.path), "run": str(run.path),
+             "test photos": ", ".join(p.name for p in likeness.split("test")) or "none",
+             "test shares a shoot with training": "YES: test FaceSim also measures 'same shoot'"
+             if likeness.test_shares_shoot_with_train else "no",
              "recognizers": ", ".join(spec.recognizers), "seeds": ", ".join(map(str, spec.seeds))}
     page = write_report(out, f"QA suite {spec.name}: {'PASS' if passed else 'FAIL'}", facts, check=None,
                         curve=pd.DataFrame(likeness.card["curve"]), images=run.table, image_root=run.path,

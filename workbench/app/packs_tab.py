@@ -31,15 +31,19 @@ def preview(names: list[str]) -> str:
 
 
 def captions(run_table, scores) -> list[tuple[str, str]]:
-    facesim = {}
+    facesim, label = {}, "FaceSim"
     if scores is not None and not scores.empty:
-        rows = scores[(scores.metric == "heldout_facesim") & scores.image_id.notna()]
-        facesim = dict(zip(rows.image_id, rows.value, strict=True))
+        # test photos when the likeness has them; else the training photos, and the caption says so
+        for metric, name in (("test_facesim", "FaceSim"), ("train_facesim", "FaceSim vs training photos")):
+            rows = scores[(scores.metric == metric) & scores.image_id.notna()]
+            if rows["value"].notna().any():
+                facesim, label = dict(zip(rows.image_id, rows.value, strict=True)), name
+                break
     items = []
     for row in run_table.to_dict("records"):
         value = facesim.get(row["image_id"])
         shown = "no face" if value is None or value != value else f"{value:.2f}"
-        items.append((row["path"], f"FaceSim {shown} · {row['pack']}/{row['prompt_id']} · {row['sampler']} · "
+        items.append((row["path"], f"{label} {shown} · {row['pack']}/{row['prompt_id']} · {row['sampler']} · "
                                     f"{row['steps']} steps · seed {row['seed']}"))
     return items
 

@@ -6,11 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import gradio as gr
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure
 
 from ..likeness import train_likeness  # noqa: E402
 from ..models import FAMILIES, weights_status  # noqa: E402
@@ -25,8 +22,10 @@ def available_families(settings) -> list[str]:
 
 def curve_plot(curve: list[dict]):
     frame = pd.DataFrame(curve)
-    fig, ax = plt.subplots(figsize=(5, 3))
-    for column, label in (("heldout_facesim", "held-out FaceSim"), ("nearest_train_facesim", "nearest training")):
+    fig = Figure(figsize=(5, 3))
+    ax = fig.subplots()
+    for column, label in (("validation_facesim", "validation FaceSim (chooses the step)"),
+                          ("nearest_train_facesim", "nearest training photo")):
         if column in frame and frame[column].notna().any():
             ax.plot(frame["step"], frame[column], marker="o", label=label)
     if not ax.lines:

@@ -51,6 +51,7 @@ class Job:
     seed: int
     guidance: float
     size: int
+    prompt_plain: str = ""  # the prompt with the trigger replaced by the class word: CLIP score's text
 
     @property
     def image_id(self) -> str:
@@ -71,6 +72,7 @@ def plan_jobs(packs: Sequence[Pack], samplers: Sequence[str] | None, steps: Sequ
     for pack in packs:
         for entry in pack.prompts[:prompts_per_pack]:
             text = entry.text_for(class_word).format(subject=subject)
+            plain = entry.text_for(class_word).format(subject=class_word)
             negative = entry.negative if entry.negative is not None else pack.negative_prompt
             entry_samplers = list(samplers or [entry.sampler or pack.sampler or family.sampler])
             entry_steps = list(steps or [entry.steps or pack.steps or family.steps])
@@ -80,7 +82,7 @@ def plan_jobs(packs: Sequence[Pack], samplers: Sequence[str] | None, steps: Sequ
             for sampler, n, seed in itertools.product(entry_samplers, entry_steps, seeds):
                 for k in range(pack.images_per_prompt):
                     jobs.append(Job(pack.name, entry.id, text, negative, sampler, int(n), int(seed) + k,
-                                    float(scale), int(side)))
+                                    float(scale), int(side), plain))
     return jobs
 
 
@@ -89,7 +91,7 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
              seeds: Sequence[int] = (0,), guidance: float | None = None, family: str | None = None,
              base: str | None = None, size: int | None = None, prompts_per_pack: int | None = None,
              batch_size: int = 4, settings: Settings | None = None, progress: bool = True,
-             compile: bool = False) -> GenerationRun:
+             compile: bool = False, renderer: tuple[Any, Any] | None = None) -> GenerationRun:
     """Render the grid into ``out``. ``likeness=None`` renders the base model alone (baseline arm).
     The LoRA is fused into the base weights for rendering (no per-layer LoRA matmuls); ``compile``
     compiles the denoiser's repeated blocks (regional ``torch.compile``), its cost kept apart in the
@@ -125,13 +127,7 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
     pending = [b for b in batches if any(j.image_id not in rows for j in b)]
     if pending:
         started = time.perf_counter()
-        pipe, source = load_pipeline(fam, base, settings)
-        if likeness:
-            pipe.load_lora_weights(likeness.path, weight_name=LORA_FILE, adapter_name="likeness")
-            pipe.fuse_lora(lora_scale=1.0)
-            pipe.unload_lora_weights()  # the fused weights stay; the LoRA layers go
-        if compile:
-            compile_denoiser(pipe)
+        pipe, source = renderer or load_renderer(likeness, fam, base, settings, compile)
         manifest.timings["load_seconds"] = time.perf_counter() - started
         manifest.outputs["model"] = source.as_dict()
         scheduler_config = dict(pipe.scheduler.config)
@@ -145,12 +141,30 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
             write_table(pd.DataFrame(list(rows.values())), out / TABLE)
             bar.update(len(missing))
         bar.close()
-    # 4. the table, in plan order
-    table = pd.DataFrame([rows[j.image_id] for j in jobs if j.image_id in rows])
+    # 4. the table: images of earlier renders with other settings stay in the record (first), then this
+    # plan's, in plan order. A run folder only ever gains images.
+    planned = {j.image_id for j in jobs}
+    earlier = [r for key, r in rows.items() if key not in planned]
+    table = pd.DataFrame(earlier + [rows[j.image_id] for j in jobs if j.image_id in rows])
     write_table(table, out / TABLE)
     manifest.status, manifest.outputs["images"] = "done", len(table)
     write_manifest(out, manifest)
     return GenerationRun(out, table)
+
+
+def load_renderer(likeness: Likeness | None, fam, base: str | None, settings: Settings,
+                  compile: bool = False) -> tuple[Any, Any]:
+    """``(pipeline, source)`` ready to render a likeness: the LoRA fused into the base weights (no
+    per-layer LoRA matmuls), optionally regionally compiled. Load it once and pass it to several
+    ``generate`` calls (``renderer=``) to keep load time out of their timings."""
+    pipe, source = load_pipeline(fam, base, settings)
+    if likeness:
+        pipe.load_lora_weights(likeness.path, weight_name=LORA_FILE, adapter_name="likeness")
+        pipe.fuse_lora(lora_scale=1.0)
+        pipe.unload_lora_weights()  # the fused weights stay; the LoRA layers go
+    if compile:
+        compile_denoiser(pipe)
+    return pipe, source
 
 
 def compile_denoiser(pipe) -> None:
@@ -199,7 +213,8 @@ def render_batch(pipe, batch: list[Job], fam, likeness, source, out: Path,
                   "pack": job.pack, "prompt_id": job.prompt_id, "image_id": job.image_id, "tiny": fam.random_weights}
         atomic_write_bytes(out / job.relpath, png_bytes(image, params))
         rows[job.image_id] = {"image_id": job.image_id, "pack": job.pack, "prompt_id": job.prompt_id,
-                              "prompt": job.prompt, "sampler": job.sampler, "steps": job.steps, "seed": job.seed,
+                              "prompt": job.prompt, "prompt_plain": job.prompt_plain, "sampler": job.sampler,
+                              "steps": job.steps, "seed": job.seed,
                               "guidance": job.guidance, "width": image.width, "height": image.height,
                               "path": job.relpath, "seconds": seconds, "family": fam.name,
                               "likeness": str(likeness.path) if likeness else None}

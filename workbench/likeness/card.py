@@ -46,21 +46,34 @@ class Likeness:
     def lora_path(self) -> Path:
         return self.path / LORA_FILE
 
+    def split(self, group: str) -> list[Path]:
+        """The likeness's ``train``, ``validation`` or ``test`` photos (absolute paths). Cards written
+        before the three-way split had ``training_files`` and ``held_out_files`` (= validation)."""
+        if "splits" in self.card:
+            return [Path(p) for p in self.card["splits"][group]]
+        legacy = {"train": "training_files", "validation": "held_out_files"}
+        return [Path(p) for p in self.card.get(legacy.get(group, ""), [])]
+
     @property
-    def reference_files(self) -> list[Path]:
-        """Selfies the likeness was made from (held-out and training), by their original paths."""
-        return [Path(p) for p in self.card.get("held_out_files", []) + self.card.get("training_files", [])]
+    def test_shares_shoot_with_train(self) -> bool:
+        return bool(self.card.get("test_shares_shoot_with_train", False))
 
     def summary(self) -> str:
         c = self.card
         lines = [f"likeness {self.path}", f"  family      {c['family']} ({c['model']['location']})",
                  f"  subject     {self.subject}", f"  chosen step {c['chosen_step']} of {c['config']['steps']} "
                  f"({c['selection_reason']})", f"  recognizer  {c['recognizer']}",
-                 f"  held out    {', '.join(Path(p).name for p in c['held_out_files']) or 'none'}",
+                 f"  validation  {', '.join(p.name for p in self.split('validation')) or 'none'} "
+                 "(chooses the checkpoint)",
+                 f"  test        {', '.join(p.name for p in self.split('test')) or 'none'} (reported only)"
+                 + ("  NOTE: shares a shoot with training photos" if self.test_shares_shoot_with_train else ""),
                  f"  licence     {c['model']['licence']}"]
+        if c.get("split_note"):
+            lines.append(f"  note        {c['split_note']}")
         for row in c["curve"]:
+            validation = row.get("validation_facesim", row.get("heldout_facesim"))
             lines.append(f"  step {row['step']:>6}  loss {row['loss']:.4f}  faces {row['probe_faces']}/"
-                         f"{row['probe_images']}  held-out FaceSim {_fmt(row['heldout_facesim'])}  "
+                         f"{row['probe_images']}  validation FaceSim {_fmt(validation)}  "
                          f"nearest-train {_fmt(row['nearest_train_facesim'])}")
         if c["model"].get("tiny"):
             lines.append("  NOTE: tiny family — random weights, its images are noise.")

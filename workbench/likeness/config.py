@@ -48,7 +48,11 @@ class TrainConfig(BaseModel):
     checkpoint_every: int | None = Field(None, ge=1)
     token: str = "ohwx"
     class_word: str = "person"
-    held_out: int | None = Field(None, ge=0)
+    # Photo groups (likeness/splits.py): validation picks the checkpoint, test only reports. None: 2/1/0
+    # validation photos by set size; no test group under 12 photos. ``splits``: a CSV of file,group.
+    validation: int | None = Field(None, ge=0)
+    test: int | None = Field(None, ge=0)
+    splits: str | None = None
     probe_prompts: list[str] = Field(default_factory=lambda: list(PROBE_PROMPTS))
     probe_seeds: list[int] = Field(default_factory=lambda: [0, 1])
     probe_steps: int | None = None
@@ -65,6 +69,10 @@ class TrainConfig(BaseModel):
     @classmethod
     def _legacy_mixed_precision(cls, data):
         """``mixed_precision: no|fp16|bf16`` (earlier configs, accelerate's word) is ``precision``."""
+        if isinstance(data, dict) and "held_out" in data:  # the old name of the validation group
+            data = dict(data)
+            held_out = data.pop("held_out")
+            data.setdefault("validation", held_out)
         if isinstance(data, dict) and "mixed_precision" in data:
             data = dict(data)
             legacy = data.pop("mixed_precision")

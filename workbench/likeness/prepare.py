@@ -1,12 +1,11 @@
 """Training set preparation: face-aware square crops, captions, and held-out photos.
 
-Held-out photos are never trained on; checkpoint selection scores identity against them.
+Validation and test photos (``splits.py``) are never trained on; they are passed here to be left out.
 """
 
 from __future__ import annotations
 
 import hashlib
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,10 +30,6 @@ class TrainingSet:
     held_out: list[Path]
     token: str
     class_word: str
-
-    @property
-    def instance_prompt(self) -> str:
-        return f"photo of {self.token} {self.class_word}"
 
 
 def face_crop(image: Image.Image, bbox: tuple[float, float, float, float] | None,
@@ -65,13 +60,6 @@ def nearest_bucket(image_size: tuple[int, int], buckets: list[tuple[int, int]]) 
 
     aspect = image_size[0] / image_size[1]
     return min(buckets, key=lambda b: abs(math.log(aspect * b[1] / b[0])))
-
-
-def choose_held_out(files: list[Path], count: int | None, seed: int) -> list[Path]:
-    """2 held-out photos from 6 up, 1 from 3 up, none below (then selection uses training photos)."""
-    if count is None:
-        count = 2 if len(files) >= 6 else 1 if len(files) >= 3 else 0
-    return sorted(random.Random(seed).sample(sorted(files), count))
 
 
 def prepare_training_set(files: list[Path], faces: dict[Path, tuple | None], size: int, token: str,

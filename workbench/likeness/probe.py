@@ -1,8 +1,9 @@
 """Held-out identity probes at each checkpoint, and the choice of checkpoint.
 
 A fixed probe set (prompts x seeds) is rendered with the LoRA as it is at that step; each image is
-scored against the held-out photos (never trained on) and against the nearest training photo, so
-both likeness and copy-paste over-fitting are on the curve.
+scored against the validation photos (never trained on) and against the nearest training photo, so
+both likeness and copy-paste over-fitting are on the curve. Validation photos choose the checkpoint and
+are therefore never reported as a test score: that is what the test photos are for.
 """
 
 from __future__ import annotations
@@ -51,16 +52,16 @@ def probe_checkpoint(pipe, adapter, config, family, data, analyzer, held_faces, 
             nearest.append(max(analyzer.similarity(faces[0], ref) for ref in train_faces))
     recent = losses[-max(1, config.checkpoint_every):]
     return {"step": step, "loss": float(np.mean(recent)), "probe_images": len(images), "probe_faces": found,
-            "heldout_facesim": float(np.mean(heldout)) if heldout else None,
+            "validation_facesim": float(np.mean(heldout)) if heldout else None,
             "nearest_train_facesim": float(np.mean(nearest)) if nearest else None}
 
 
 def select_checkpoint(curve: list[dict[str, Any]]) -> tuple[int, str]:
-    """Best held-out FaceSim (ties -> earlier step). Without any face in any probe there is no
-    identity evidence: the last step is kept and the reason says so."""
-    scored = [row for row in curve if row["heldout_facesim"] is not None]
+    """Best validation FaceSim (ties -> earlier step). Without any face in any probe (or without
+    validation photos) there is no identity evidence: the last step is kept and the reason says so."""
+    scored = [row for row in curve if row["validation_facesim"] is not None]
     if not scored:
-        return curve[-1]["step"], "no face found in any probe image; kept the last step"
-    best = max(row["heldout_facesim"] for row in scored)
-    chosen = min(row["step"] for row in scored if row["heldout_facesim"] == best)
-    return chosen, f"best held-out FaceSim {best:.3f}"
+        return curve[-1]["step"], "no validation face in any probe image (or no validation photos); kept the last step"
+    best = max(row["validation_facesim"] for row in scored)
+    chosen = min(row["step"] for row in scored if row["validation_facesim"] == best)
+    return chosen, f"best validation FaceSim {best:.3f}"

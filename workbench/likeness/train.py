@@ -21,13 +21,14 @@ from ..config import Settings
 from ..errors import WorkbenchError
 from ..faces import get_analyzer
 from ..models import get_family, load_pipeline
-from ..store import Manifest, atomic_write_json, read_manifest, write_manifest, write_table
+from ..store import Manifest, atomic_write_json, file_sha256, read_manifest, write_manifest, write_table
 from .adapters import adapter_for
 from .card import CARD_FILE, KOHYA_FILE, LORA_FILE, Likeness
 from .config import TrainConfig
 from .export import KOHYA_ARCHS, export_kohya
-from .prepare import choose_held_out, prepare_training_set
+from .prepare import prepare_training_set
 from .probe import probe_checkpoint, select_checkpoint
+from .splits import Splits, make_splits
 
 STATE_FILE = "trainer_state.pt"
 
@@ -53,7 +54,8 @@ class Run:
     schedule: Any
     params: list
     encoders: list
-    held_faces: list
+    splits: Splits
+    held_faces: list  # validation photos' faces: they choose the checkpoint
     train_faces: list
     start: int = 0
     curve: list = field(default_factory=list)
@@ -94,17 +96,18 @@ def setup(selfies, out: Path, family: str, settings: Settings, analyzer, progres
         raise WorkbenchError(f"{selfies}: none of the photos can be used for training ({report.verdict}); "
                              "see the check's advice.")
     subjects = {report.folder / p.file: p.subject for p in report.photos if p.subject is not None}
-    held_out = choose_held_out(files, config.held_out, config.seed)
+    boxes = {report.folder / p.file: p.subject_bbox for p in report.photos}  # in full-resolution pixels
+    splits = make_splits(files, boxes, config.validation, config.test, config.seed, config.splits)
     device = settings.resolved_device()
-    config = config.resolve(fam, len(files) - len(held_out), device)
+    config = config.resolve(fam, len(splits.train), device)
     accelerator = new_accelerator(config, cpu=device == "cpu")
     pipe, source = load_pipeline(fam, config.base, settings, device=str(accelerator.device),
                                  dtype=WEIGHT_DTYPES[config.precision],
                                  quantize=None if config.quantize_base == "none" else config.quantize_base)
     adapter = adapter_for(fam.arch, pipe, fam.text_length)
     manifest = read_manifest(out) or Manifest(kind="likeness")
-    manifest.inputs = {"selfies": str(Path(selfies).resolve()), "training_files": [str(p) for p in files],
-                       "held_out_files": [str(p) for p in held_out]}
+    manifest.inputs = {"selfies": str(Path(selfies).resolve()), **splits.as_card()["splits"],
+                       "photo_sha256": {str(p.resolve()): file_sha256(p) for p in files}}
     manifest.config, manifest.seeds, manifest.status = config.model_dump(), [config.seed], "running"
     manifest.outputs = {"model": source.as_dict()}
     write_manifest(out, manifest)
@@ -126,9 +129,9 @@ def setup(selfies, out: Path, family: str, settings: Settings, analyzer, progres
     params = [p for m in (denoiser, *encoders) for p in m.parameters() if p.requires_grad]
     # 4. caches: images (and, with frozen text encoders, captions) are encoded once; the encoders then
     # leave the GPU. Prior preservation adds class images the base model drew, cached the same way.
-    captions = load_captions(report.folder, files, config.captions)
-    boxes = {report.folder / p.file: p.subject_bbox for p in report.photos}  # in full-resolution pixels
-    data = prepare_training_set(files, boxes, config.resolution, config.token, config.class_word, held_out, captions,
+    captions = load_captions(report.folder, splits.train, config.captions)
+    data = prepare_training_set(splits.train, boxes, config.resolution, config.token, config.class_word,
+                                [*splits.validation, *splits.test], captions,
                                 buckets=fam.buckets(config.resolution) if config.buckets else None)
     cache = build_caches(adapter, data, accelerator.device, encode_text=not encoders)
     prior = None
@@ -142,7 +145,8 @@ def setup(selfies, out: Path, family: str, settings: Settings, analyzer, progres
           f"bucket(s), {config.steps} optimizer steps x effective batch {effective} = "
           f"{config.steps * effective} samples, {config.precision}, memory tier {config.memory}, "
           f"{sum(p.numel() for p in params):,} trainable parameters, "
-          f"held out: {', '.join(p.name for p in held_out) or 'none'}")
+          f"validation: {', '.join(p.name for p in splits.validation) or 'none'}, test: "
+          f"{', '.join(p.name for p in splits.test) or 'none'} ({len(set(splits.shoots.values()))} shoot(s))")
     # 5. optimizer, schedule (prepared, so it steps once per optimizer update), resume
     optimizer = make_optimizer(params, config, accelerator.device)
     warmup = max(1, config.steps // 10)
@@ -152,7 +156,7 @@ def setup(selfies, out: Path, family: str, settings: Settings, analyzer, progres
     return Run(out=out, config=config, fam=fam, accelerator=accelerator, pipe=pipe, source=source, adapter=adapter,
                analyzer=analyzer, manifest=manifest, data=data, cache=cache, prior=prior, model=model,
                optimizer=optimizer, schedule=schedule, params=params, encoders=encoders,
-               held_faces=[subjects[p] for p in held_out if p in subjects],
+               splits=splits, held_faces=[subjects[p] for p in splits.validation if p in subjects],
                train_faces=[subjects[s.file] for s in data.samples if s.file in subjects],
                start=start, curve=curve, losses=losses)
 
@@ -219,8 +223,7 @@ def finish(run: Run, selfies) -> Likeness:
             "class_word": config.class_word, "config": config.model_dump(), "chosen_step": chosen,
             "selection_reason": reason, "curve": run.curve,
             "recognizer": f"{run.analyzer.name} ({run.analyzer.version})",
-            "held_out_files": [str(p) for p in run.data.held_out],
-            "training_files": [str(s.file) for s in run.data.samples],
+            **run.splits.as_card(),
             "captions": {s.file.name: s.caption for s in run.data.samples},
             "kohya_export": kohya.name if kohya else None, "versions": run.manifest.versions,
             "licence_notes": fam.licence, "tiny": fam.random_weights}

@@ -131,15 +131,30 @@ class ClipFeatureExtractor(torch.nn.Module):
         return self.clip.image_features(pil).double()
 
 
+MIN_DISTRIBUTION_IMAGES = 50  # below this FID's covariance is mostly noise (Chong & Forsyth 2020)
+
+
+def letterbox(image: Image.Image, side: int) -> Image.Image:
+    """Resize keeping the aspect (the longer side to ``side``), centred on grey: squashing a portrait
+    photo to a square distorts exactly the features FID compares."""
+    image = image.convert("RGB")
+    scale = side / max(image.size)
+    resized = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BICUBIC)
+    canvas = Image.new("RGB", (side, side), (128, 128, 128))
+    canvas.paste(resized, ((side - resized.width) // 2, (side - resized.height) // 2))
+    return canvas
+
+
 def distribution_metrics(generated: list[Image.Image], reference: list[Image.Image], clip: ClipModel,
-                         side: int = 224) -> dict[str, Any]:
+                         side: int = 224, min_images: int = MIN_DISTRIBUTION_IMAGES) -> dict[str, Any]:
     """FID and KID (mean, std) of ``generated`` against ``reference`` on CLIP features; None + reason
-    when there are fewer than two images on a side or no CLIP."""
+    when either side has fewer than ``min_images`` images or there is no CLIP."""
     names = ("fid_clip", "kid_clip", "kid_clip_std")
     if clip.model is None:
         return {n: (None, clip.unavailable) for n in names}
-    if len(generated) < 2 or len(reference) < 2:
-        return {n: (None, "FID/KID need at least two generated and two reference images") for n in names}
+    if len(generated) < min_images or len(reference) < min_images:
+        return {n: (None, f"FID/KID need at least {min_images} generated and {min_images} reference images "
+                          f"(have {len(generated)} and {len(reference)})") for n in names}
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
@@ -148,7 +163,7 @@ def distribution_metrics(generated: list[Image.Image], reference: list[Image.Ima
     fid = FrechetInceptionDistance(feature=extractor, reset_real_features=True)
     kid = KernelInceptionDistance(feature=extractor, subset_size=subset, subsets=50)
     for images, real in ((reference, True), (generated, False)):
-        batch = torch.stack([_pixels(i.convert("RGB").resize((side, side), Image.BICUBIC)) for i in images])
+        batch = torch.stack([_pixels(letterbox(i, side)) for i in images])
         fid.update(batch, real=real)
         kid.update(batch, real=real)
     kid_mean, kid_std = kid.compute()

@@ -1,8 +1,8 @@
-"""Identity metrics of generated images against a likeness's reference photos.
+"""Identity metrics of generated images against a likeness's photos.
 
-Per image: face detected; FaceSim to the mean reference embedding and mean/max over references;
-held-out FaceSim (photos never trained on) next to nearest-training similarity, so copy-paste shows.
-Per prompt group: Face-Div = mean pairwise dissimilarity (1 - similarity) of the generated faces.
+Per image: face detected; FaceSim to the test photos (never trained on, never used to choose the
+checkpoint: the number to report), to the training photos (what the model saw), and to the nearest
+training photo (copy-paste). Per prompt group: identity spread (``face_div``).
 """
 
 from __future__ import annotations
@@ -11,19 +11,21 @@ from itertools import combinations
 
 import numpy as np
 
-from ..faces import identity_score
+IDENTITY_METRICS = ("face_detected", "test_facesim", "test_facesim_max", "train_facesim", "nearest_train_facesim")
 
 
-def image_identity(analyzer, faces, held_out, training) -> dict[str, float | None]:
-    """``faces``: the generated image's faces (largest first). References are lists of Face."""
+def image_identity(analyzer, faces, test, training) -> dict[str, float | None]:
+    """``faces``: the generated image's faces (largest first). ``test``/``training``: lists of Face."""
     row: dict[str, float | None] = {"face_detected": float(bool(faces))}
-    names = ("facesim_mean_ref", "facesim_mean", "facesim_max", "heldout_facesim", "nearest_train_facesim")
     if not faces:
-        return {**row, **{n: None for n in names}}
-    face, references = faces[0], held_out + training
-    row.update(identity_score(analyzer, face, references) if references else {n: None for n in names[:3]})
-    row["heldout_facesim"] = float(np.mean([analyzer.similarity(face, r) for r in held_out])) if held_out else None
-    row["nearest_train_facesim"] = max((analyzer.similarity(face, r) for r in training), default=None)
+        return {**row, **{n: None for n in IDENTITY_METRICS[1:]}}
+    face = faces[0]
+    test_sims = [analyzer.similarity(face, ref) for ref in test]
+    train_sims = [analyzer.similarity(face, ref) for ref in training]
+    row["test_facesim"] = float(np.mean(test_sims)) if test_sims else None
+    row["test_facesim_max"] = float(np.max(test_sims)) if test_sims else None
+    row["train_facesim"] = float(np.mean(train_sims)) if train_sims else None
+    row["nearest_train_facesim"] = float(np.max(train_sims)) if train_sims else None
     return row
 
 

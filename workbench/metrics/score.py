@@ -16,7 +16,7 @@ from ..errors import WorkbenchError
 from ..faces import get_analyzer
 from ..images import ImageRefused, list_images, load_image
 from ..likeness.card import Likeness
-from ..store import read_manifest, read_table, write_table
+from ..store import read_manifest, read_table, write_manifest, write_table
 from .clip import DEFAULT_CLIP, ClipModel, ClipScorer, distribution_metrics
 from .identity import face_diversity, image_identity
 from .quality import no_reference
@@ -41,25 +41,28 @@ def reference_faces(analyzer, files: list[Path]) -> tuple[list, list[str]]:
     return faces, notes
 
 
-def score_images(items: list[dict[str, Any]], root: Path, held_out: list, training: list, analyzer,
-                 clip: ClipScorer, progress: bool = True, quality: bool = True) -> pd.DataFrame:
+def score_images(items: list[dict[str, Any]], root: Path, test: list, training: list, analyzer,
+                 clip: ClipScorer, progress: bool = True, quality: bool = True,
+                 reasons: dict[str, str] | None = None) -> pd.DataFrame:
     """Identity rows (with the recognizer named) and, with ``quality``, image-quality rows per image,
-    plus a Face-Div row per prompt group."""
+    plus a Face-Div row per prompt group. ``reasons`` says why test/train references are missing."""
     recognizer = f"{analyzer.name} ({analyzer.version})"
-    no_refs = "no reference face (reference photos missing or faceless)"
+    reasons = reasons or {}
+    why = {"test_facesim": reasons.get("test", "no test face"), "test_facesim_max": reasons.get("test", "no test face"),
+           "train_facesim": reasons.get("train", "no training face"),
+           "nearest_train_facesim": reasons.get("train", "no training face")}
     rows, faces_by_group = [], {}
     for item in tqdm(items, desc=f"scoring ({analyzer.name})", disable=not progress, unit="img"):
         base = {k: item.get(k) for k in ("image_id", *GROUP, "seed", "family")}
         image = load_image(root / item["path"])
         faces = analyzer.analyze(image)
-        identity = image_identity(analyzer, faces, held_out, training)
-        for metric, value in identity.items():
+        for metric, value in image_identity(analyzer, faces, test, training).items():
             reason = None
             if value is None:
-                reason = "no face detected" if not faces else no_refs
+                reason = "no face detected" if not faces else why.get(metric, "not computable")
             rows.append({**base, "metric": metric, "value": value, "reason": reason, "recognizer": recognizer})
         if quality:
-            rows += _quality_rows(base, image, faces, item.get("prompt"), clip)
+            rows += _quality_rows(base, image, faces, item.get("prompt_plain") or item.get("prompt"), clip)
         if faces:
             faces_by_group.setdefault(tuple(item.get(k) for k in GROUP), []).append(faces[0])
     groups = {tuple(item.get(k) for k in GROUP) for item in items}
@@ -73,7 +76,8 @@ def score_images(items: list[dict[str, Any]], root: Path, held_out: list, traini
 
 
 def _quality_rows(base: dict, image, faces, prompt: str | None, clip: ClipScorer) -> list[dict[str, Any]]:
-    rows = [{**base, "metric": m, "value": v, "reason": None, "recognizer": None}
+    region = "face" if faces else "image"
+    rows = [{**base, "metric": m, "value": v, "reason": None, "recognizer": None, "region": region}
             for m, v in no_reference(image, faces[0] if faces else None).items()]
     clip_value = clip.score(image, prompt or "")
     rows.append({**base, "metric": "clip_score", "value": clip_value, "recognizer": None,
@@ -93,8 +97,8 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 DISTRIBUTION_GROUP = ["sampler", "steps", "guidance"]
 
 
-def distribution_rows(items: list[dict[str, Any]], root: Path, reference: list[Path], clip: ClipModel
-                      ) -> pd.DataFrame:
+def distribution_rows(items: list[dict[str, Any]], root: Path, reference: list[Path], clip: ClipModel,
+                      missing: str | None = None) -> pd.DataFrame:
     """FID / KID on CLIP features per (sampler, steps, guidance) group against the reference photos."""
     references = []
     for path in reference:
@@ -105,51 +109,93 @@ def distribution_rows(items: list[dict[str, Any]], root: Path, reference: list[P
     rows = []
     frame = pd.DataFrame(items)
     for key, group in frame.groupby(DISTRIBUTION_GROUP, sort=True):
-        images = [load_image(root / p) for p in group["path"]]
-        for metric, (value, reason) in distribution_metrics(images, references, clip).items():
+        if missing:
+            results = {m: (None, missing) for m in ("fid_clip", "kid_clip", "kid_clip_std")}
+        else:
+            results = distribution_metrics([load_image(root / p) for p in group["path"]], references, clip)
+        for metric, (value, reason) in results.items():
             rows.append({**dict(zip(DISTRIBUTION_GROUP, key, strict=True)), "pack": None, "prompt_id": None,
                          "image_id": None, "seed": None, "family": group["family"].iloc[0], "metric": metric,
                          "value": value, "reason": reason, "recognizer": None})
     return _frame(rows)
 
 
+def reference_files(run: Path, references: str | os.PathLike | None, likeness) -> tuple[list[Path], list[Path],
+                                                                                       dict[str, str], dict]:
+    """(test photos, training photos, why-missing, facts): from ``references`` (a folder, as test photos)
+    or the likeness's test/train split. A listed photo that is gone is an error naming it."""
+    if likeness is None:
+        manifest = read_manifest(run)
+        path = manifest.inputs.get("likeness") if manifest else None
+        likeness = Likeness.load(path) if path else None
+    elif not isinstance(likeness, Likeness):
+        likeness = Likeness.load(likeness)
+    reasons, facts = {}, {"references": "none", "test_shares_shoot_with_train": None}
+    train = likeness.split("train") if likeness else []
+    if references is not None:
+        test = list_images(references)
+        facts["references"] = f"folder {Path(references).resolve()}"
+        if not test:
+            raise WorkbenchError(f"{references}: no photos to use as test references.")
+    elif likeness is not None:
+        test = likeness.split("test")
+        facts.update(references=f"test split of {likeness.path}",
+                     test_shares_shoot_with_train=likeness.test_shares_shoot_with_train)
+        if not test:
+            reasons["test"] = likeness.card.get("split_note") or "the likeness has no test photos"
+    else:
+        test = []
+        reasons["test"] = "no test photos: a base-model run needs --references DIR or a likeness to take them from"
+    if not train:
+        reasons["train"] = "no training photos known for this run"
+    for path in [*test, *train]:
+        if not path.is_file():
+            raise WorkbenchError(f"reference photo {path} is missing; it was part of the likeness's splits. Restore "
+                                 "it, or score against a folder with --references DIR.")
+    return test, train, reasons, facts
+
+
 def score(run: str | os.PathLike, references: str | os.PathLike | None = None,
           recognizers: str | list[str] = "auto", clip_model: str | None = DEFAULT_CLIP,
           fid_reference: str | os.PathLike | None = None, progress: bool = True,
-          recognizer: str | None = None) -> pd.DataFrame:
-    """Score a generation run against its likeness's selfies (or a ``references`` folder); writes
-    ``scores.parquet`` into the run and returns it. ``recognizers``: a name, a list, or ``all``
-    (every recognizer available here: select with one, report with the other). ``fid_reference``: a
-    folder of real photos for FID/KID (default: the likeness's selfies)."""
+          likeness=None) -> pd.DataFrame:
+    """Score a generation run; writes ``scores.parquet`` into the run and returns it.
+
+    Identity is measured against the likeness's **test** photos only (never trained on, never used to
+    choose the checkpoint), or against a ``references`` folder. ``likeness`` names whose split to use
+    when the run is not that likeness's own (a base-model arm scored on the same test photos).
+    ``recognizers``: a name, a list, or ``all``. FID/KID need ``fid_reference``, a folder of real photos
+    you name (the person's own selfies are not a reference distribution)."""
     from ..faces import available_recognizers
 
     run = Path(run)
     if not (run / "images.parquet").is_file():
         raise WorkbenchError(f"{run}: not a generation run (no images.parquet). Run `workbench generate` first.")
     images = read_table(run / "images.parquet")
-    names = recognizers if isinstance(recognizers, list) else [recognizer or recognizers]
+    names = recognizers if isinstance(recognizers, list) else [recognizers]
     names = available_recognizers() if names == ["all"] else names
-    manifest = read_manifest(run)
-    likeness_path = manifest.inputs.get("likeness") if manifest else None
-    if references is not None:
-        held_files, train_files = list_images(references), []
-    elif likeness_path:
-        card = Likeness.load(likeness_path).card
-        held_files = [Path(p) for p in card["held_out_files"]]
-        train_files = [Path(p) for p in card["training_files"]]
-    else:
-        held_files, train_files = [], []
+    test_files, train_files, reasons, facts = reference_files(run, references, likeness)
     clip_model_obj = ClipModel(clip_model)
     clip = ClipScorer(clip_model_obj)
     items = images.to_dict("records")
     tables = []
     for index, name in enumerate(names):
         analyzer = get_analyzer(name)
-        held, _ = reference_faces(analyzer, [p for p in held_files if p.is_file()])
-        training, _ = reference_faces(analyzer, [p for p in train_files if p.is_file()])
-        tables.append(score_images(items, run, held, training, analyzer, clip, progress, quality=index == 0))
-    real = list_images(fid_reference) if fid_reference else [p for p in held_files + train_files if p.is_file()]
-    tables.append(distribution_rows(items, run, real, clip_model_obj))
+        test, notes = reference_faces(analyzer, test_files)
+        training, _ = reference_faces(analyzer, train_files)
+        if test_files and not test:
+            reasons["test"] = "no face found in any test photo: " + "; ".join(notes)
+        tables.append(score_images(items, run, test, training, analyzer, clip, progress, quality=index == 0,
+                                   reasons=reasons))
+    real = list_images(fid_reference) if fid_reference else []
+    tables.append(distribution_rows(items, run, real, clip_model_obj,
+                                    None if fid_reference else "no --fid-reference folder given: FID/KID need a "
+                                    "reference set you name"))
     table = pd.concat(tables, ignore_index=True)
+    table["test_shares_shoot_with_train"] = facts["test_shares_shoot_with_train"]
     write_table(table, run / SCORES)
+    manifest = read_manifest(run)
+    if manifest is not None:
+        manifest.outputs["scores"] = {"file": SCORES, **facts, "recognizers": names}
+        write_manifest(run, manifest)
     return table

@@ -1,66 +1,31 @@
-"""Run a study cell by cell.
-
-*sampler-steps*: one likeness, then one cell per (sampler, steps): render the packs x seeds, score.
-*upload-quality*: the clean set is split once into reference photos (never trained on, by anyone) and a
-pool; each cell degrades the pool (kind x strength), checks it with the upload gate, trains a likeness
-with the same seed and config, renders the same probe grid and scores it against the references. The
-summary puts "what the gate said" (share of photos flagged) next to "what it cost" (Δ FaceSim vs the
-clean cell, paired on prompt and seed, with a bootstrap CI). Cells train on every readable photo whatever
-the gate said (``ignore_gate``), so the cost of what the gate would refuse is measured too.
+"""Run a study cell by cell: plan the cells of the spec's kind (``kinds.py``) for every identity and
+replicate, run the ones not done yet, then assemble one tidy table, the summary, paired comparisons,
+plots and the report.
 
 A cell is done when its ``manifest.json`` says so; a rerun skips done cells. With ``shard=(i, n)`` a
-process runs cells i, i+n, ...; any process assembles the table once every cell is done.
+process runs cells i, i+n, ...; the process that finds every cell done assembles the table, and one that
+does not says which cells are missing.
 """
 
 from __future__ import annotations
 
 import os
-import random
-import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from ..config import Settings
 from ..errors import ConfigError
-from ..faces import get_analyzer
-from ..generate import generate
-from ..images import list_images
-from ..likeness import train_likeness
-from ..metrics import paired_difference, score, summarize
-from ..models import get_family
-from ..selfies import check_selfies
-from ..selfies.degrade import degrade_set
-from ..store import Manifest, is_done, read_table, write_manifest, write_table
-from .plots import sampler_steps_plot, upload_quality_plot
+from ..store import Manifest, file_sha256, is_done, read_table, write_manifest, write_table
+from .kinds import STUDY_KINDS, Cell, StudyKind
 from .spec import StudySpec, load_spec
 
 TABLE, SUMMARY = "study.parquet", "summary.parquet"
-REFERENCE_PHOTOS = 2
-# The degradation a check is meant to catch, for the "what the gate said" column.
-MATCHING_FLAG = {"blur": "blurry", "downscale": "blurry", "darken": "too_dark", "overexpose": "too_bright",
-                 "beauty": "beauty_filter", "occlusion": "sunglasses", "duplicates": "duplicate",
-                 "intruder": "different_person", "noise": None, "jpeg": None, "fewer": None}
-
-
-@dataclass
-class Cell:
-    id: str
-    params: dict[str, Any]
 
 
 def plan_cells(spec: StudySpec) -> list[Cell]:
-    fam = get_family(spec.family)
-    if spec.kind == "sampler-steps":
-        samplers, steps = spec.samplers or [fam.sampler], spec.steps or [fam.steps]
-        return [Cell(f"{s}-{n}", {"sampler": s, "steps": n}) for s in samplers for n in steps]
-    if not spec.degradations:
-        raise ConfigError(f"{spec.source}: an upload-quality study needs a 'degradations' list.")
-    return [Cell("clean", {"kind": "clean", "strength": 0.0})] + [
-        Cell(d.id, {"kind": d.kind, "strength": d.strength, "fraction": d.fraction}) for d in spec.degradations]
+    return STUDY_KINDS[spec.kind](spec).plan()
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -76,6 +41,15 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return shard
 
 
+def study_inputs(spec: StudySpec) -> dict:
+    """What the study reads, hashed: the spec file and every photo of every identity."""
+    from ..images import list_images
+
+    return {"spec": spec.source, "spec_sha256": file_sha256(spec.source) if spec.source else None,
+            "identities": {name: {p.name: file_sha256(p) for p in list_images(folder)}
+                           for name, folder in spec.identity_sets()}}
+
+
 def run_study(spec: StudySpec | str | os.PathLike, out: str | os.PathLike, settings: Settings | None = None,
               shard: tuple[int, int] = (0, 1), progress: bool = True) -> Path:
     """Run (or resume) the study into ``out``; returns ``out``. The report is written once all cells are done."""
@@ -83,140 +57,64 @@ def run_study(spec: StudySpec | str | os.PathLike, out: str | os.PathLike, setti
     settings = settings or Settings()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cells = plan_cells(spec)
-    manifest = Manifest(kind="study", status="running", inputs={"spec": spec.source, "selfies": spec.selfies},
-                        config=spec.model_dump(), seeds=list(spec.seeds), outputs={"cells": [c.id for c in cells]})
+    kind = STUDY_KINDS[spec.kind](spec, leader=shard[0] == 0)
+    cells = kind.plan()
+    manifest = Manifest(kind="study", status="running", inputs=study_inputs(spec), config=spec.model_dump(),
+                        seeds=list(spec.seeds), outputs={"cells": [c.folder for c in cells]})
     if shard[0] == 0 and not is_done(out):
         write_manifest(out, manifest)
-    shared = prepare_shared(spec, out, settings, progress, leader=shard[0] == 0)
     for cell in cells[shard[0]::shard[1]]:
-        folder = out / "cells" / cell.id
+        folder = out / "cells" / cell.folder
         if is_done(folder):
             continue
         started = time.perf_counter()
-        run_cell(spec, cell, folder, shared, settings, progress)
+        table = kind.run_cell(cell, folder, out, settings, progress)
+        for key, value in cell.params.items():
+            table[key] = value
+        table["cell"], table["identity"], table["replicate"] = cell.id, cell.identity, cell.replicate
+        write_table(table, folder / "scores.parquet")
         write_manifest(folder, Manifest(kind="study-cell", status="done", config=cell.params, seeds=list(spec.seeds),
                                         timings={"seconds": time.perf_counter() - started}))
-    if all(is_done(out / "cells" / c.id) for c in cells):
-        assemble(spec, cells, out, manifest)
+    missing = [c.folder for c in cells if not is_done(out / "cells" / c.folder)]
+    if missing:
+        print(f"study {spec.name}: {len(cells) - len(missing)}/{len(cells)} cells done; waiting for "
+              f"{', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''} (other shards, or rerun to resume)")
+        return out
+    assemble(kind, cells, out, manifest)
     return out
 
 
-def _wait_for(ready, what: str, timeout: float = 6 * 3600) -> None:
-    """Non-leader shards wait for the leader to build what all cells share."""
-    waited = 0.0
-    while not ready():
-        if waited > timeout:
-            raise ConfigError(f"gave up waiting for shard 0 to prepare {what}; is shard 0 running?")
-        time.sleep(5)
-        waited += 5
-
-
-def prepare_shared(spec: StudySpec, out: Path, settings: Settings, progress: bool,
-                   leader: bool = True) -> dict[str, Any]:
-    """What every cell shares: the likeness (sampler-steps) or the reference/pool split (upload-quality).
-    Shard 0 builds it; the other shards wait for it."""
-    selfies = spec.path(spec.selfies)
-    if not leader:
-        _wait_for(lambda: is_done(out / "likeness") or (out / "pool" / ".complete").is_file(), "the shared inputs")
-    if spec.kind == "sampler-steps":
-        likeness = train_likeness(selfies, out / "likeness", family=spec.family, base=spec.base, settings=settings,
-                                  analyzer=get_analyzer(spec.recognizers[0]), progress=progress, **spec.train)
-        return {"likeness": likeness}
-    references, pool = out / "references", out / "pool"
-    if not (pool / ".complete").is_file():
-        files = list_images(selfies)
-        held = set(random.Random(0).sample(files, min(REFERENCE_PHOTOS, max(0, len(files) - 3))))
-        for folder in (references, pool):
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
-        for path in files:
-            shutil.copyfile(path, (references if path in held else pool) / path.name)
-        (pool / ".complete").write_text("")
-    return {"references": references, "pool": pool}
-
-
-def run_cell(spec: StudySpec, cell: Cell, folder: Path, shared: dict[str, Any], settings: Settings,
-             progress: bool) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    if spec.kind == "sampler-steps":
-        run = generate(shared["likeness"], spec.packs, folder / "run", samplers=[cell.params["sampler"]],
-                       steps=[cell.params["steps"]], seeds=spec.seeds, guidance=spec.guidance,
-                       prompts_per_pack=spec.prompts_per_pack, settings=settings, progress=progress)
-        table = score(run.path, recognizers=spec.recognizers, clip_model=spec.clip_model, progress=progress)
-        table = pd.concat([table, seconds_rows(run.table)], ignore_index=True)
-    else:
-        selfies = shared["pool"]
-        if cell.params["kind"] != "clean":
-            selfies = folder / "selfies"
-            if not (selfies / "manifest.json").is_file():
-                shutil.rmtree(selfies, ignore_errors=True)
-                others = spec.path(spec.others) if spec.others else None
-                degrade_set(shared["pool"], selfies, cell.params["kind"], cell.params["strength"], seed=0,
-                            fraction=cell.params.get("fraction", 1.0), others=others)
-        analyzer = get_analyzer(spec.recognizers[0])
-        report = check_selfies(selfies, analyzer=analyzer, out=folder / "check", progress=progress)
-        likeness = train_likeness(selfies, folder / "likeness", family=spec.family, base=spec.base,
-                                  settings=settings, analyzer=analyzer, progress=progress,
-                                  **{"held_out": 0, "ignore_gate": True, **spec.train})
-        run = generate(likeness, spec.packs, folder / "run", samplers=spec.samplers, steps=spec.steps,
-                       seeds=spec.seeds, guidance=spec.guidance, prompts_per_pack=spec.prompts_per_pack,
-                       settings=settings, progress=progress)
-        table = score(run.path, references=shared["references"], recognizers=spec.recognizers,
-                      clip_model=spec.clip_model, progress=progress)
-        table = pd.concat([table, gate_rows(report, cell)], ignore_index=True)
-    for key, value in cell.params.items():
-        table[key] = value
-    table["cell"] = cell.id
-    write_table(table, folder / "scores.parquet")
-
-
-def seconds_rows(images: pd.DataFrame) -> pd.DataFrame:
-    rows = images[["image_id", "pack", "prompt_id", "sampler", "steps", "guidance", "seed", "family"]].copy()
-    rows["metric"], rows["value"] = "seconds_per_image", images["seconds"]
-    rows["reason"], rows["recognizer"] = None, None
-    return rows
-
-
-def gate_rows(report, cell: Cell) -> pd.DataFrame:
-    """What the upload gate said about this cell's set: share flagged (any / the matching flag / failed)."""
-    photos = report.photos
-    flag = MATCHING_FLAG.get(cell.params["kind"])
-    values = {"gate_flagged": sum(bool(p.flags) for p in photos) / len(photos),
-              "gate_failed": sum(p.status == "fail" for p in photos) / len(photos),
-              "gate_matching_flag": (sum(flag in p.flags for p in photos) / len(photos)) if flag else None,
-              "gate_ready": float(report.verdict == "ready")}
-    return pd.DataFrame([{"image_id": None, "metric": k, "value": v, "recognizer": None,
-                          "reason": None if v is not None else "this degradation has no flag of its own"}
-                         for k, v in values.items()])
-
-
-def assemble(spec: StudySpec, cells: list[Cell], out: Path, manifest: Manifest) -> None:
+def assemble(kind: StudyKind, cells: list[Cell], out: Path, manifest: Manifest) -> None:
+    from ..metrics.aggregate import resampled_levels
     from ..report import write_report
 
-    table = pd.concat([read_table(out / "cells" / c.id / "scores.parquet") for c in cells], ignore_index=True)
+    spec = kind.spec
+    table = pd.concat([read_table(out / "cells" / c.folder / "scores.parquet") for c in cells], ignore_index=True)
     table["value"] = table["value"].astype(float)
     write_table(table, out / TABLE)
-    fam = get_family(spec.family)
-    if spec.kind == "sampler-steps":
-        summary = summarize(table, ["sampler", "steps"])
-        plot = sampler_steps_plot(summary)
-        sections = []
-    else:
-        summary = summarize(table, ["cell", "kind", "strength"])
-        deltas = pd.DataFrame([{**paired_difference(table, "heldout_facesim", "cell", "clean", c.id), "cell": c.id}
-                               for c in cells if c.id != "clean"])
-        plot = upload_quality_plot(summary, deltas, [c.id for c in cells])
-        sections = [("Δ held-out FaceSim vs the clean set (paired on prompt and seed)", deltas)]
-        write_table(deltas, out / "deltas.parquet")
-    write_table(summary, out / SUMMARY)
-    facts = {"study": spec.name, "kind": spec.kind, "family": fam.name, "spec": spec.source,
-             "selfies": spec.selfies, "cells": ", ".join(c.id for c in cells), "seeds": ", ".join(map(str, spec.seeds)),
-             "recognizers": ", ".join(spec.recognizers), "table": str(out / TABLE)}
+    result = kind.assemble(table, cells)
+    write_table(result.summary, out / SUMMARY)
+    for index, (_, frame) in enumerate(result.sections):  # the first section is the paired comparisons
+        write_table(frame, out / ("comparisons.parquet" if index == 0 else f"section-{index}.parquet"))
+    levels = resampled_levels(table)
+    facts = {"study": spec.name, "kind": spec.kind, "family": kind.family.name, "spec": spec.source,
+             "identities": ", ".join(name for name, _ in spec.identity_sets()), "replicates": spec.replicates,
+             "cells": ", ".join(dict.fromkeys(c.id for c in cells)), "seeds": ", ".join(map(str, spec.seeds)),
+             "recognizers": ", ".join(spec.recognizers), "table": str(out / TABLE),
+             "what the CIs cover": ("identities, training replicates and images (hierarchical bootstrap)" if levels ==
+                                    ["identity", "replicate"] else f"{', '.join(levels)} and images" if levels else
+                                    "generation seeds and prompts only: one identity and one training run; add "
+                                    "'identities' and 'replicates' to the spec to cover people and training noise"),
+             "protocol": PROTOCOL}
     write_report(out / "report", f"Study: {spec.name}", facts, check=None, curve=None, images=None,
-                 image_root=None, scores=None, tiny=fam.random_weights, sections=[("Summary (mean, 95% bootstrap CI)",
-                                                                         summary), *sections],
-                 plots=[("study", plot)] if plot else [])
+                 image_root=None, scores=None, tiny=kind.family.random_weights,
+                 sections=[("Summary (mean, 95% CI; 'ci_method' says how, 'ci_note' why one is missing)",
+                            result.summary), *result.sections], plots=result.plots)
     manifest.status = "done"
     manifest.outputs.update(table=TABLE, summary=SUMMARY, report="report/index.html")
     write_manifest(out, manifest)
+
+
+PROTOCOL = ("identity is scored against test photos only (never trained on, never used to choose the checkpoint); "
+            "every arm and cell is scored against the same references; comparisons pair on every factor (prompt, "
+            "seed, sampler, steps, recognizer, identity, replicate) and carry Holm-adjusted p-values")

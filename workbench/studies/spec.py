@@ -12,8 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ConfigError
 
-REPO = Path(__file__).resolve().parent.parent.parent
-
 
 class Degradation(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -34,7 +32,7 @@ class GridSpec(BaseModel):
     description: str = ""
     family: str = "tiny-sd"
     base: str | None = None
-    selfies: str
+    selfies: str | None = None  # a suite needs it; a study may name identities instead
     train: dict[str, Any] = Field(default_factory=dict)  # TrainConfig options (steps, rank, ...)
     packs: list[str] = Field(default_factory=lambda: ["corporate-headshot"])
     prompts_per_pack: int | None = 1
@@ -47,18 +45,35 @@ class GridSpec(BaseModel):
     source: str = ""  # the file it came from (set by the loader)
 
     def path(self, value: str) -> Path:
-        """A path in the spec: absolute, relative to the spec's folder, or to the repository."""
+        """A path in the spec: absolute or relative to the spec's folder. One that does not exist is an
+        error naming the spec, never a silent fallback to some other folder."""
         candidate = Path(value).expanduser()
-        if candidate.is_absolute():
-            return candidate
-        here = Path(self.source).parent / candidate if self.source else candidate
-        return here if here.exists() else REPO / candidate
+        if not candidate.is_absolute():
+            candidate = (Path(self.source).parent / candidate) if self.source else candidate.resolve()
+        if not candidate.exists():
+            raise ConfigError(f"{self.source or 'spec'}: {value!r} does not exist (looked for {candidate}); paths "
+                              "in a spec are relative to the spec file's folder.")
+        return candidate
 
 
 class StudySpec(GridSpec):
     kind: Literal["sampler-steps", "upload-quality"]
     degradations: list[Degradation] = Field(default_factory=list)  # upload-quality cells
     others: str | None = None  # photos of someone else, for intruder degradations
+    # The noise that matters: independent training runs (seeds seed, seed+1, ...) and several people.
+    replicates: int = Field(1, ge=1)
+    identities: list[str] | None = None  # selfie sets; default: [selfies]
+    reference_photos: int = Field(2, ge=1)  # upload-quality: photos split off per identity, never trained on
+
+    def identity_sets(self) -> list[tuple[str, Path]]:
+        """(name, folder) per person; the name is the folder's name (unique, or an error)."""
+        if not (self.identities or self.selfies):
+            raise ConfigError(f"{self.source}: name the photos: 'selfies: FOLDER' or 'identities: [FOLDER, ...]'.")
+        sets = [(Path(s).name, self.path(s)) for s in (self.identities or [self.selfies])]
+        names = [name for name, _ in sets]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{self.source}: identities must have distinct folder names, got {names}.")
+        return sets
 
 
 def load_yaml(path: str | os.PathLike, model: type[BaseModel]) -> Any:

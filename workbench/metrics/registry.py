@@ -1,0 +1,99 @@
+"""Every metric the workbench reports, declared once: name, level, direction, range, whether it is a
+rate, what it needs, and a one-line definition with its source. ``score``, studies, suites, reports,
+plots and the app read it; a spec that names an unknown metric fails when it loads.
+
+Adding a metric is one ``register(Metric(...))`` here plus the code that computes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..errors import unknown_name
+
+Level = Literal["image", "group", "run", "cell"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    level: Level  # image: per image; group: per prompt group; run: per run; cell: per study cell
+    higher_is_better: bool | None  # None: neither (a property, e.g. exposure, seconds)
+    definition: str
+    source: str = ""
+    range: tuple[float | None, float | None] = (None, None)
+    unit: str = ""
+    rate: bool = False  # a share of successes: Wilson intervals, not bootstrap
+    needs: str = ""  # recognizer | clip | lpips | "" (nothing)
+
+    @property
+    def direction(self) -> str:
+        return {True: "higher is better", False: "lower is better", None: "neither"}[self.higher_is_better]
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register(metric: Metric) -> Metric:
+    METRICS[metric.name] = metric
+    return metric
+
+
+def get_metric(name: str) -> Metric:
+    if name in METRICS:
+        return METRICS[name]
+    raise unknown_name("metric", name, METRICS)
+
+
+def is_rate(name: str) -> bool:
+    return name in METRICS and METRICS[name].rate
+
+
+SIM = "the recognizer's similarity (ArcFace: cosine; dlib: 1 - d/0.6 x 0.7, unclipped)"
+for _metric in [
+    Metric("face_detected", "image", True, "1 if the recognizer's detector finds a face in the generated image, else 0",
+           "detection rate as in PhotoMaker / InstantID evaluations", (0, 1), rate=True, needs="recognizer"),
+    Metric("test_facesim", "image", True,
+           f"mean {SIM} of the generated face to the likeness's test photos: never trained on, never used to "
+           "choose the checkpoint", "FaceSim / ID similarity (DreamBooth, PhotoMaker, InstantID, PuLID)",
+           needs="recognizer"),
+    Metric("test_facesim_max", "image", True, f"highest {SIM} of the generated face to any test photo",
+           needs="recognizer"),
+    Metric("train_facesim", "image", True,
+           f"mean {SIM} to the training photos: what the model saw, not a test score (shown when a set has no "
+           "test group)", needs="recognizer"),
+    Metric("nearest_train_facesim", "image", False,
+           f"highest {SIM} to any training photo: high values mean the model reproduces a training photo",
+           "memorisation check, Carlini et al. 2023 / Somepalli et al. 2023", needs="recognizer"),
+    Metric("face_div", "group", None,
+           "mean pairwise (1 - identity similarity) of the generated faces in a prompt group: identity spread, "
+           "not PhotoMaker's LPIPS Face-Div", needs="recognizer"),
+    Metric("sharpness", "image", True, "variance of the Laplacian of the 128 px grey face crop (whole image without "
+           "a face); the row's 'region' says which", "Pech-Pacheco et al. 2000", (0, None)),
+    Metric("exposure", "image", None, "mean grey level of the face crop (whole image without a face), 0-1",
+           range=(0, 1)),
+    Metric("clip_score", "image", True, "CLIP score of the image and its prompt with the trigger replaced by the "
+           "class word, 100 x max(cos, 0)", "Hessel et al. 2021 (torchmetrics CLIPScore)", (0, 100), needs="clip"),
+    Metric("clip_iqa_quality", "image", True, "CLIP-IQA P('Good photo.' vs 'Bad photo.')",
+           "Wang et al. 2023 (torchmetrics CLIPImageQualityAssessment)", (0, 1), needs="clip"),
+    Metric("clip_iqa_sharpness", "image", True, "CLIP-IQA P('Sharp photo.' vs 'Blurry photo.')",
+           "Wang et al. 2023", (0, 1), needs="clip"),
+    Metric("clip_iqa_noisiness", "image", True, "CLIP-IQA P('Clean photo.' vs 'Noisy photo.'): higher = cleaner",
+           "Wang et al. 2023", (0, 1), needs="clip"),
+    Metric("fid_clip", "run", False, "Fréchet distance of CLIP image features, generated vs reference photos",
+           "Heusel et al. 2017; Kynkäänniemi et al. 2023 (CLIP features)", (0, None), needs="clip"),
+    Metric("kid_clip", "run", False, "kernel inception distance on CLIP features (unbiased MMD^2, polynomial kernel)",
+           "Bińkowski et al. 2018", needs="clip"),
+    Metric("kid_clip_std", "run", None, "standard deviation of KID over its subsets", needs="clip"),
+    Metric("seconds_per_image", "image", False, "wall seconds to render one image (batch 1, after a warm-up, "
+           "pipeline loaded once per study)", unit="s", range=(0, None)),
+    Metric("gate_flagged", "cell", False, "share of the cell's photos the upload gate flagged (any flag)",
+           range=(0, 1), rate=True),
+    Metric("gate_failed", "cell", False, "share of the cell's photos the upload gate refused", range=(0, 1),
+           rate=True),
+    Metric("gate_matching_flag", "cell", True, "share of the cell's photos flagged with the flag meant for its "
+           "degradation (blur -> blurry, ...)", range=(0, 1), rate=True),
+    Metric("gate_ready", "cell", None, "1 if the gate called the whole set ready", range=(0, 1), rate=True),
+]:
+    register(_metric)

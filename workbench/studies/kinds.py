@@ -1,0 +1,275 @@
+"""Study kinds: one class each (cells, what the cells share, one cell's table, the assembled report).
+Adding a kind is one class here registered in ``STUDY_KINDS``.
+
+Every kind runs each cell for every identity (person) and replicate (independent training seed), so the
+table carries ``identity`` and ``replicate`` columns and the CIs can cover the noise that matters:
+people and training runs, not only generation seeds (``metrics/aggregate.py``).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..config import Settings
+from ..faces import get_analyzer
+from ..generate import generate, load_renderer
+from ..images import list_images
+from ..likeness import train_likeness
+from ..likeness.config import TrainConfig
+from ..metrics import paired_difference, score, summarize
+from ..metrics.aggregate import holm
+from ..models import get_family
+from ..selfies import check_selfies
+from ..selfies.degrade import degrade_set
+from ..store import is_done
+from .plots import sampler_steps_plot, tradeoff_plot, upload_quality_plot
+from .spec import StudySpec
+
+# The degradation a check is meant to catch, for the "what the gate said" column.
+MATCHING_FLAG = {"blur": "blurry", "downscale": "blurry", "darken": "too_dark", "overexpose": "too_bright",
+                 "beauty": "beauty_filter", "occlusion": "sunglasses", "duplicates": "duplicate",
+                 "intruder": "different_person", "noise": None, "jpeg": None, "fewer": None}
+FIDELITY = "test_facesim"
+
+
+@dataclass
+class Cell:
+    id: str  # what the cell varies (e.g. "euler-20", "blur-3"): the 'cell' column, shared across people
+    identity: str
+    replicate: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def folder(self) -> str:
+        return f"{self.identity}/r{self.replicate}/{self.id}"
+
+
+@dataclass
+class Assembled:
+    summary: pd.DataFrame
+    sections: list[tuple[str, pd.DataFrame]]
+    plots: list[tuple[str, bytes]]
+
+
+class StudyKind:
+    name = ""
+
+    def __init__(self, spec: StudySpec, leader: bool = True):
+        self.spec = spec
+        self.family = get_family(spec.family)
+        self.leader = leader  # shard 0 builds what cells share; other shards wait for it
+        self._shared: dict[Any, Any] = {}
+
+    def variants(self) -> list[tuple[str, dict[str, Any]]]:
+        raise NotImplementedError
+
+    def plan(self) -> list[Cell]:
+        return [Cell(vid, identity, r, params) for identity, _ in self.spec.identity_sets()
+                for r in range(self.spec.replicates) for vid, params in self.variants()]
+
+    def train_seed(self, replicate: int) -> int:
+        return int(self.spec.train.get("seed", 0)) + replicate
+
+    def run_cell(self, cell: Cell, folder: Path, out: Path, settings: Settings, progress: bool) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def assemble(self, table: pd.DataFrame, cells: list[Cell]) -> Assembled:
+        raise NotImplementedError
+
+
+def comparisons(table: pd.DataFrame, pairs: list[tuple[str, str, Any, Any]]) -> pd.DataFrame:
+    """Paired differences for a family of comparisons (metric, column, a, b), Holm-adjusted."""
+    rows = [paired_difference(table, metric, column, a, b) for metric, column, a, b in pairs]
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["p_holm"] = holm(frame["p_value"].tolist())
+        frame[["a", "b"]] = frame[["a", "b"]].astype(str)  # steps and sampler names in one column
+    return frame
+
+
+class SamplerSteps(StudyKind):
+    """One likeness per (identity, replicate); a cell per (sampler, steps) renders the same prompts and
+    seeds at batch 1 on a pipeline loaded once per likeness, after a warm-up, so seconds per image are
+    per image and load time stays out."""
+
+    name = "sampler-steps"
+
+    def variants(self):
+        samplers, steps = self.spec.samplers or [self.family.sampler], self.spec.steps or [self.family.steps]
+        return [(f"{s}-{n}", {"sampler": s, "steps": n}) for s in samplers for n in steps]
+
+    def likeness(self, identity: str, replicate: int, out: Path, settings: Settings, progress: bool):
+        key = (identity, replicate)
+        if key not in self._shared:
+            selfies = dict(self.spec.identity_sets())[identity]
+            folder = out / "likenesses" / identity / f"r{replicate}"
+            if not self.leader:
+                wait_for(lambda: is_done(folder), f"shard 0 to train {folder}")
+            likeness = train_likeness(selfies, folder, family=self.spec.family,
+                                      base=self.spec.base, settings=settings, progress=progress,
+                                      analyzer=get_analyzer(self.spec.recognizers[0]),
+                                      **{**self.spec.train, "seed": self.train_seed(replicate)})
+            self._shared.clear()  # one renderer in memory at a time
+            renderer = load_renderer(likeness, self.family, self.spec.base, settings)
+            warm_up(renderer[0], self.family)
+            self._shared[key] = (likeness, renderer)
+        return self._shared[key]
+
+    def run_cell(self, cell, folder, out, settings, progress):
+        likeness, renderer = self.likeness(cell.identity, cell.replicate, out, settings, progress)
+        run = generate(likeness, self.spec.packs, folder / "run", samplers=[cell.params["sampler"]],
+                       steps=[cell.params["steps"]], seeds=self.spec.seeds, guidance=self.spec.guidance,
+                       prompts_per_pack=self.spec.prompts_per_pack, batch_size=1, settings=settings,
+                       progress=progress, renderer=renderer)
+        table = score(run.path, recognizers=self.spec.recognizers, clip_model=self.spec.clip_model, progress=progress)
+        return pd.concat([table, seconds_rows(run.table)], ignore_index=True)
+
+    def assemble(self, table, cells):
+        summary = summarize(table, ["sampler", "steps"])
+        samplers = sorted(table["sampler"].dropna().unique())
+        steps = sorted(table["steps"].dropna().unique())
+        pairs = [(m, "steps", a, b) for m in (FIDELITY, "clip_score", "seconds_per_image")
+                 for a, b in zip(steps, steps[1:], strict=False)]
+        pairs += [(m, "sampler", samplers[0], other) for m in (FIDELITY, "clip_score") for other in samplers[1:]]
+        diffs = comparisons(table, pairs)
+        return Assembled(summary, [("Paired differences (b - a; same likeness, prompts and seeds; Holm-adjusted "
+                                    "p over the family)", diffs)],
+                         [("metrics-vs-steps", sampler_steps_plot(summary)),
+                          ("fidelity-vs-time", tradeoff_plot(summary))])
+
+
+class UploadQuality(StudyKind):
+    """Per identity the clean set is split once into reference photos nobody trains on and a pool; each
+    cell degrades the pool, runs the gate, trains (same seed per replicate, and the clean cell's number of
+    steps unless the spec sets one) and scores the same grid against the references."""
+
+    name = "upload-quality"
+
+    def variants(self):
+        return [("clean", {"kind": "clean", "strength": 0.0})] + [
+            (d.id, {"kind": d.kind, "strength": d.strength, "fraction": d.fraction}) for d in self.spec.degradations]
+
+    def plan(self):
+        if not self.spec.degradations:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"{self.spec.source}: an upload-quality study needs a 'degradations' list.")
+        return super().plan()
+
+    def split(self, identity: str, out: Path) -> tuple[Path, Path]:
+        """The identity's references and pool, made once (``.complete`` marks a finished split)."""
+        references, pool = out / "inputs" / identity / "references", out / "inputs" / identity / "pool"
+        if not self.leader:
+            wait_for(lambda: (pool / ".complete").is_file(), f"shard 0 to split {identity}'s photos")
+        if not (pool / ".complete").is_file():
+            files = list_images(dict(self.spec.identity_sets())[identity])
+            count = min(self.spec.reference_photos, max(0, len(files) - 3))
+            held = set(random.Random(0).sample(files, count))
+            for folder in (references, pool):
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir(parents=True)
+            for path in files:
+                shutil.copyfile(path, (references if path in held else pool) / path.name)
+            (pool / ".complete").write_text("")
+        return references, pool
+
+    def steps_for(self, pool: Path, settings: Settings) -> int:
+        """The clean cell's optimizer steps: every cell of an identity trains this many (no confound)."""
+        if self.spec.train.get("steps"):
+            return int(self.spec.train["steps"])
+        config = TrainConfig(family=self.spec.family, **{**self.spec.train, "validation": 0, "test": 0})
+        return config.resolve(self.family, len(list_images(pool)), settings.resolved_device()).steps
+
+    def run_cell(self, cell, folder, out, settings, progress):
+        references, pool = self.split(cell.identity, out)
+        selfies = pool
+        if cell.params["kind"] != "clean":
+            selfies = folder / "selfies"
+            if not (selfies / "manifest.json").is_file():
+                shutil.rmtree(selfies, ignore_errors=True)
+                others = self.spec.path(self.spec.others) if self.spec.others else None
+                degrade_set(pool, selfies, cell.params["kind"], cell.params["strength"], seed=0,
+                            fraction=cell.params.get("fraction", 1.0), others=others)
+        analyzer = get_analyzer(self.spec.recognizers[0])
+        report = check_selfies(selfies, analyzer=analyzer, out=folder / "check", progress=progress)
+        steps = self.steps_for(pool, settings)
+        likeness = train_likeness(selfies, folder / "likeness", family=self.spec.family, base=self.spec.base,
+                                  settings=settings, analyzer=analyzer, progress=progress, report=report,
+                                  **{**self.spec.train, "validation": 0, "test": 0, "ignore_gate": True,
+                                     "steps": steps, "seed": self.train_seed(cell.replicate)})
+        run = generate(likeness, self.spec.packs, folder / "run", samplers=self.spec.samplers, steps=self.spec.steps,
+                       seeds=self.spec.seeds, guidance=self.spec.guidance, prompts_per_pack=self.spec.prompts_per_pack,
+                       settings=settings, progress=progress)
+        table = score(run.path, references=references, recognizers=self.spec.recognizers,
+                      clip_model=self.spec.clip_model, progress=progress)
+        table = pd.concat([table, gate_rows(report, cell)], ignore_index=True)
+        table["train_steps"] = steps
+        return table
+
+    def assemble(self, table, cells):
+        ids = list(dict.fromkeys(c.id for c in cells))
+        summary = summarize(table, ["cell", "kind", "strength"])
+        steps = table.groupby("cell")["train_steps"].agg(lambda s: ", ".join(map(str, sorted(set(s))))).rename(
+            "train_steps").reset_index()
+        diffs = comparisons(table, [(FIDELITY, "cell", "clean", c) for c in ids if c != "clean"])
+        if not diffs.empty:
+            diffs["cell"] = diffs["b"]
+        return Assembled(summary, [("Δ test FaceSim vs the clean set (paired on identity, replicate, prompt and "
+                                    "seed; Holm-adjusted p)", diffs), ("Training steps per cell", steps)],
+                         [("study", upload_quality_plot(summary, diffs, ids))])
+
+
+def wait_for(ready, what: str, timeout: float = 6 * 3600) -> None:
+    """Shards other than 0 wait for what shard 0 builds (a shared likeness, a photo split)."""
+    import time
+
+    from ..errors import ConfigError
+
+    waited = 0.0
+    while not ready():
+        if waited > timeout:
+            raise ConfigError(f"gave up waiting for {what}; is shard 0 running?")
+        time.sleep(2)
+        waited += 2
+
+
+def warm_up(pipe, family) -> None:
+    """One throwaway render: kernel selection and allocator growth stay out of the timed cells."""
+    import torch
+
+    pipe(prompt="warm-up", num_inference_steps=1, height=family.resolution, width=family.resolution,
+         generator=torch.Generator("cpu").manual_seed(0))
+
+
+def seconds_rows(images: pd.DataFrame) -> pd.DataFrame:
+    rows = images[["image_id", "pack", "prompt_id", "sampler", "steps", "guidance", "seed", "family"]].copy()
+    rows["metric"], rows["value"] = "seconds_per_image", images["seconds"]
+    rows["reason"], rows["recognizer"] = None, None
+    return rows
+
+
+def gate_rows(report, cell: Cell) -> pd.DataFrame:
+    """What the upload gate said, one 0/1 row per photo (so shares get Wilson intervals over photos):
+    flagged at all, refused, flagged with the flag meant for this degradation; and the set's verdict."""
+    flag = MATCHING_FLAG.get(cell.params["kind"])
+    rows = []
+    for photo in report.photos:
+        rows += [{"photo": photo.file, "metric": "gate_flagged", "value": float(bool(photo.flags))},
+                 {"photo": photo.file, "metric": "gate_failed", "value": float(photo.status == "fail")},
+                 {"photo": photo.file, "metric": "gate_matching_flag", "value": float(flag in photo.flags) if flag
+                  else None, "reason": None if flag else "this degradation has no flag of its own"}]
+    rows.append({"photo": None, "metric": "gate_ready", "value": float(report.verdict == "ready")})
+    frame = pd.DataFrame(rows)
+    frame["image_id"], frame["recognizer"] = None, None
+    if "reason" not in frame:
+        frame["reason"] = None
+    return frame
+
+
+STUDY_KINDS: dict[str, type[StudyKind]] = {k.name: k for k in (SamplerSteps, UploadQuality)}
