@@ -62,7 +62,8 @@ def test_score_a_run_marks_missing_values_with_reasons(tiny_likeness, settings, 
     missing = per_image[per_image.value.isna()]
     assert missing["reason"].notna().all()  # never a silent gap
     assert set(table.metric) >= {"face_detected", "test_facesim", "train_facesim", "nearest_train_facesim",
-                                 "sharpness", "exposure", "clip_score", "face_div"}
+                                 "sharpness", "exposure", "clip_score", "identity_spread", "face_div_lpips",
+                                 "copy_paste_gap", "id_match_rate"}
     assert "not on this machine" in table[table.metric == "clip_score"].reason.iloc[0]
     # the shared likeness has 9 photos: no test group, and every test row says why
     test = per_image[per_image.metric == "test_facesim"]

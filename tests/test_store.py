@@ -70,3 +70,19 @@ def test_workspace_areas(tmp_path):
     assert ws.area("runs").is_dir() and ws.new_dir("likenesses", "me").is_dir()
     with pytest.raises(ValueError):
         ws.area("elsewhere")
+
+
+def test_a_stage_that_fails_or_is_cancelled_says_so(tmp_path):
+    import pytest
+
+    from workbench.store import Manifest, read_manifest, stage, write_manifest
+
+    for error, status in ((ValueError("broken photo"), "failed"), (KeyboardInterrupt(), "cancelled")):
+        folder = tmp_path / status
+        folder.mkdir()
+        manifest = Manifest(kind="likeness")
+        write_manifest(folder, manifest)
+        with pytest.raises(type(error)), stage(folder, manifest):
+            raise error
+        saved = read_manifest(folder)
+        assert saved.status == status and type(error).__name__ in saved.error

@@ -39,6 +39,9 @@ def test_sampler_steps_study(settings, faces_dir, tmp_path):
     assert (summary.loc[summary.n == 0, "ci_note"] == "no values").all()
     diffs = pd.read_parquet(out / "comparisons.parquet")
     assert {"steps", "sampler"} <= set(diffs["column"]) and {"p_value", "p_holm", "n_pairs"} <= set(diffs.columns)
+    # cells of different step counts still pair image by image (the 'cell' id encodes sampler and steps)
+    seconds_diff = diffs[(diffs.metric == "seconds_per_image") & (diffs.column == "steps")].iloc[0]
+    assert seconds_diff["n_pairs"] == 2 * 2 and "cell" not in seconds_diff["pair_on"].split(", ")
     assert (diffs["p_holm"].dropna() >= diffs["p_value"].dropna()).all()
     for plot in ("metrics-vs-steps", "fidelity-vs-time"):
         assert (out / "report" / f"{plot}.png").stat().st_size > 1000

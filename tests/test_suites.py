@@ -70,3 +70,13 @@ def test_a_misspelled_metric_or_an_unpinned_recognizer_fails_at_load(tmp_path):
     auto.write_text("name: x\nselfies: s\nthresholds:\n  - {metric: test_facesim, min: 0.3}\n")
     with pytest.raises(ConfigError, match="names its recognizer"):
         load_suite(auto)
+
+
+def test_copy_paste_threshold_compares_with_the_real_photos_gap():
+    gen = pd.DataFrame({"image_id": list("abcdef"), "metric": "copy_paste_gap", "value": [0.30] * 6})
+    real = pd.DataFrame({"image_id": None, "metric": "copy_paste_gap_real", "value": [0.10] * 5})
+    scores = pd.concat([gen, real], ignore_index=True)
+    check = evaluate(Threshold(metric="copy_paste_gap", vs_real=True, max=0.05), scores, None)
+    assert not check["passed"] and check["value"] == pytest.approx(0.20) and "vs real photos" in check["check"]
+    fine = scores.assign(value=[0.12] * 6 + [0.10] * 5)
+    assert evaluate(Threshold(metric="copy_paste_gap", vs_real=True, max=0.05), fine, None)["passed"]

@@ -301,13 +301,44 @@ def faces_list():
     """Recognizers, whether each can run here, and its licence."""
     from .errors import ModelNotAvailable
     from .faces import RECOGNIZERS, get_analyzer
+    from .faces.calibration import FMRS, find
 
     for name in RECOGNIZERS:
         try:
             analyzer = get_analyzer(name)
-            typer.echo(f"{name:12} ready      {analyzer.version}\n{'':12} licence: {analyzer.licence}")
         except ModelNotAvailable as missing:
             typer.echo(f"{name:12} missing    {missing}")
+            continue
+        typer.echo(f"{name:12} ready      {analyzer.version}\n{'':12} licence: {analyzer.licence}\n"
+                   f"{'':12} model sha256: {analyzer.model_hash[:16]}")
+        record = find(analyzer, _settings(None).home)
+        if record is None:
+            typer.echo(f"{'':12} calibration: none (run `workbench faces calibrate DIR --recognizer {name}`)")
+            continue
+        typer.echo(f"{'':12} calibration: {record['identity_set']}, {record['impostor_pairs']} impostor pairs")
+        for fmr in FMRS:
+            entry = record["thresholds"][f"{fmr:g}"]
+            typer.echo(f"{'':14}FMR {fmr:g}: similarity >= {entry['threshold']:.4f}, FNMR {entry['fnmr']:.3f}"
+                       + ("" if entry["resolvable"] else f"  (not resolved: needs {entry['impostor_pairs_needed']} "
+                                                         "impostor pairs; the highest impostor similarity)"))
+
+
+@faces_app.command("calibrate")
+def faces_calibrate(folder: Path = typer.Argument(..., help="Folder of <identity>/<photos> (many people)."),
+                    recognizer: str = typer.Option("dlib", help="dlib, insightface, insightface:<pack dir>."),
+                    name: str = typer.Option(None, help="A name for the identity set (default: the folder's)."),
+                    home: Path = HomeOpt):
+    """Thresholds at FMR 1e-2/1e-3/1e-4 on your identities, saved for this recognizer model; id_match_rate
+    then uses them."""
+    from .faces import get_analyzer
+    from .faces.calibration import calibrate, save
+
+    record = calibrate(folder, get_analyzer(recognizer), name)
+    path = save(record, _settings(home).home)
+    for key, entry in record["thresholds"].items():
+        typer.echo(f"FMR {key}: similarity >= {entry['threshold']:.4f} (FNMR {entry['fnmr']:.3f})"
+                   + ("" if entry["resolvable"] else "  not resolved: too few impostor pairs"))
+    typer.echo(f"calibration: {path}")
 
 
 @faces_app.command("verify")

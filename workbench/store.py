@@ -7,6 +7,7 @@ half of one; ``status`` tells a re-run what is already done.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -86,7 +87,7 @@ class Manifest(BaseModel):
 
     kind: str
     schema_version: int = 1
-    status: Literal["running", "done", "failed"] = "running"
+    status: Literal["running", "done", "failed", "cancelled"] = "running"
     created: str = Field(default_factory=now)
     updated: str = Field(default_factory=now)
     inputs: dict[str, Any] = Field(default_factory=dict)
@@ -110,6 +111,21 @@ def read_manifest(directory: str | os.PathLike) -> Manifest | None:
     if not path.is_file():
         return None
     return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+@contextlib.contextmanager
+def stage(directory: str | os.PathLike, manifest: Manifest):
+    """Run a stage so that its manifest never stays ``running`` after it stops: an exception writes
+    ``failed`` and the error, Ctrl-C (KeyboardInterrupt) ``cancelled``; then it propagates. A rerun
+    resumes either way."""
+    try:
+        yield manifest
+    except BaseException as exc:
+        manifest.status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
+        manifest.error = f"{type(exc).__name__}: {exc}"[:2000]
+        if Path(directory).is_dir():
+            write_manifest(directory, manifest)
+        raise
 
 
 def is_done(directory: str | os.PathLike) -> bool:

@@ -21,6 +21,7 @@ from .faces import get_analyzer
 from .generate import generate
 from .likeness import train_likeness
 from .metrics import paired_difference, score, summarize
+from .metrics.aggregate import difference_of_means
 from .metrics.registry import get_metric
 from .models import get_family
 from .store import Manifest, Workspace, write_manifest, write_table
@@ -38,6 +39,7 @@ class Threshold(BaseModel):
     min: float | None = None
     max: float | None = None
     vs_baseline: bool = False
+    vs_real: bool = False  # copy_paste_gap: the generated images' gap minus the real test photos' gap
     why: str = ""
 
 
@@ -84,8 +86,17 @@ def load_suite(path: str | os.PathLike) -> SuiteSpec:
 
 def evaluate(threshold: Threshold, scores: pd.DataFrame, baseline: pd.DataFrame | None) -> dict:
     """One threshold against the tables: value, pass/fail, and a sentence saying why."""
-    label = f"{threshold.metric} {threshold.stat}" + (" vs baseline" if threshold.vs_baseline else "")
-    if threshold.vs_baseline:
+    label = f"{threshold.metric} {threshold.stat}" + (" vs baseline" if threshold.vs_baseline else "") + (
+        " vs real photos" if threshold.vs_real else "")
+    if threshold.vs_real:
+        generated = scores.loc[scores.metric == threshold.metric, "value"].dropna()
+        real = scores.loc[scores.metric == f"{threshold.metric}_real", "value"].dropna()
+        if generated.empty or real.empty:
+            return {"check": label, "value": None, "passed": False, "message": f"{label}: no values (needs two or "
+                    "more test photos with faces, and faces in the images)"}
+        diff = difference_of_means(generated.tolist(), real.tolist())
+        value = diff["mean_diff" if threshold.stat == "mean" else threshold.stat]
+    elif threshold.vs_baseline:
         if baseline is None:
             return {"check": label, "value": None, "passed": False, "message": f"{label}: the suite has no baseline "
                     "run; set 'baseline: true'."}

@@ -33,6 +33,16 @@ class CachedAnalyzer:
         self.name, self.version, self.licence = backend.name, backend.version, backend.licence
         self._cache: OrderedDict[str, list[Face]] = OrderedDict()
         self.capacity = capacity
+        self._model_hash: str | None = None
+
+    @property
+    def model_hash(self) -> str:
+        """sha256 over the recognizer's model files: calibrations and manifests name the exact model."""
+        if self._model_hash is None:
+            from ..provenance import files_fingerprint
+
+            self._model_hash = files_fingerprint(getattr(self.backend, "model_files", []))
+        return self._model_hash
 
     def analyze(self, image: Image.Image) -> list[Face]:
         key = image_key(image)

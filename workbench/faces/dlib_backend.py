@@ -37,8 +37,10 @@ SIM_AT_THRESHOLD = 0.30
 
 
 def distance_to_similarity(distance: float | np.ndarray) -> float | np.ndarray:
+    """The documented monotone map 1 - (0.7 / 0.6) d, unclipped: distance 0 -> 1.0, dlib's same-person
+    threshold 0.6 -> 0.30, and far impostors go below 0 instead of piling up at exactly 0."""
     slope = (1.0 - SIM_AT_THRESHOLD) / NATIVE_THRESHOLD
-    return np.clip(1.0 - slope * np.asarray(distance), 0.0, 1.0)
+    return 1.0 - slope * np.asarray(distance)
 
 
 def _model_dir() -> Path:
@@ -57,8 +59,10 @@ class DlibAnalyzer:
         models = _model_dir()
         self.version = f"dlib {metadata.version('dlib-bin')}"
         self._detector = dlib.get_frontal_face_detector()
-        self._shape = dlib.shape_predictor(str(models / "shape_predictor_68_face_landmarks.dat"))
-        self._recognizer = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
+        self.model_files = [models / "shape_predictor_68_face_landmarks.dat",
+                            models / "dlib_face_recognition_resnet_model_v1.dat"]
+        self._shape = dlib.shape_predictor(str(self.model_files[0]))
+        self._recognizer = dlib.face_recognition_model_v1(str(self.model_files[1]))
         self._cnn_path = models / "mmod_human_face_detector.dat"
         self._cnn = None
         self._haar = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_alt.xml"))

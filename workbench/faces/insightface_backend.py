@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ModelNotAvailable
+from .align import ARCFACE_TEMPLATE
 from .pose import pose_from_5, pose_from_68
 from .types import Face
 
@@ -32,8 +33,6 @@ PACK_URLS = {
 }
 LICENCE = ("insightface model packs: non-commercial research use only "
            "(https://github.com/deepinsight/insightface#license); not for a commercial product")
-ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-                             [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float32)
 DET_SIZE = (640, 640)
 DET_THRESHOLD = 0.5
 NMS_THRESHOLD = 0.4
@@ -233,6 +232,7 @@ class InsightFaceAnalyzer:
         directory = pack_dir(pack, root)
         roles = discover(directory, pack)
         self.pack, self.directory = pack, directory
+        self.model_files = sorted(directory.glob("*.onnx"))
         self._detector = SCRFD(roles["detector"])
         self._recognizer = ArcFace(roles["recognizer"])
         self._landmarks = Landmark68(roles["landmark_3d_68"]) if "landmark_3d_68" in roles else None

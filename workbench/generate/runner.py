@@ -23,7 +23,7 @@ from ..config import Settings
 from ..likeness.card import LORA_FILE, Likeness
 from ..models import get_family, load_pipeline
 from ..packs import Pack, get_pack
-from ..store import Manifest, atomic_write_bytes, read_manifest, read_table, write_manifest, write_table
+from ..store import Manifest, atomic_write_bytes, read_manifest, read_table, stage, write_manifest, write_table
 from .pngmeta import png_bytes
 from .samplers import get_sampler, make_scheduler
 
@@ -118,29 +118,31 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
     manifest.config = {"family": fam.name, "base": base, "samplers": sorted({j.sampler for j in jobs}),
                        "steps": sorted({j.steps for j in jobs}), "guidance": guidance, "size": size,
                        "prompts_per_pack": prompts_per_pack, "batch_size": batch_size}
-    manifest.seeds, manifest.status = list(seeds), "running"
+    manifest.seeds, manifest.status, manifest.error = list(seeds), "running", None
     write_manifest(out, manifest)
     # 3. render. Batches are planned over the whole grid, never over what is left: CPU and GPU kernels
     # may round differently at another batch size, so a resumed image is re-rendered in its original
     # batch (only the missing files are written) and comes out bit-identical.
-    batches = plan_batches(jobs, batch_size)
-    pending = [b for b in batches if any(j.image_id not in rows for j in b)]
-    if pending:
-        started = time.perf_counter()
-        pipe, source = renderer or load_renderer(likeness, fam, base, settings, compile)
-        manifest.timings["load_seconds"] = time.perf_counter() - started
-        manifest.outputs["model"] = source.as_dict()
-        scheduler_config = dict(pipe.scheduler.config)
-        bar = tqdm(total=len(todo), desc="generating", disable=not progress, unit="img")
-        current = None
-        for batch in pending:
-            if batch[0].sampler != current:
-                pipe.scheduler, current = make_scheduler(batch[0].sampler, fam.arch, scheduler_config), batch[0].sampler
-            missing = {j.image_id for j in batch if j.image_id not in rows}
-            rows.update(render_batch(pipe, batch, fam, likeness, source, out, only=missing))
-            write_table(pd.DataFrame(list(rows.values())), out / TABLE)
-            bar.update(len(missing))
-        bar.close()
+    with stage(out, manifest):  # a crash or Ctrl-C leaves 'failed' / 'cancelled', never 'running'
+        batches = plan_batches(jobs, batch_size)
+        pending = [b for b in batches if any(j.image_id not in rows for j in b)]
+        if pending:
+            started = time.perf_counter()
+            pipe, source = renderer or load_renderer(likeness, fam, base, settings, compile)
+            manifest.timings["load_seconds"] = time.perf_counter() - started
+            manifest.outputs["model"] = source.as_dict()
+            scheduler_config = dict(pipe.scheduler.config)
+            bar = tqdm(total=len(todo), desc="generating", disable=not progress, unit="img")
+            current = None
+            for batch in pending:
+                if batch[0].sampler != current:
+                    current = batch[0].sampler
+                    pipe.scheduler = make_scheduler(current, fam.arch, scheduler_config)
+                missing = {j.image_id for j in batch if j.image_id not in rows}
+                rows.update(render_batch(pipe, batch, fam, likeness, source, out, only=missing))
+                write_table(pd.DataFrame(list(rows.values())), out / TABLE)
+                bar.update(len(missing))
+            bar.close()
     # 4. the table: images of earlier renders with other settings stay in the record (first), then this
     # plan's, in plan order. A run folder only ever gains images.
     planned = {j.image_id for j in jobs}

@@ -21,7 +21,7 @@ from ..config import Settings
 from ..errors import WorkbenchError
 from ..faces import get_analyzer
 from ..models import get_family, load_pipeline
-from ..store import Manifest, atomic_write_json, file_sha256, read_manifest, write_manifest, write_table
+from ..store import Manifest, atomic_write_json, file_sha256, read_manifest, stage, write_manifest, write_table
 from .adapters import adapter_for
 from .card import CARD_FILE, KOHYA_FILE, LORA_FILE, Likeness
 from .config import TrainConfig
@@ -71,16 +71,18 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
     out = Path(out)
     if (out / CARD_FILE).is_file() and (manifest := read_manifest(out)) and manifest.status == "done":
         return Likeness.load(out)
-    run = setup(selfies, out, family, settings, analyzer, progress, report, options)
-    train_loop(run, progress)
-    if not run.accelerator.is_main_process:
-        run.accelerator.wait_for_everyone()  # the main process writes the Likeness
-        return Likeness.load(out)
-    return finish(run, selfies)
+    manifest = read_manifest(out) or Manifest(kind="likeness")
+    with stage(out, manifest):
+        run = setup(selfies, out, family, settings, analyzer, progress, report, options, manifest)
+        train_loop(run, progress)
+        if not run.accelerator.is_main_process:
+            run.accelerator.wait_for_everyone()  # the main process writes the Likeness
+            return Likeness.load(out)
+        return finish(run, selfies)
 
 
 def setup(selfies, out: Path, family: str, settings: Settings, analyzer, progress: bool, report,
-          options: dict[str, Any]) -> Run:
+          options: dict[str, Any], manifest: Manifest) -> Run:
     """1. config and checked selfies  2. accelerator and pipeline  3. LoRA  4. caches  5. optimizer, resume."""
     from ..selfies import check_selfies
 
@@ -105,7 +107,7 @@ def setup(selfies, out: Path, family: str, settings: Settings, analyzer, progres
                                  dtype=WEIGHT_DTYPES[config.precision],
                                  quantize=None if config.quantize_base == "none" else config.quantize_base)
     adapter = adapter_for(fam.arch, pipe, fam.text_length)
-    manifest = read_manifest(out) or Manifest(kind="likeness")
+    manifest.error = None
     manifest.inputs = {"selfies": str(Path(selfies).resolve()), **splits.as_card()["splits"],
                        "photo_sha256": {str(p.resolve()): file_sha256(p) for p in files}}
     manifest.config, manifest.seeds, manifest.status = config.model_dump(), [config.seed], "running"
@@ -223,6 +225,7 @@ def finish(run: Run, selfies) -> Likeness:
             "class_word": config.class_word, "config": config.model_dump(), "chosen_step": chosen,
             "selection_reason": reason, "curve": run.curve,
             "recognizer": f"{run.analyzer.name} ({run.analyzer.version})",
+            "recognizer_model_sha256": getattr(run.analyzer, "model_hash", None),
             **run.splits.as_card(),
             "captions": {s.file.name: s.caption for s in run.data.samples},
             "kohya_export": kohya.name if kohya else None, "versions": run.manifest.versions,

@@ -130,14 +130,16 @@ def summarize(scores: pd.DataFrame, by: Sequence[str], seed: int = 0) -> pd.Data
 
 
 def pairing_keys(frame: pd.DataFrame, column: str, left: pd.DataFrame, right: pd.DataFrame) -> list[str]:
-    """Factor columns to pair on: every factor present except ``column`` and the attributes of an arm
-    (a column constant within each arm but different between them, like a cell's 'kind')."""
+    """Factor columns to pair on: every factor present except ``column`` and the attributes of an arm —
+    a column whose values on one side never occur on the other (a cell's 'kind', or a 'cell' id that
+    encodes the compared sampler and steps). Dropping a real factor this way cannot pair wrongly: the
+    duplicate-key check then refuses the table."""
     keys = []
     for name in FACTORS:
         if name == column or name not in frame.columns:
             continue
-        a, b = left[name].dropna().unique(), right[name].dropna().unique()
-        if len(a) <= 1 and len(b) <= 1 and (len(a) != len(b) or (len(a) and a[0] != b[0])):
+        a, b = set(left[name].dropna().unique()), set(right[name].dropna().unique())
+        if (a or b) and not a & b:
             continue  # an attribute of the arm itself
         keys.append(name)
     return keys
@@ -185,6 +187,23 @@ def sign_flip_p(diffs: pd.DataFrame, seed: int = 0, n_permutations: int = 10000)
     signs = rng.choice([-1.0, 1.0], size=(n_permutations, units.size))
     extreme = (np.abs((signs * units).mean(axis=1)) >= observed - 1e-12).sum()
     return float((extreme + 1) / (n_permutations + 1))
+
+
+def difference_of_means(a: Sequence[float], b: Sequence[float], n_resamples: int = 2000, seed: int = 0) -> dict:
+    """mean(a) - mean(b) for two independent samples, with a percentile bootstrap CI (none when either
+    side has fewer than ``MIN_N`` values)."""
+    a = np.asarray([v for v in a if v is not None and np.isfinite(v)], dtype=float)
+    b = np.asarray([v for v in b if v is not None and np.isfinite(v)], dtype=float)
+    out = {"mean_diff": float(a.mean() - b.mean()) if a.size and b.size else float("nan"), "n_a": int(a.size),
+           "n_b": int(b.size), "ci_low": float("nan"), "ci_high": float("nan"), "ci_note": ""}
+    if min(a.size, b.size) < MIN_N:
+        out["ci_note"] = f"n < {MIN_N}"
+        return out
+    rng = np.random.default_rng(seed)
+    diffs = (a[rng.integers(0, a.size, (n_resamples, a.size))].mean(1)
+             - b[rng.integers(0, b.size, (n_resamples, b.size))].mean(1))
+    out.update(ci_low=float(np.quantile(diffs, 0.025)), ci_high=float(np.quantile(diffs, 0.975)))
+    return out
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

@@ -50,7 +50,7 @@ def is_rate(name: str) -> bool:
     return name in METRICS and METRICS[name].rate
 
 
-SIM = "the recognizer's similarity (ArcFace: cosine; dlib: 1 - d/0.6 x 0.7, unclipped)"
+SIM = "similarity (ArcFace: cosine; dlib: 1 - 0.7 d / 0.6, unclipped)"
 for _metric in [
     Metric("face_detected", "image", True, "1 if the recognizer's detector finds a face in the generated image, else 0",
            "detection rate as in PhotoMaker / InstantID evaluations", (0, 1), rate=True, needs="recognizer"),
@@ -66,9 +66,25 @@ for _metric in [
     Metric("nearest_train_facesim", "image", False,
            f"highest {SIM} to any training photo: high values mean the model reproduces a training photo",
            "memorisation check, Carlini et al. 2023 / Somepalli et al. 2023", needs="recognizer"),
-    Metric("face_div", "group", None,
-           "mean pairwise (1 - identity similarity) of the generated faces in a prompt group: identity spread, "
-           "not PhotoMaker's LPIPS Face-Div", needs="recognizer"),
+    Metric("identity_spread", "group", False,
+           "mean pairwise (1 - identity similarity) of the generated faces in a prompt group: identity drift "
+           "between outputs (was called face_div; it is not PhotoMaker's Face-Div)", needs="recognizer"),
+    Metric("face_div_lpips", "group", True,
+           "mean pairwise LPIPS between the aligned face crops of a prompt group: variety of pose, expression "
+           "and light", "Face Div of PhotoMaker (Li et al. 2024); LPIPS of Zhang et al. 2018", (0, None),
+           needs="lpips"),
+    Metric("copy_paste_gap", "image", False,
+           f"nearest-training-photo {SIM} minus mean test-photo {SIM}: how much closer the output is to one "
+           "photo it was trained on than to the person", "copy-paste metric of InstantID / PuLID discussions",
+           needs="recognizer"),
+    Metric("copy_paste_gap_real", "image", None,
+           "the same gap for each real test photo (nearest training photo minus the other test photos): what a "
+           "never-trained photo of the person scores; a likeness copies when its gap exceeds this",
+           needs="recognizer"),
+    Metric("id_match_rate", "image", True,
+           "1 if the generated face's mean similarity to the test photos reaches the recognizer's calibrated "
+           "threshold at FMR 1e-3 (workbench faces list), else 0: comparable across recognizers",
+           "verification at a fixed false-match rate (NIST FRVT)", (0, 1), rate=True, needs="recognizer"),
     Metric("sharpness", "image", True, "variance of the Laplacian of the 128 px grey face crop (whole image without "
            "a face); the row's 'region' says which", "Pech-Pacheco et al. 2000", (0, None)),
     Metric("exposure", "image", None, "mean grey level of the face crop (whole image without a face), 0-1",

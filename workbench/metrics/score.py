@@ -18,7 +18,8 @@ from ..images import ImageRefused, list_images, load_image
 from ..likeness.card import Likeness
 from ..store import read_manifest, read_table, write_manifest, write_table
 from .clip import DEFAULT_CLIP, ClipModel, ClipScorer, distribution_metrics
-from .identity import face_diversity, image_identity
+from .identity import identity_spread, image_identity, real_copy_paste_gaps
+from .lpips import LpipsModel, aligned_crop, face_div_lpips
 from .quality import no_reference
 
 GROUP = ["pack", "prompt_id", "sampler", "steps", "guidance"]
@@ -43,36 +44,59 @@ def reference_faces(analyzer, files: list[Path]) -> tuple[list, list[str]]:
 
 def score_images(items: list[dict[str, Any]], root: Path, test: list, training: list, analyzer,
                  clip: ClipScorer, progress: bool = True, quality: bool = True,
-                 reasons: dict[str, str] | None = None) -> pd.DataFrame:
-    """Identity rows (with the recognizer named) and, with ``quality``, image-quality rows per image,
-    plus a Face-Div row per prompt group. ``reasons`` says why test/train references are missing."""
+                 reasons: dict[str, str] | None = None, threshold: tuple[float | None, str] = (None, ""),
+                 lpips: LpipsModel | None = None) -> pd.DataFrame:
+    """Identity rows (with the recognizer named) and, with ``quality``, image-quality rows per image; per
+    prompt group identity spread and, with ``lpips``, PhotoMaker's Face-Div. ``reasons`` says why
+    references are missing; ``threshold`` is the recognizer's calibrated match threshold and its note."""
     recognizer = f"{analyzer.name} ({analyzer.version})"
     reasons = reasons or {}
-    why = {"test_facesim": reasons.get("test", "no test face"), "test_facesim_max": reasons.get("test", "no test face"),
-           "train_facesim": reasons.get("train", "no training face"),
-           "nearest_train_facesim": reasons.get("train", "no training face")}
-    rows, faces_by_group = [], {}
+    test_reason, train_reason = reasons.get("test", "no test face"), reasons.get("train", "no training face")
+    why = {"test_facesim": test_reason, "test_facesim_max": test_reason, "train_facesim": train_reason,
+           "nearest_train_facesim": train_reason, "copy_paste_gap": test_reason if not test else train_reason,
+           "id_match_rate": test_reason if not test else threshold[1]}
+    rows, faces_by_group, crops_by_group = [], {}, {}
     for item in tqdm(items, desc=f"scoring ({analyzer.name})", disable=not progress, unit="img"):
         base = {k: item.get(k) for k in ("image_id", *GROUP, "seed", "family")}
         image = load_image(root / item["path"])
         faces = analyzer.analyze(image)
-        for metric, value in image_identity(analyzer, faces, test, training).items():
+        for metric, value in image_identity(analyzer, faces, test, training, threshold[0]).items():
             reason = None
             if value is None:
                 reason = "no face detected" if not faces else why.get(metric, "not computable")
-            rows.append({**base, "metric": metric, "value": value, "reason": reason, "recognizer": recognizer})
+            rows.append({**base, "metric": metric, "value": value, "reason": reason, "recognizer": recognizer,
+                         "note": threshold[1] if metric == "id_match_rate" and value is not None else None})
         if quality:
             rows += _quality_rows(base, image, faces, item.get("prompt_plain") or item.get("prompt"), clip)
         if faces:
-            faces_by_group.setdefault(tuple(item.get(k) for k in GROUP), []).append(faces[0])
+            key = tuple(item.get(k) for k in GROUP)
+            faces_by_group.setdefault(key, []).append(faces[0])
+            if lpips is not None and lpips.net is not None:
+                crops_by_group.setdefault(key, []).append(aligned_crop(image, faces[0]))
     groups = {tuple(item.get(k) for k in GROUP) for item in items}
     for key in sorted(groups, key=str):
-        value = face_diversity(analyzer, faces_by_group.get(key, []))
-        rows.append({**dict(zip(GROUP, key, strict=True)), "image_id": None, "seed": None,
-                     "family": items[0].get("family"), "metric": "face_div", "value": value,
-                     "reason": None if value is not None else "fewer than two faces in this prompt group",
-                     "recognizer": recognizer})
+        group = {**dict(zip(GROUP, key, strict=True)), "image_id": None, "seed": None, "family": items[0].get("family")}
+        spread = identity_spread(analyzer, faces_by_group.get(key, []))
+        rows.append({**group, "metric": "identity_spread", "value": spread, "recognizer": recognizer,
+                     "reason": None if spread is not None else "fewer than two faces in this prompt group"})
+        if lpips is not None and quality:
+            div = face_div_lpips(lpips, crops_by_group.get(key, []))
+            rows.append({**group, "metric": "face_div_lpips", "value": div, "recognizer": None, "region": "face",
+                         "reason": None if div is not None else lpips.unavailable or "fewer than two faces in this "
+                         "prompt group"})
     return _frame(rows)
+
+
+def real_gap_rows(analyzer, test_files: list[Path], test: list, training: list) -> pd.DataFrame:
+    """``copy_paste_gap_real``: the same gap for the real test photos (one row per test photo)."""
+    recognizer = f"{analyzer.name} ({analyzer.version})"
+    gaps = real_copy_paste_gaps(analyzer, test, training)
+    if not gaps:
+        return _frame([{"image_id": None, "photo": None, "metric": "copy_paste_gap_real", "value": None,
+                        "recognizer": recognizer, "reason": "needs two test photos with a face and training photos"}])
+    names = [p.name for p in test_files][:len(gaps)]
+    return _frame([{"image_id": None, "photo": name, "metric": "copy_paste_gap_real", "value": gap,
+                    "recognizer": recognizer, "reason": None} for name, gap in zip(names, gaps, strict=True)])
 
 
 def _quality_rows(base: dict, image, faces, prompt: str | None, clip: ClipScorer) -> list[dict[str, Any]]:
@@ -158,7 +182,7 @@ def reference_files(run: Path, references: str | os.PathLike | None, likeness) -
 def score(run: str | os.PathLike, references: str | os.PathLike | None = None,
           recognizers: str | list[str] = "auto", clip_model: str | None = DEFAULT_CLIP,
           fid_reference: str | os.PathLike | None = None, progress: bool = True,
-          likeness=None) -> pd.DataFrame:
+          likeness=None, lpips: str | None = "alex", fmr: float = 1e-3, settings=None) -> pd.DataFrame:
     """Score a generation run; writes ``scores.parquet`` into the run and returns it.
 
     Identity is measured against the likeness's **test** photos only (never trained on, never used to
@@ -175,18 +199,28 @@ def score(run: str | os.PathLike, references: str | os.PathLike | None = None,
     names = recognizers if isinstance(recognizers, list) else [recognizers]
     names = available_recognizers() if names == ["all"] else names
     test_files, train_files, reasons, facts = reference_files(run, references, likeness)
+    from ..config import Settings
+    from ..faces.calibration import match_threshold
+
+    settings = settings or Settings()
     clip_model_obj = ClipModel(clip_model)
     clip = ClipScorer(clip_model_obj)
+    lpips_model = LpipsModel(lpips) if not isinstance(lpips, LpipsModel) else lpips
     items = images.to_dict("records")
-    tables = []
+    tables, recognizer_facts = [], {}
     for index, name in enumerate(names):
         analyzer = get_analyzer(name)
         test, notes = reference_faces(analyzer, test_files)
         training, _ = reference_faces(analyzer, train_files)
         if test_files and not test:
             reasons["test"] = "no face found in any test photo: " + "; ".join(notes)
+        threshold = match_threshold(analyzer, fmr, settings.home)
+        recognizer_facts[name] = {"resolved": f"{analyzer.name} ({analyzer.version})",
+                                  "model_sha256": analyzer.model_hash, "match_threshold": threshold[0],
+                                  "calibration": threshold[1]}
         tables.append(score_images(items, run, test, training, analyzer, clip, progress, quality=index == 0,
-                                   reasons=reasons))
+                                   reasons=reasons, threshold=threshold, lpips=lpips_model))
+        tables.append(real_gap_rows(analyzer, test_files, test, training))
     real = list_images(fid_reference) if fid_reference else []
     tables.append(distribution_rows(items, run, real, clip_model_obj,
                                     None if fid_reference else "no --fid-reference folder given: FID/KID need a "
@@ -196,6 +230,7 @@ def score(run: str | os.PathLike, references: str | os.PathLike | None = None,
     write_table(table, run / SCORES)
     manifest = read_manifest(run)
     if manifest is not None:
-        manifest.outputs["scores"] = {"file": SCORES, **facts, "recognizers": names}
+        manifest.outputs["scores"] = {"file": SCORES, **facts, "recognizers": recognizer_facts,
+                                      "lpips_backbone": lpips_model.name, "fmr": fmr}
         write_manifest(run, manifest)
     return table

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ class ModelSource:
     location: str
     licence: str
     tiny: bool  # random weights (a tiny or a real-size random family): images are noise
+    revision: str | None = None  # the hub commit, or a hash of a local directory's configs (after loading)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -157,7 +158,31 @@ def load_pipeline(family: Family | str, base: str | None = None, settings: Setti
         except (OSError, ValueError) as exc:
             raise _not_available(family, source, exc) from exc
     pipe.set_progress_bar_config(disable=True)
+    source = replace(source, revision=resolved_revision(pipe, source))
     return pipe.to(device), source
+
+
+def resolved_revision(pipe, source: ModelSource) -> str | None:
+    """What exactly was loaded: the hub snapshot's commit (from the cache path), or a sha256 over a local
+    directory's config files, or the file's size and mtime for a single checkpoint; tiny and random
+    families are their config and seed (the family name says it)."""
+    import hashlib
+
+    if source.kind == "hub":
+        path = Path(str(getattr(pipe, "name_or_path", "") or pipe.config.get("_name_or_path", "")))
+        parts = path.parts
+        return parts[parts.index("snapshots") + 1] if "snapshots" in parts else None
+    if source.kind in ("local", "tiny"):
+        root = Path(source.location)
+        digest = hashlib.sha256()
+        for config in sorted([root / "model_index.json", *root.glob("*/config.json")]):
+            if config.is_file():
+                digest.update(config.relative_to(root).as_posix().encode() + config.read_bytes())
+        return "configs-sha256:" + digest.hexdigest()[:16]
+    if source.kind == "single_file":
+        stat = Path(source.location).stat()
+        return f"file:{stat.st_size}:{int(stat.st_mtime)}"
+    return None
 
 
 def weights_status(family: Family, settings: Settings) -> str:

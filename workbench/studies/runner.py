@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..config import Settings
 from ..errors import ConfigError
-from ..store import Manifest, file_sha256, is_done, read_table, write_manifest, write_table
+from ..store import Manifest, file_sha256, is_done, read_table, stage, write_manifest, write_table
 from .kinds import STUDY_KINDS, Cell, StudyKind
 from .spec import StudySpec, load_spec
 
@@ -68,7 +68,11 @@ def run_study(spec: StudySpec | str | os.PathLike, out: str | os.PathLike, setti
         if is_done(folder):
             continue
         started = time.perf_counter()
-        table = kind.run_cell(cell, folder, out, settings, progress)
+        folder.mkdir(parents=True, exist_ok=True)
+        cell_manifest = Manifest(kind="study-cell", status="running", config=cell.params, seeds=list(spec.seeds))
+        write_manifest(folder, cell_manifest)
+        with stage(folder, cell_manifest):
+            table = kind.run_cell(cell, folder, out, settings, progress)
         for key, value in cell.params.items():
             table[key] = value
         table["cell"], table["identity"], table["replicate"] = cell.id, cell.identity, cell.replicate
