@@ -22,7 +22,28 @@ def test_auth_rules_and_user_workspaces(tmp_path):
         with pytest.raises(ConfigError):
             parse_auth(auth, host, share)
     base = Settings(home=tmp_path)
-    assert user_settings(base, SimpleNamespace(username="ana")).home == tmp_path / "users" / "ana"
-    assert user_settings(base, SimpleNamespace(username="../../etc")).home == tmp_path / "users" / ".._.._etc"
-    assert user_settings(base, None).home == tmp_path / "users" / "local"
+    users = (tmp_path / "users").resolve()
+    assert user_settings(base, SimpleNamespace(username="ana")).home == users / "ana"
+    escaped = user_settings(base, SimpleNamespace(username="../../etc")).home
+    assert escaped.parent == users and escaped.name.startswith("etc-")
+    assert user_settings(base, SimpleNamespace(username="..")).home.parent == users  # not the home root
+    b_space, b_under = (user_settings(base, SimpleNamespace(username=n)).home for n in ("b ob", "b_ob"))
+    assert b_space != b_under  # two users never share a folder
+    assert user_settings(base, None).home == users / "local"
     assert user_settings(base, SimpleNamespace(username="bo")).models == (tmp_path / "models").resolve()  # shared
+
+
+def test_names_are_never_paths(tmp_path):
+    from workbench.errors import ConfigError
+    from workbench.names import check_name, inside
+
+    assert check_name("me-2", "likeness name") == "me-2"
+    for bad in ("../../bob/likenesses/pwned", "/etc", "..", "a/b", "", ".hidden", "x" * 65):
+        with pytest.raises(ConfigError, match="not a valid name"):
+            check_name(bad, "likeness name")
+    with pytest.raises(ConfigError, match="outside"):
+        inside(tmp_path / "alice", tmp_path / "alice" / ".." / "bob")
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / "link").symlink_to(tmp_path)
+    with pytest.raises(ConfigError, match="outside"):
+        inside(tmp_path / "alice", tmp_path / "alice" / "link" / "bob")

@@ -86,3 +86,60 @@ def test_a_stage_that_fails_or_is_cancelled_says_so(tmp_path):
             raise error
         saved = read_manifest(folder)
         assert saved.status == status and type(error).__name__ in saved.error
+
+
+def test_one_writer_per_folder_and_stale_locks_are_taken_over(tmp_path):
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import pytest
+
+    from workbench.errors import ConfigError
+    from workbench.store import folder_lock
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (folder / ".lock").write_text(json.dumps({"pid": other.pid, "host": socket.gethostname(), "since": "t0"}))
+        with pytest.raises(ConfigError, match=f"being written by pid {other.pid}"), folder_lock(folder):
+            pass
+        assert (folder / ".lock").is_file()  # the holder's lock is untouched
+    finally:
+        other.kill()
+        other.wait()
+    (folder / ".image.png.x1.tmp").write_bytes(b"partial")  # what a killed atomic write leaves
+    (folder / "checkpoints" / ".step-000004.tmp").mkdir(parents=True)
+    with folder_lock(folder):  # the holder is dead now: taken over, and its leftovers cleaned
+        assert json.loads((folder / ".lock").read_text())["pid"] == os.getpid()
+        assert not (folder / ".image.png.x1.tmp").exists()
+        assert not (folder / "checkpoints" / ".step-000004.tmp").exists()
+    assert not (folder / ".lock").exists()
+
+
+def test_two_trainings_into_one_folder_are_refused(settings, analyzer, faces_dir, tmp_path):
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    import pytest
+
+    from workbench.errors import ConfigError
+    from workbench.likeness import train_likeness
+
+    out = tmp_path / "lk"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (out / ".lock").write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(), "since": "t0"}))
+        with pytest.raises(ConfigError, match="being written by pid"):
+            train_likeness(faces_dir / "aws_rek_subject1", out, family="tiny-sd", settings=settings, analyzer=analyzer,
+                           progress=False, steps=1)
+        assert not (out / "checkpoints").exists()  # refused before any work
+    finally:
+        holder.kill()
+        holder.wait()

@@ -104,7 +104,7 @@ def test_upload_quality_study_resumes_cell_by_cell(settings, faces_dir, tmp_path
 def test_degraded_cells_train_as_many_steps_as_the_clean_one(tmp_path, faces_dir, settings):
     """With 'train: {}' the default steps follow the photo count; 'fewer' must not also change them."""
     spec = _spec(tmp_path, faces_dir, kind="upload-quality", family="sd15", train={},
-                 degradations=[{"kind": "fewer", "strength": 0.5}])
+                 degradations=[{"kind": "fewer", "strength": 3}])
     kind = study_kinds.UploadQuality(spec)
     _, pool = kind.split("lisa_debruine", tmp_path / "split")
     assert kind.steps_for(pool, settings) == 480  # 6 pool photos x 80, inside 400-1200

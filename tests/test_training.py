@@ -56,30 +56,37 @@ def test_finished_likeness_is_not_retrained(tiny_likeness, settings, analyzer, f
     assert again.card["chosen_step"] == tiny_likeness.card["chosen_step"]
 
 
-def test_killed_run_resumes_to_the_same_result(settings, analyzer, faces_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("kill_at", [2, 4])
+def test_killed_run_resumes_to_exactly_the_same_result(kill_at, settings, analyzer, faces_dir, tmp_path,
+                                                       monkeypatch):
+    """Killed after a checkpoint and resumed: the same tensors, bit for bit, and the same file bytes."""
     options = dict(family="tiny-sd", settings=settings, analyzer=analyzer, progress=False, steps=6,
                    checkpoint_every=2, learning_rate=1e-3)
     straight = train_likeness(faces_dir / SET, tmp_path / "straight", **options)
 
     real_save = train_module.save_checkpoint
 
-    def die_after_first(out, pipe, adapter, optimizer, schedule, step, *rest):
+    def die_after(out, pipe, adapter, optimizer, schedule, step, *rest):
         path = real_save(out, pipe, adapter, optimizer, schedule, step, *rest)
-        if step == 4:
-            raise KeyboardInterrupt  # killed right after the step-4 checkpoint
+        if step == kill_at:
+            raise KeyboardInterrupt  # killed right after this checkpoint
         return path
 
-    monkeypatch.setattr(train_module, "save_checkpoint", die_after_first)
+    monkeypatch.setattr(train_module, "save_checkpoint", die_after)
     with pytest.raises(KeyboardInterrupt):
         train_likeness(faces_dir / SET, tmp_path / "resumed", **options)
     assert not (tmp_path / "resumed" / "likeness.json").exists()
+    from workbench.store import read_manifest
+
+    assert read_manifest(tmp_path / "resumed").status == "cancelled"
     monkeypatch.setattr(train_module, "save_checkpoint", real_save)
     resumed = train_likeness(faces_dir / SET, tmp_path / "resumed", **options)
     assert [r["step"] for r in resumed.card["curve"]] == [2, 4, 6]
     a, b = load_file(straight.lora_path), load_file(resumed.lora_path)
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert straight.lora_path.read_bytes() == resumed.lora_path.read_bytes()
+    kohya = "lora_kohya.safetensors"
+    assert (straight.path / kohya).read_bytes() == (resumed.path / kohya).read_bytes()
 
 
 def test_likeness_load_refuses_unfinished(tmp_path):

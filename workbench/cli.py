@@ -82,9 +82,12 @@ def check(folder: Path = typer.Argument(..., help="Folder of selfies."),
 def degrade(folder: Path = typer.Argument(..., help="Selfie set to degrade."),
             kind: str = typer.Option(..., help="blur, darken, overexpose, noise, jpeg, downscale, beauty, "
                                      "occlusion, duplicates, intruder, fewer."),
-            strength: float = typer.Option(..., help="See `workbench degrade --help` of each kind in the docs."),
+            strength: float = typer.Option(..., help="Per kind: blur 0-20 (px at 256 px face), darken/overexpose 0-6 "
+                                           "(stops), noise 0-10, jpeg 0-4.95, downscale 0-6 (halvings), beauty/"
+                                           "occlusion 0-3, duplicates/intruder 0-100 (photos), fewer 1-1000 (kept)."),
             out: Path = typer.Option(..., help="New selfie set folder (must not exist or be empty)."),
-            seed: int = typer.Option(0), fraction: float = typer.Option(1.0, help="Share of photos degraded."),
+            seed: int = typer.Option(0),
+            fraction: float = typer.Option(1.0, help="Share of photos degraded, in (0, 1]."),
             others: Path = typer.Option(None, help="Photos of someone else (for --kind intruder).")):
     """Write a degraded copy of a selfie set, with a manifest of what was done to which photo."""
     from .selfies.degrade import KINDS, degrade_set

@@ -69,7 +69,27 @@ def _register_heif() -> None:
 def list_images(folder: str | os.PathLike) -> list[Path]:
     """Image files directly in ``folder`` (by suffix, case-insensitive), sorted by name."""
     folder = Path(folder)
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in folder.iterdir()
+                  if not p.is_symlink() and p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+SET_FILES = {"captions.csv", "manifest.json"}  # a set's own files (captions; what `degrade` did)
+
+
+def folder_entries(folder: str | os.PathLike) -> list[Path]:
+    """Everything a user put in a selfie folder that should get a verdict: photos, and also links,
+    sub-folders and other files (each gets a card saying why it is not used). Hidden files, caption
+    sidecars (``<photo>.txt``) and the set's own files (``SET_FILES``) are not entries."""
+    folder = Path(folder)
+    stems = {p.stem for p in list_images(folder)}
+    entries = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.name in SET_FILES:
+            continue
+        if path.suffix.lower() == ".txt" and path.stem in stems:
+            continue
+        entries.append(path)
+    return entries
 
 
 def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, max_side: int | None = None) -> Image.Image:

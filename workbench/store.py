@@ -113,19 +113,97 @@ def read_manifest(directory: str | os.PathLike) -> Manifest | None:
     return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
 
 
+LOCK = ".lock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
+    """Remove what a killed writer left: ``.<name>.*.tmp`` files of atomic writes and ``.*.tmp``
+    staging folders. Only call it while holding the folder's lock."""
+    import shutil
+
+    removed = []
+    root = Path(directory)
+    if not root.is_dir():
+        return removed
+    for path in root.rglob(".*.tmp"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def folder_lock(directory: str | os.PathLike):
+    """One writer per output folder: ``<folder>/.lock`` holds the writer's pid, host and start time. A
+    second writer gets an error naming the holder; a lock left by a dead process on this host is taken
+    over. Processes of one ``accelerate launch`` share their folder, so only rank 0 locks."""
+    import socket
+
+    root = Path(directory)
+    if int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")) or 0) != 0:
+        yield
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    path, me = root / LOCK, {"pid": os.getpid(), "host": socket.gethostname(), "since": now()}
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text() or "{}")
+            except (OSError, ValueError):
+                holder = {}
+            if holder.get("host") == me["host"] and holder.get("pid") and not _alive(int(holder["pid"])):
+                path.unlink(missing_ok=True)  # stale: its writer is gone
+                continue
+            if holder.get("pid") == me["pid"] and holder.get("host") == me["host"]:
+                yield  # this process already holds it (a stage inside a stage)
+                return
+            from .errors import ConfigError
+
+            raise ConfigError(f"{root} is being written by pid {holder.get('pid', '?')} on {holder.get('host', '?')} "
+                              f"since {holder.get('since', '?')}; wait for it to finish or stop it, or write to "
+                              "another folder.") from None
+        with os.fdopen(fd, "w") as handle:
+            json.dump(me, handle)
+        break
+    else:
+        from .errors import ConfigError
+
+        raise ConfigError(f"{root}: could not take the lock {path}; remove it if no workbench process is running.")
+    clean_stale_temporaries(root)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def stage(directory: str | os.PathLike, manifest: Manifest):
     """Run a stage so that its manifest never stays ``running`` after it stops: an exception writes
     ``failed`` and the error, Ctrl-C (KeyboardInterrupt) ``cancelled``; then it propagates. A rerun
-    resumes either way."""
-    try:
-        yield manifest
-    except BaseException as exc:
-        manifest.status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
-        manifest.error = f"{type(exc).__name__}: {exc}"[:2000]
-        if Path(directory).is_dir():
-            write_manifest(directory, manifest)
-        raise
+    resumes either way. The folder is locked while the stage runs (``folder_lock``)."""
+    with folder_lock(directory):  # a second writer is refused before it touches anything
+        try:
+            yield manifest
+        except BaseException as exc:
+            manifest.status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
+            manifest.error = f"{type(exc).__name__}: {exc}"[:2000]
+            if Path(directory).is_dir():
+                write_manifest(directory, manifest)
+            raise
 
 
 def is_done(directory: str | os.PathLike) -> bool:

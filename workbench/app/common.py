@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,14 +10,14 @@ import gradio as gr
 
 from ..config import Settings
 from ..errors import WorkbenchError
+from ..names import folder_name, inside
 
 
 def user_settings(base: Settings, request: gr.Request | None) -> Settings:
     """Each signed-in user (``--auth``) gets ``<home>/users/<name>``; without auth (loopback, one
     person) everything is in ``<home>/users/local``."""
     name = getattr(request, "username", None) or "local"
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:64] or "local"
-    home = Path(base.home) / "users" / safe
+    home = inside(Path(base.home) / "users", Path(base.home) / "users" / folder_name(name))
     home.mkdir(parents=True, exist_ok=True)
     return replace(base, home=home, models_dir=base.models)
 
@@ -34,6 +33,16 @@ def friendly(fn):
             raise gr.Error(str(exc)) from exc
 
     return wrapper
+
+
+def own(user, choice: str | None, area: str) -> Path | None:
+    """A path the browser sent back (a dropdown value), accepted only inside the user's own ``area``."""
+    if not choice:
+        return None
+    try:
+        return inside(Path(user.home) / area, choice)
+    except WorkbenchError as exc:
+        raise gr.Error("That item is not in your workspace.") from exc
 
 
 def folders(root: Path, marker: str) -> list[str]:

@@ -47,7 +47,15 @@ def build(settings, shared: dict) -> dict:
         found = comparables(Path(user_settings(settings, request).home))
         return gr.update(choices=found), gr.update(choices=found)
 
+    def own_view(path: str | None, request: gr.Request):
+        if not path:
+            return None, None
+        home = Path(user_settings(settings, request).home)
+        if path not in comparables(home):  # only the user's own runs and studies, never a path from the browser
+            raise gr.Error("That item is not in your workspace.")
+        return view(path)
+
     refresh.click(choices, None, [left, right])
-    left.change(view, left, [left_plot, left_table])
-    right.change(view, right, [right_plot, right_table])
+    left.change(own_view, left, [left_plot, left_table])
+    right.change(own_view, right, [right_plot, right_table])
     return {}

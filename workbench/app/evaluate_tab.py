@@ -11,7 +11,7 @@ from PIL import Image
 from ..metrics import score, summarize
 from ..report import metric_plot
 from ..suites import run_suite, suite_files
-from .common import folders, friendly, user_settings
+from .common import folders, friendly, own, user_settings
 
 SUITES = Path(__file__).resolve().parent.parent.parent / "evaluation" / "suites"
 
@@ -36,10 +36,11 @@ def build(settings, shared: dict) -> dict:
         return gr.update(choices=found, value=found[0] if found else None)
 
     @friendly
-    def do_score(chosen, progress=gr.Progress(track_tqdm=True)):
+    def do_score(chosen, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         if not chosen:
             raise gr.Error("Pick a run (generate one in the Packs tab, then 'Refresh runs').")
-        table = score(chosen, clip_model=None, progress=True)
+        user = user_settings(settings, request)
+        table = score(own(user, chosen, "runs"), clip_model=None, progress=True, settings=user)
         png = metric_plot(table)
         return summarize(table, ["sampler", "steps"]).round(3), Image.open(io.BytesIO(png)) if png else None
 
@@ -47,6 +48,8 @@ def build(settings, shared: dict) -> dict:
     def do_suite(path, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         if not path:
             raise gr.Error("Pick a suite.")
+        if path not in {str(p) for p in suite_files(SUITES)}:
+            raise gr.Error("Pick one of the listed suites.")
         result = run_suite(path, settings=user_settings(settings, request), progress=True)
         import pandas as pd
 

@@ -10,8 +10,9 @@ import gradio as gr
 
 from ..generate import SAMPLERS, generate
 from ..metrics import score
+from ..names import check_name
 from ..packs import builtin_packs, get_pack
-from .common import folders, friendly, user_settings
+from .common import folders, friendly, own, user_settings
 
 
 def _numbers(text: str, what: str) -> list[int]:
@@ -79,7 +80,10 @@ def build(settings, shared: dict) -> dict:
         if not pack_list or not sampler_list:
             raise gr.Error("Pick at least one pack and one sampler.")
         user = user_settings(settings, request)
-        out = Path(user.home) / "runs" / f"{Path(chosen).name}-{'-'.join(pack_list)}"
+        chosen = own(user, chosen, "likenesses")
+        if set(pack_list) - set(builtin_packs()):
+            raise gr.Error("Pick packs from the list.")
+        out = Path(user.home) / "runs" / check_name(f"{chosen.name}-{'-'.join(pack_list)}", "run name")
         result = generate(chosen, pack_list, out, samplers=sampler_list, steps=_numbers(step_text, "Steps"),
                           seeds=_numbers(seed_text, "Seeds"), prompts_per_pack=int(prompts_per_pack) or None,
                           settings=user, progress=True)

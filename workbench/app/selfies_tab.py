@@ -13,7 +13,7 @@ import gradio as gr
 
 from ..images import list_images, load_image
 from ..selfies import check_selfies
-from .common import friendly, user_settings
+from .common import friendly, own, user_settings
 
 SAMPLES = Path(__file__).resolve().parent.parent.parent / "datasets" / "sample-selfies"
 COLOURS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e"}
@@ -89,12 +89,16 @@ def build(settings) -> dict:
         return _run(folder)
 
     @friendly
-    def drop(folder, names, progress=gr.Progress(track_tqdm=True)):
+    def drop(folder, names, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         if not folder:
             raise gr.Error("Check a set first.")
+        user = user_settings(settings, request)
+        folder = own(user, folder, "selfie-sets")
+        present = {p.name for p in folder.iterdir() if p.is_file()}
         for name in names or []:
-            (Path(folder) / name).unlink(missing_ok=True)
-        return _run(Path(folder))
+            if name in present:  # only files of this set, by their plain name: never a path
+                (folder / name).unlink()
+        return _run(folder)
 
     def _run(folder: Path):
         report = check_selfies(folder, out=folder.parent / "current-check", progress=True)

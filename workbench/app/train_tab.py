@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 
 from ..likeness import train_likeness  # noqa: E402
 from ..models import FAMILIES, weights_status  # noqa: E402
-from .common import friendly, user_settings  # noqa: E402
+from ..names import check_name, inside
+from .common import friendly, own, user_settings  # noqa: E402
 
 
 def available_families(settings) -> list[str]:
@@ -64,7 +65,9 @@ def build(settings, shared: dict) -> dict:
         if not folder:
             raise gr.Error("Check a selfie set in the Selfies tab first.")
         user = user_settings(settings, request)
-        out = Path(user.home) / "likenesses" / (likeness_name or "me")
+        name = check_name((likeness_name or "me").strip(), "likeness name")
+        out = inside(Path(user.home) / "likenesses", Path(user.home) / "likenesses" / name)
+        own(user, folder, "selfie-sets")
         options = {"rank": int(lora_rank), "class_word": word}
         if n_steps:
             options["steps"] = int(n_steps)

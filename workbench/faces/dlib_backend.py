@@ -33,6 +33,8 @@ HAAR_MAX_SIDE = 1600  # the Haar fallback runs on a 2x copy capped at this side
 PROFILE_YAW = 75.0  # nominal |yaw| of a face only the profile detector sees (the landmarks cannot measure it)
 MIN_DET_SCORE = 0.3  # HOG margins below this were false positives on the fixture photos
 NATIVE_THRESHOLD = 0.6
+MIN_ANALYSIS_SIDE = 16  # no face fits below this; the detectors are never given such an image
+MAX_ASPECT = 8
 SIM_AT_THRESHOLD = 0.30
 
 
@@ -72,6 +74,8 @@ class DlibAnalyzer:
         self.min_score = min_score
 
     def analyze(self, image: Image.Image) -> list[Face]:
+        if min(image.size) < MIN_ANALYSIS_SIDE or max(image.size) > MAX_ASPECT * min(image.size):
+            return []  # dlib's CNN raised (and once corrupted the heap) on 8 px and 3000 x 1 images
         pixels = np.asarray(image.convert("RGB"))
         scale = min(1.0, DETECT_MAX_SIDE / max(image.size))
         small = pixels if scale == 1.0 else np.asarray(

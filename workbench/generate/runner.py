@@ -119,38 +119,18 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
                        "steps": sorted({j.steps for j in jobs}), "guidance": guidance, "size": size,
                        "prompts_per_pack": prompts_per_pack, "batch_size": batch_size}
     manifest.seeds, manifest.status, manifest.error = list(seeds), "running", None
-    write_manifest(out, manifest)
-    # 3. render. Batches are planned over the whole grid, never over what is left: CPU and GPU kernels
-    # may round differently at another batch size, so a resumed image is re-rendered in its original
-    # batch (only the missing files are written) and comes out bit-identical.
-    with stage(out, manifest):  # a crash or Ctrl-C leaves 'failed' / 'cancelled', never 'running'
-        batches = plan_batches(jobs, batch_size)
-        pending = [b for b in batches if any(j.image_id not in rows for j in b)]
-        if pending:
-            started = time.perf_counter()
-            pipe, source = renderer or load_renderer(likeness, fam, base, settings, compile)
-            manifest.timings["load_seconds"] = time.perf_counter() - started
-            manifest.outputs["model"] = source.as_dict()
-            scheduler_config = dict(pipe.scheduler.config)
-            bar = tqdm(total=len(todo), desc="generating", disable=not progress, unit="img")
-            current = None
-            for batch in pending:
-                if batch[0].sampler != current:
-                    current = batch[0].sampler
-                    pipe.scheduler = make_scheduler(current, fam.arch, scheduler_config)
-                missing = {j.image_id for j in batch if j.image_id not in rows}
-                rows.update(render_batch(pipe, batch, fam, likeness, source, out, only=missing))
-                write_table(pd.DataFrame(list(rows.values())), out / TABLE)
-                bar.update(len(missing))
-            bar.close()
-    # 4. the table: images of earlier renders with other settings stay in the record (first), then this
-    # plan's, in plan order. A run folder only ever gains images.
-    planned = {j.image_id for j in jobs}
-    earlier = [r for key, r in rows.items() if key not in planned]
-    table = pd.DataFrame(earlier + [rows[j.image_id] for j in jobs if j.image_id in rows])
-    write_table(table, out / TABLE)
-    manifest.status, manifest.outputs["images"] = "done", len(table)
-    write_manifest(out, manifest)
+    with stage(out, manifest):  # one writer per run folder; a crash or Ctrl-C is recorded, never 'running'
+        write_manifest(out, manifest)
+        render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, settings, batch_size, progress, compile,
+                       renderer)
+        # 4. the table: images of earlier renders with other settings stay in the record (first), then this
+        # plan's, in plan order. A run folder only ever gains images.
+        planned = {j.image_id for j in jobs}
+        earlier = [r for key, r in rows.items() if key not in planned]
+        table = pd.DataFrame(earlier + [rows[j.image_id] for j in jobs if j.image_id in rows])
+        write_table(table, out / TABLE)
+        manifest.status, manifest.outputs["images"] = "done", len(table)
+        write_manifest(out, manifest)
     return GenerationRun(out, table)
 
 
@@ -179,6 +159,32 @@ def compile_denoiser(pipe) -> None:
     for module in denoiser.modules():
         if type(module).__name__ in {"BasicTransformerBlock", "ResnetBlock2D"}:
             module.compile()
+
+
+def render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, settings, batch_size, progress, compile,
+                   renderer) -> None:
+    """3. Render what is missing. Batches are planned over the whole grid, never over what is left: CPU
+    and GPU kernels may round differently at another batch size, so a resumed image is re-rendered in its
+    original batch (only the missing files are written) and comes out bit-identical."""
+    batches = plan_batches(jobs, batch_size)
+    pending = [b for b in batches if any(j.image_id not in rows for j in b)]
+    if pending:
+        started = time.perf_counter()
+        pipe, source = renderer or load_renderer(likeness, fam, base, settings, compile)
+        manifest.timings["load_seconds"] = time.perf_counter() - started
+        manifest.outputs["model"] = source.as_dict()
+        scheduler_config = dict(pipe.scheduler.config)
+        bar = tqdm(total=len(todo), desc="generating", disable=not progress, unit="img")
+        current = None
+        for batch in pending:
+            if batch[0].sampler != current:
+                current = batch[0].sampler
+                pipe.scheduler = make_scheduler(current, fam.arch, scheduler_config)
+            missing = {j.image_id for j in batch if j.image_id not in rows}
+            rows.update(render_batch(pipe, batch, fam, likeness, source, out, only=missing))
+            write_table(pd.DataFrame(list(rows.values())), out / TABLE)
+            bar.update(len(missing))
+        bar.close()
 
 
 def plan_batches(jobs: list[Job], batch_size: int) -> list[list[Job]]:

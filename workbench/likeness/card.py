@@ -15,6 +15,27 @@ KOHYA_FILE = "lora_kohya.safetensors"  # the same LoRA in kohya/A1111 keys, for 
 CARD_FILE = "likeness.json"
 
 
+REQUIRED_KEYS = ("family", "token", "class_word", "config", "curve", "chosen_step", "model")
+
+
+def check_lora_file(path: Path) -> None:
+    """The LoRA exists and its safetensors header parses, before anything loads it."""
+    if not path.is_file():
+        raise WorkbenchError(f"{path}: the likeness has no LoRA file; retrain it (training resumes).")
+    raw = path.open("rb").read(8)
+    size = int.from_bytes(raw, "little") if len(raw) == 8 else -1
+    try:
+        if not 0 < size <= min(100 * 2**20, path.stat().st_size - 8):
+            raise ValueError("bad header length")
+        with path.open("rb") as handle:
+            handle.seek(8)
+            header = json.loads(handle.read(size))
+        if not isinstance(header, dict) or not any(k != "__metadata__" for k in header):
+            raise ValueError("no tensors")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WorkbenchError(f"{path}: not a readable LoRA (safetensors) file ({exc}); retrain the likeness.") from exc
+
+
 @dataclass
 class Likeness:
     path: Path
@@ -22,12 +43,22 @@ class Likeness:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Likeness:
-        path = Path(path)
+        path = Path(path).resolve()
         card_path = path / CARD_FILE
         if not card_path.is_file():
             raise WorkbenchError(f"{path}: not a finished likeness (no {CARD_FILE}). Train one with "
                                  f"`workbench train SELFIES --out {path}` (it resumes if interrupted).")
-        return cls(path=path, card=json.loads(card_path.read_text(encoding="utf-8")))
+        try:
+            card = json.loads(card_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise WorkbenchError(f"{card_path}: not a valid likeness card ({type(exc).__name__}); retrain with "
+                                 f"`workbench train SELFIES --out {path}`.") from exc
+        missing = [key for key in REQUIRED_KEYS if not isinstance(card, dict) or key not in card]
+        if missing:
+            raise WorkbenchError(f"{card_path}: missing {', '.join(missing)}; this is not a likeness card the "
+                                 "workbench wrote. Retrain, or point at the right folder.")
+        check_lora_file(path / LORA_FILE)
+        return cls(path=path, card=card)
 
     @property
     def family(self) -> str:

@@ -16,6 +16,22 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 KOHYA_ARCHS = {"sd", "sdxl"}
+
+
+def canonical_safetensors(path: str | os.PathLike) -> Path:
+    """Rewrite a .safetensors header with sorted keys: safetensors writes its header from a hash map, so
+    identical tensors gave different bytes and checksums could not show reproducibility. The data
+    section is untouched (its offsets are relative to it); the header stays padded to 8 bytes."""
+    from ..store import atomic_write_bytes
+
+    path = Path(path)
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    atomic_write_bytes(path, len(text).to_bytes(8, "little") + text + raw[8 + size:])
+    return path
 BASE_VERSION = {"sd": "sd_v1", "sdxl": "sdxl_base_v1-0"}
 
 
@@ -68,5 +84,6 @@ def export_kohya(lora_file: str | os.PathLike, target: str | os.PathLike, family
     target = Path(target)
     scratch = target.with_name(f".{target.name}.tmp")
     save_file({k: v.contiguous() for k, v in kohya.items()}, str(scratch), metadata=info)
+    canonical_safetensors(scratch)
     os.replace(scratch, target)
     return target

@@ -21,11 +21,12 @@ from ..config import Settings
 from ..errors import WorkbenchError
 from ..faces import get_analyzer
 from ..models import get_family, load_pipeline
+from ..models.loading import ensure_available
 from ..store import Manifest, atomic_write_json, file_sha256, read_manifest, stage, write_manifest, write_table
 from .adapters import adapter_for
 from .card import CARD_FILE, KOHYA_FILE, LORA_FILE, Likeness
 from .config import TrainConfig
-from .export import KOHYA_ARCHS, export_kohya
+from .export import KOHYA_ARCHS, canonical_safetensors, export_kohya
 from .prepare import prepare_training_set
 from .probe import probe_checkpoint, select_checkpoint
 from .splits import Splits, make_splits
@@ -88,6 +89,7 @@ def setup(selfies, out: Path, family: str, settings: Settings, analyzer, progres
 
     config = TrainConfig(family=family, **options)
     fam = get_family(config.family)
+    ensure_available(fam, config.base, settings)  # missing weights fail now, not after the selfie check
     analyzer = analyzer or get_analyzer()
     if report is None:
         report = check_selfies(selfies, analyzer=analyzer, out=out / "check", progress=progress)
@@ -127,6 +129,10 @@ def setup(selfies, out: Path, family: str, settings: Settings, analyzer, progres
             param.data = param.data.float()
     if config.gradient_checkpointing:
         denoiser.enable_gradient_checkpointing()
+    # Train mode from the first step: from_pretrained returns eval mode and the probes switch to train
+    # mode afterwards; attention kernels differ between the two, so a resumed run (eval until its first
+    # probe) drifted from an uninterrupted one by ~1e-8.
+    denoiser.train()
     encoders = add_text_encoder_lora(adapter, config, fam) if config.train_text_encoder else []
     params = [p for m in (denoiser, *encoders) for p in m.parameters() if p.requires_grad]
     # 4. caches: images (and, with frozen text encoders, captions) are encoded once; the encoders then
@@ -433,6 +439,7 @@ def save_checkpoint(out: Path, pipe, adapter, optimizer, schedule, step: int, cu
     staging.mkdir(parents=True)
     type(pipe).save_lora_weights(staging, **layers, **_jsonable(metadata), weight_name=LORA_FILE,
                                  safe_serialization=True)
+    canonical_safetensors(staging / LORA_FILE)
     torch.save({"step": step, "lora": {k: v.detach().cpu() for k, v in peft_state.items()},
                 "text_encoders": [{k: v.detach().cpu() for k, v in st.items()} for st in encoder_states],
                 "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "curve": curve,

@@ -109,6 +109,25 @@ def quantization_config(family: Family, source: ModelSource, quantize: str, dtyp
         quant_kwargs={"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_compute_dtype": dtype})
 
 
+def ensure_available(family: Family | str, base: str | None, settings: Settings) -> ModelSource:
+    """Fail fast (before a 30 s selfie check) when a family's weights are neither here nor fetchable."""
+    family = get_family(family) if isinstance(family, str) else family
+    source = resolve_source(family, base, settings)
+    if source.kind == "local" and not (Path(source.location) / "model_index.json").is_file():
+        raise ModelNotAvailable(f"{source.location}: not a diffusers model directory (no model_index.json). "
+                                f"Download one with `hf download {family.hub_id} --local-dir {source.location}`.")
+    if source.kind == "hub" and not settings.hub_available():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(source.location, "model_index.json")
+        except Exception:  # a broken cache is "not here"
+            cached = None
+        if not isinstance(cached, str):
+            raise _not_available(family, source, ConnectionError("offline and not in the local cache"))
+    return source
+
+
 def load_pipeline(family: Family | str, base: str | None = None, settings: Settings | None = None,
                   device: str | None = None, dtype: str | None = None,
                   quantize: str | None = None) -> tuple[Any, ModelSource]:

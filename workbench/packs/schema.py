@@ -28,6 +28,17 @@ class PackPrompt(BaseModel):
     guidance: float | None = Field(None, ge=0)
     size: int | None = Field(None, ge=32)
 
+    @field_validator("id")
+    @classmethod
+    def _safe_id(cls, value: str) -> str:
+        """An id names the image files: a name, never a path."""
+        from ..names import RULE, check_name
+
+        try:
+            return check_name(value, "prompt id")
+        except Exception:
+            raise ValueError(f"prompt ids are names ({RULE}), got {value!r}") from None
+
     @field_validator("prompt")
     @classmethod
     def _has_subject(cls, value: str) -> str:
@@ -60,6 +71,17 @@ class Pack(BaseModel):
             raise ValueError("pack names are kebab-case, e.g. corporate-headshot")
         return value
 
+    @field_validator("prompts")
+    @classmethod
+    def _unique_ids(cls, value: list[PackPrompt]) -> list[PackPrompt]:
+        """Two prompts with one id would write the same image files: one would silently replace the other."""
+        seen: set[str] = set()
+        for prompt in value:
+            if prompt.id in seen:
+                raise ValueError(f"prompt id {prompt.id!r} appears twice; ids must be unique in a pack")
+            seen.add(prompt.id)
+        return value
+
 
 def _line_of(node: yaml.Node, location: tuple) -> int | None:
     """1-based line of the YAML node at a pydantic error location."""
@@ -77,13 +99,13 @@ def _line_of(node: yaml.Node, location: tuple) -> int | None:
 
 
 def load_pack(path: str | os.PathLike) -> Pack:
+    from ..safeyaml import load_yaml_text
+
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    data = load_yaml_text(path)  # size, alias and encoding limits; ConfigError naming the file
+    node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a pack is a YAML mapping (name, description, prompts).")
     try:
         return Pack.model_validate(data)
     except ValidationError as exc:

@@ -12,7 +12,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..errors import WorkbenchError
-from ..images import list_images
+from ..images import folder_entries, list_images
 from ..store import Manifest, atomic_write_json, write_manifest, write_table
 from .photo import PhotoCheck, check_photo
 from .setcheck import find_duplicates, find_intruders, pose_coverage, variety, verdict
@@ -64,8 +64,8 @@ def check_selfies(folder: str | os.PathLike, analyzer=None, thresholds: Threshol
     folder = Path(folder)
     if not folder.is_dir():
         raise WorkbenchError(f"{folder}: not a folder of photos. Pass the folder that holds your selfies.")
-    files = list_images(folder)
-    if not files:
+    files = folder_entries(folder)  # photos, and whatever else is there: every entry gets a card
+    if not list_images(folder):
         raise WorkbenchError(f"{folder}: no photos found (looked for .jpg .jpeg .png .webp .heic .tif .bmp).")
     analyzer = analyzer or get_analyzer()
     limits = thresholds or DEFAULT_THRESHOLDS

@@ -135,6 +135,12 @@ def _near_copy(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     return _to_image(np.asarray(copy, dtype=np.float32) / 255.0 * rng.uniform(0.96, 1.04))
 
 
+# Strengths that mean something for each kind (a negative darkening brightened photos to white).
+STRENGTH_RANGE = {"blur": (0.0, 20.0), "darken": (0.0, 6.0), "overexpose": (0.0, 6.0), "noise": (0.0, 10.0),
+                  "jpeg": (0.0, 4.95), "downscale": (0.0, 6.0), "beauty": (0.0, 3.0), "occlusion": (0.0, 3.0),
+                  "duplicates": (0.0, 100.0), "intruder": (0.0, 100.0), "fewer": (1.0, 1000.0)}
+
+
 def degrade_set(folder: str | os.PathLike, out: str | os.PathLike, kind: str, strength: float, seed: int = 0,
                 fraction: float = 1.0, others: str | os.PathLike | None = None, analyzer=None) -> Path:
     """Write a degraded copy of the selfie set ``folder`` to ``out`` with ``manifest.json`` (kind,
@@ -145,6 +151,11 @@ def degrade_set(folder: str | os.PathLike, out: str | os.PathLike, kind: str, st
 
     if kind not in KINDS:
         raise unknown_name("degradation", kind, KINDS)
+    if not 0 < fraction <= 1:
+        raise WorkbenchError(f"--fraction {fraction:g}: the share of photos to degrade must be in (0, 1].")
+    low, high = STRENGTH_RANGE.get(kind, (0.0, 10.0))
+    if not low <= strength <= high:
+        raise WorkbenchError(f"--strength {strength:g} for {kind}: must lie in [{low:g}, {high:g}] ({KINDS[kind]}).")
     folder, out = Path(folder), Path(out)
     files = list_images(folder)
     if not files:

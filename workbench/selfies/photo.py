@@ -19,6 +19,8 @@ from .thresholds import Thresholds
 # Photos are analysed at most this large (12 MP JPEGs decode at 1/2 scale): faces stay far above
 # every size threshold, and a 30-photo phone set is checked in seconds.
 ANALYSIS_MAX_SIDE = 2000
+MIN_PHOTO_SIDE = 64  # below this there is no face to check, and detectors misbehave
+MAX_PHOTO_ASPECT = 4  # phone photos are at most ~2.2:1; a longer strip is not a selfie
 
 # The stable flag vocabulary (documented in README). Severity decides pass / warn / fail.
 FAIL_FLAGS = {"unreadable", "no_face", "face_too_small", "blurry", "too_dark", "too_bright", "different_person"}
@@ -83,8 +85,31 @@ def sharpness(gray: np.ndarray) -> float:
     return lap / max(float(gray.std()), 5.0) ** 2 * 2500.0
 
 
+def refused_entry(path: Path) -> PhotoCheck | None:
+    """A card for what is in a selfie folder but is not a photo we may read: a link, a folder, a
+    GIF, a file without a photo extension. None for a regular photo file."""
+    from ..images import IMAGE_SUFFIXES
+
+    result = PhotoCheck(file=path.name)
+    result.scores["readable"] = 0.0
+    if path.is_symlink():
+        result.flag("unreadable", "This is a link to another file, which is never followed (it could point at "
+                    "someone else's photo). Copy the photo itself into the folder.")
+    elif path.is_dir():
+        result.flag("unreadable", "This is a folder, not a photo. Put the photos directly in the set's folder.")
+    elif path.suffix.lower() not in IMAGE_SUFFIXES:
+        kind = f"a {path.suffix.lower()} file" if path.suffix else "a file without an extension"
+        result.flag("unreadable", f"This is {kind}, not a supported photo. Export it as JPEG, PNG, WebP or HEIC.")
+    else:
+        return None
+    return result
+
+
 def check_photo(path: Path, analyzer, limits: Thresholds, name: str | None = None) -> PhotoCheck:
     """Run every per-photo check on one file; never raises for a bad photo."""
+    refused = refused_entry(path)
+    if refused is not None:
+        return refused
     result = PhotoCheck(file=name or path.name)
     # 1. read
     try:
@@ -94,6 +119,14 @@ def check_photo(path: Path, analyzer, limits: Thresholds, name: str | None = Non
         result.flag("unreadable", f"{exc.detail}. {exc.fix}")
         return result
     result.size = image.info.get("original_size", image.size)
+    short, long = min(result.size), max(result.size)
+    if short < MIN_PHOTO_SIDE or long > MAX_PHOTO_ASPECT * short:  # refused before any detector sees it
+        result.scores["readable"] = 0.0
+        what = (f"only {result.size[0]}x{result.size[1]} px" if short < MIN_PHOTO_SIDE
+                else f"{result.size[0]}x{result.size[1]} px, a strip rather than a photo")
+        result.flag("unreadable", f"The image is {what}; use a photo of at least {MIN_PHOTO_SIDE} px on the "
+                    f"short side and no longer than {MAX_PHOTO_ASPECT}:1.")
+        return result
     scale = result.scale = image.width / result.size[0]
     result.phash = imagehash.phash(image)
     result.scores["short_side_px"] = float(min(result.size))

@@ -7,8 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ConfigError
 
@@ -18,6 +17,16 @@ class Degradation(BaseModel):
     kind: str
     strength: float
     fraction: float = Field(1.0, gt=0, le=1)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        """The kind becomes part of a cell's folder: only the registered kinds."""
+        from ..selfies.degrade import KINDS
+
+        if value not in KINDS:
+            raise ValueError(f"unknown degradation {value!r}; known: {', '.join(KINDS)}")
+        return value
 
     @property
     def id(self) -> str:
@@ -44,6 +53,16 @@ class GridSpec(BaseModel):
     clip_model: str | None = None  # hub id or local dir; None skips CLIP metrics (reason in every row)
     source: str = ""  # the file it came from (set by the loader)
 
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        """The name becomes folder names (study-<name>, suite-<name>): a name, never a path."""
+        from ..names import NAME, RULE
+
+        if not NAME.match(value) or ".." in value:
+            raise ValueError(f"names are {RULE}, got {value!r}")
+        return value
+
     def path(self, value: str) -> Path:
         """A path in the spec: absolute or relative to the spec's folder. One that does not exist is an
         error naming the spec, never a silent fallback to some other folder."""
@@ -69,7 +88,10 @@ class StudySpec(GridSpec):
         """(name, folder) per person; the name is the folder's name (unique, or an error)."""
         if not (self.identities or self.selfies):
             raise ConfigError(f"{self.source}: name the photos: 'selfies: FOLDER' or 'identities: [FOLDER, ...]'.")
-        sets = [(Path(s).name, self.path(s)) for s in (self.identities or [self.selfies])]
+        from ..names import check_name
+
+        sets = [(check_name(Path(s).resolve().name, "identity folder"), self.path(s))
+                for s in (self.identities or [self.selfies])]
         names = [name for name, _ in sets]
         if len(set(names)) != len(names):
             raise ConfigError(f"{self.source}: identities must have distinct folder names, got {names}.")
@@ -78,13 +100,14 @@ class StudySpec(GridSpec):
 
 def load_yaml(path: str | os.PathLike, model: type[BaseModel]) -> Any:
     """Parse and validate; errors name the file and the field."""
+    from ..safeyaml import load_yaml_text
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such spec file.")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc}).") from exc
+    data = load_yaml_text(path) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a spec is a YAML mapping of fields.")
     try:
         return model.model_validate({**data, "source": str(path.resolve())})
     except ValidationError as exc:

@@ -1,0 +1,52 @@
+"""YAML for specs and packs, with limits: a file over ``MAX_BYTES`` or a document whose aliases expand
+past ``MAX_NODES`` nodes (a "billion laughs" bomb: 571 bytes grew past 3 GB once written) is refused
+before anything is built from it. Non-UTF-8 text is refused with the file named."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+MAX_BYTES = 1 << 20
+MAX_NODES = 100_000
+
+
+def _expanded_size(node: yaml.Node, limit: int) -> int:
+    """Nodes in the document with every alias expanded, counted up to ``limit``."""
+    count, stack = 0, [node]
+    while stack:
+        current = stack.pop()
+        count += 1
+        if count > limit:
+            return count
+        if isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+        elif isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                stack.extend((key, value))
+    return count
+
+
+def load_yaml_text(path: str | os.PathLike) -> Any:
+    """Parse ``path`` safely (plain data only, size and alias limits), or a ConfigError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file.")
+    if path.stat().st_size > MAX_BYTES:
+        raise ConfigError(f"{path}: {path.stat().st_size} bytes; a spec or pack is at most {MAX_BYTES} bytes.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8.") from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc}).") from exc
+    if node is not None and _expanded_size(node, MAX_NODES) > MAX_NODES:
+        raise ConfigError(f"{path}: expands to more than {MAX_NODES} YAML nodes through aliases; refused.")
+    return yaml.safe_load(text)
