@@ -47,3 +47,30 @@ def test_names_are_never_paths(tmp_path):
     (tmp_path / "alice" / "link").symlink_to(tmp_path)
     with pytest.raises(ConfigError, match="outside"):
         inside(tmp_path / "alice", tmp_path / "alice" / "link" / "bob")
+
+
+def test_unauthenticated_visitors_see_no_server_paths_or_schemas(tmp_path):
+    import re
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from workbench.app import build_app
+    from workbench.config import Settings
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = build_app(Settings(home=tmp_path, device="cpu", offline=True))
+    app.queue().launch(server_name="127.0.0.1", server_port=port, auth=("ana", "secret"), prevent_thread_lock=True,
+                       quiet=True)
+    try:
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read().decode()
+        assert not re.search(r"(/work|/tmp|/root|/home)/[\w.-]+/", page), "server paths in the login page"
+        assert "evaluation/suites" not in page and "parameter_default" not in page
+        for path in ("/config", "/gradio_api/info"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10)
+            assert refused.value.code == 401
+    finally:
+        app.close()

@@ -109,6 +109,11 @@ def test_check_train_generate_in_the_browser(server):
         page.get_by_role("option").first.click()
         expect(page.locator("#compare-a-plot img")).to_be_visible(timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "5-compare.png"), full_page=True)
+        # Delete my data: refused until confirmed, then everything of this user goes
+        page.get_by_text("Delete my data").first.click()
+        page.locator("#delete-sure input").check()
+        page.locator("#delete-data").click()
+        expect(page.locator("#delete-receipt")).to_contain_text("Nothing of yours is left", timeout=60_000)
         browser.close()
 
 

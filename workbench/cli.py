@@ -215,6 +215,29 @@ def score_cmd(run: Path, references: Path = typer.Option(None, help="Test photos
 
 
 @app.command()
+def delete(path: Path = typer.Argument(None, help="A selfie set, likeness, run, study or photo in the workspace."),
+           cascade: bool = typer.Option(False, help="Also everything derived from it (likenesses from a set, runs "
+                                        "from a likeness, reports from a run), following the manifests."),
+           older_than: str = typer.Option(None, help="Instead of PATH: every stage older than this (30d, 12h)."),
+           dry_run: bool = typer.Option(False, help="List what would be removed; remove nothing."),
+           home: Path = HomeOpt):
+    """Remove a person's data for real, with a receipt of every file removed. Refuses paths outside the
+    workspace."""
+    from .retention import delete as delete_data
+    from .retention import sweep
+
+    settings = _settings(home)
+    if (path is None) == (older_than is None):
+        raise typer.BadParameter("give either PATH or --older-than")
+    receipt = sweep(settings.home, older_than, dry_run) if older_than else delete_data(
+        path, settings.home, cascade=cascade, dry_run=dry_run)
+    for line in receipt.lines():
+        typer.echo(("would be " if dry_run else "") + line)
+    typer.echo(f"{len(receipt.removed_files)} files {'would be ' if dry_run else ''}removed"
+               + (f", {len(receipt.skipped)} skipped (in use)" if receipt.skipped else ""))
+
+
+@app.command()
 def study(spec: Path = typer.Argument(..., help="Study YAML (see evaluation/studies/)."),
           out: Path = typer.Option(None, help="Study folder (default: <home>/reports/study-<name>)."),
           shard: str = typer.Option(None, help="i/n: run every n-th cell from i (default: accelerate's rank)."),

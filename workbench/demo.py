@@ -61,7 +61,7 @@ def run_demo(settings: Settings | None = None, family: str = "tiny-sd", base: st
                         check=report.table()[["file", "status", "flags", "advice"]],
                         curve=pd.DataFrame(likeness.card["curve"]), images=run.table, image_root=run.path,
                         scores=scores, tiny=fam.random_weights)
-    write_manifest(out, Manifest(kind="report", status="done", inputs={"selfies": str(selfies),
+    write_manifest(out, Manifest(kind="report", status="done", inputs={"selfies": str(Path(selfies).resolve()),
                    "likeness": str(likeness.path), "run": str(run.path)}, config={"family": fam.name, "base": base},
                    seeds=[0, 1], timings={"seconds": time.perf_counter() - started},
                    outputs={"html": str(page), "markdown": str(out / "report.md")}))

@@ -13,16 +13,20 @@ from ..errors import ConfigError
 def build_app(settings: Settings | None = None):
     import gradio as gr
 
-    from . import compare_tab, evaluate_tab, packs_tab, selfies_tab, train_tab
+    from . import compare_tab, data_tab, evaluate_tab, packs_tab, selfies_tab, train_tab
 
     settings = settings or Settings()
-    with gr.Blocks(title="Likeness Workbench") as app:
+    # Gradio's own temporary files (uploads, downloads) older than an hour are removed every hour.
+    with gr.Blocks(title="Likeness Workbench", delete_cache=(3600, 3600)) as app:
         gr.Markdown("# Likeness Workbench\nCheck selfies → train a likeness → generate packs → evaluate.")
         shared = selfies_tab.build(settings)
         train_tab.build(settings, shared)
         packs_tab.build(settings, shared)
         evaluate_tab.build(settings, shared)
         compare_tab.build(settings, shared)
+        data_tab.build(settings)
+    for fn in app.fns.values():  # no endpoint schemas in the page: the UI is the only client
+        fn.api_visibility = "private"
     return app
 
 
@@ -50,8 +54,8 @@ def parse_auth(auth: str | None, host: str, share: bool) -> tuple[str, str] | No
 
 
 def launch(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None,
-           share: bool = False) -> None:
+           share: bool = False, max_file_size: str = "25mb") -> None:
     credentials = parse_auth(auth, host, share)
     app = build_app(settings)
     app.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, auth=credentials, share=share,
-                                                 show_error=True)
+                                                 show_error=True, max_file_size=max_file_size)

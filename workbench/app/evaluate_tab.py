@@ -26,7 +26,7 @@ def build(settings, shared: dict) -> dict:
                                elem_id="score-summary")
         plot = gr.Image(label="Metrics vs steps", type="pil")
         with gr.Row():
-            suite = gr.Dropdown([str(p) for p in suite_files(SUITES)], label="QA suite", elem_id="suite-choice")
+            suite = gr.Dropdown([p.stem for p in suite_files(SUITES)], label="QA suite", elem_id="suite-choice")
             suite_button = gr.Button("Run suite")
         verdict = gr.Markdown(elem_id="suite-verdict")
         checks = gr.Dataframe(label="Thresholds", interactive=False)
@@ -48,8 +48,10 @@ def build(settings, shared: dict) -> dict:
     def do_suite(path, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         if not path:
             raise gr.Error("Pick a suite.")
-        if path not in {str(p) for p in suite_files(SUITES)}:
+        suites = {p.stem: p for p in suite_files(SUITES)}  # names in the page, never server paths
+        if path not in suites:
             raise gr.Error("Pick one of the listed suites.")
+        path = suites[path]
         result = run_suite(path, settings=user_settings(settings, request), progress=True)
         import pandas as pd
 

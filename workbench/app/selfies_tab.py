@@ -16,6 +16,7 @@ from ..selfies import check_selfies
 from .common import friendly, own, user_settings
 
 SAMPLES = Path(__file__).resolve().parent.parent.parent / "datasets" / "sample-selfies"
+MAX_UPLOADS = 60  # per check; the size of each file is capped by the server (launch(max_file_size=...))
 COLOURS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e"}
 
 
@@ -81,11 +82,17 @@ def build(settings) -> dict:
         folder = Path(user.home) / "selfie-sets" / "current"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
+        if len(files or []) > MAX_UPLOADS:
+            raise gr.Error(f"{len(files)} files: upload at most {MAX_UPLOADS} photos (10-30 is the right number).")
+        if sample_name and sample_name not in sample_sets():
+            raise gr.Error("Pick one of the listed sample sets.")
         sources = [Path(f) for f in files or []] or (list_images(SAMPLES / sample_name) if sample_name else [])
         if not sources:
             raise gr.Error("Upload some selfies or pick a sample set first.")
         for source in sources:
             shutil.copyfile(source, folder / Path(source).name)
+        for upload in files or []:  # Gradio's temporary copy of someone's face: gone once it is in the workspace
+            Path(upload).unlink(missing_ok=True)
         return _run(folder)
 
     @friendly

@@ -46,6 +46,7 @@ def study_inputs(spec: StudySpec) -> dict:
     from ..images import list_images
 
     return {"spec": spec.source, "spec_sha256": file_sha256(spec.source) if spec.source else None,
+            "identity_folders": {name: str(folder.resolve()) for name, folder in spec.identity_sets()},
             "identities": {name: {p.name: file_sha256(p) for p in list_images(folder)}
                            for name, folder in spec.identity_sets()}}
 
