@@ -85,7 +85,9 @@ def test_clip_metrics_run_offline_on_a_tiny_clip(tiny_clip, faces_dir):
 
     clip = ClipModel(tiny_clip)
     assert clip.unavailable is None
-    scorer = ClipScorer(clip)
+    scorer = ClipScorer(clip, iqa_model=clip)  # CLIP-IQA pluggable like CLIP score
+    own_weights = ClipScorer(clip)  # CLIP-IQA's own weights (piq) are not on this machine: said, not faked
+    assert own_weights.iqa_metric is None and "CLIP-IQA's own weights" in own_weights.iqa_unavailable
     lisa = [load_image(p) for p in list_images(faces_dir / "lisa_debruine")]
     london = [load_image(p) for n in ("004", "005", "006", "025") for p in list_images(faces_dir / f"london_{n}")]
     assert scorer.score(lisa[0], "photo of a woman") >= 0.0
@@ -116,7 +118,8 @@ def test_score_with_every_metric_and_all_recognizers(tiny_likeness, tiny_clip, s
 
     run = generate(tiny_likeness, ["beach"], tmp_path / "run", steps=[2], seeds=[0, 1], prompts_per_pack=1,
                    settings=settings, progress=False)
-    table = score(run.path, recognizers="all", clip_model=tiny_clip, fid_reference=faces_dir / "lisa_debruine",
+    table = score(run.path, recognizers="all", clip_model=tiny_clip, clip_iqa_model=tiny_clip,
+                  fid_reference=faces_dir / "lisa_debruine",
                   progress=False)
     assert set(table.metric) >= {"clip_score", "clip_iqa_quality", "fid_clip", "kid_clip"}
     fid = table[table.metric == "fid_clip"]

@@ -204,11 +204,14 @@ def score_cmd(run: Path, references: Path = typer.Option(None, help="Test photos
                                              help="CLIP hub id or local dir for CLIP score, CLIP-IQA, FID/KID; "
                                                   "'none' to skip."),
               fid_reference: Path = typer.Option(None, help="Real photos for FID/KID (at least 50; none: FID/KID are "
-                                                          "reported missing).")):
+                                                          "reported missing)."),
+              clip_iqa_model: str = typer.Option("clip_iqa", help="CLIP-IQA weights: clip_iqa (its own, via piq), a "
+                                                 "CLIP hub id or dir, or 'none'.")):
     """Score a generation run (identity + quality) and write scores.parquet."""
     from .metrics import score, summarize
 
     table = score(run, references=references, likeness=likeness, recognizers=list(recognizers),
+                  clip_iqa_model=None if clip_iqa_model == "none" else clip_iqa_model,
                   clip_model=None if clip_model == "none" else clip_model, fid_reference=fid_reference)
     typer.echo(summarize(table, ["sampler", "steps"]).to_string(index=False))
     typer.echo(f"scores: {run / 'scores.parquet'}")

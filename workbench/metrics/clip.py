@@ -85,19 +85,27 @@ def _pixels(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
 
 
-class ClipScorer:
-    """Per image: CLIP score against its prompt, and CLIP-IQA for each of ``IQA_PROMPTS``."""
+CLIP_IQA = "clip_iqa"  # the weights CLIP-IQA was defined with (Wang et al. 2023; RN50 CLIP, via piq)
 
-    def __init__(self, clip: ClipModel | str | None = DEFAULT_CLIP, settings: Settings | None = None):
+
+class ClipScorer:
+    """Per image: CLIP score against its prompt, and CLIP-IQA for each of ``IQA_PROMPTS``.
+
+    CLIP-IQA runs by default on the weights it was defined with (``clip_iqa``: torchmetrics loads them
+    through the ``piq`` package, which downloads them once); ``iqa_model`` plugs in another CLIP (a hub
+    id, a dir, or a loaded ``ClipModel``: what the offline tests do). Without its weights every row says why."""
+
+    def __init__(self, clip: ClipModel | str | None = DEFAULT_CLIP, settings: Settings | None = None,
+                 iqa_model: ClipModel | str | None = CLIP_IQA):
         self.clip = clip if isinstance(clip, ClipModel) else ClipModel(clip, settings)
         self.unavailable = self.clip.unavailable
+        self.iqa_unavailable = None
         self.score_metric = self.iqa_metric = None
         if self.clip.model is not None:
-            from torchmetrics.multimodal import CLIPImageQualityAssessment
             from torchmetrics.multimodal.clip_score import CLIPScore
 
             self.score_metric = CLIPScore(model_name_or_path=self.clip.pair)
-            self.iqa_metric = CLIPImageQualityAssessment(model_name_or_path=self.clip.pair, prompts=IQA_PROMPTS)
+        self.iqa_metric, self.iqa_unavailable = _iqa_metric(iqa_model, settings)
 
     def __call__(self, image: Image.Image, prompt: str) -> float | None:
         return self.score(image, prompt)
@@ -116,6 +124,24 @@ class ClipScorer:
         self.iqa_metric.reset()
         values = self.iqa_metric(_pixels(image)[None].float() / 255.0)
         return {f"clip_iqa_{p}": float(values[p].reshape(-1)[0]) for p in IQA_PROMPTS}
+
+
+def _iqa_metric(model: ClipModel | str | None, settings: Settings | None):
+    """(metric, None) or (None, why): CLIP-IQA on its own weights or a pluggable CLIP."""
+    from torchmetrics.multimodal import CLIPImageQualityAssessment
+
+    if model is None:
+        return None, "CLIP-IQA disabled"
+    if model == CLIP_IQA:
+        try:
+            return CLIPImageQualityAssessment(model_name_or_path=CLIP_IQA, prompts=IQA_PROMPTS), None
+        except Exception as exc:  # piq missing, or its weights not downloadable here
+            return None, (f"CLIP-IQA's own weights are not available here ({type(exc).__name__}): `pip install piq` "
+                          "on a connected machine loads them once; or pass --clip-iqa-model DIR")
+    clip = model if isinstance(model, ClipModel) else ClipModel(model, settings)
+    if clip.model is None:
+        return None, clip.unavailable
+    return CLIPImageQualityAssessment(model_name_or_path=clip.pair, prompts=IQA_PROMPTS), None
 
 
 class ClipFeatureExtractor(torch.nn.Module):

@@ -108,7 +108,7 @@ def _quality_rows(base: dict, image, faces, prompt: str | None, clip: ClipScorer
                  "reason": None if clip_value is not None else (clip.unavailable or "no prompt")})
     for metric, value in clip.iqa(image).items():
         rows.append({**base, "metric": metric, "value": value, "recognizer": None,
-                     "reason": None if value is not None else clip.unavailable})
+                     "reason": None if value is not None else clip.iqa_unavailable})
     return rows
 
 
@@ -182,7 +182,8 @@ def reference_files(run: Path, references: str | os.PathLike | None, likeness) -
 def score(run: str | os.PathLike, references: str | os.PathLike | None = None,
           recognizers: str | list[str] = "auto", clip_model: str | None = DEFAULT_CLIP,
           fid_reference: str | os.PathLike | None = None, progress: bool = True,
-          likeness=None, lpips: str | None = "alex", fmr: float = 1e-3, settings=None) -> pd.DataFrame:
+          likeness=None, lpips: str | None = "alex", fmr: float = 1e-3, settings=None,
+          clip_iqa_model: str | None = "clip_iqa") -> pd.DataFrame:
     """Score a generation run; writes ``scores.parquet`` into the run and returns it.
 
     Identity is measured against the likeness's **test** photos only (never trained on, never used to
@@ -204,7 +205,7 @@ def score(run: str | os.PathLike, references: str | os.PathLike | None = None,
 
     settings = settings or Settings()
     clip_model_obj = ClipModel(clip_model)
-    clip = ClipScorer(clip_model_obj)
+    clip = ClipScorer(clip_model_obj, iqa_model=clip_iqa_model if clip_iqa_model != clip_model else clip_model_obj)
     lpips_model = LpipsModel(lpips) if not isinstance(lpips, LpipsModel) else lpips
     items = images.to_dict("records")
     tables, recognizer_facts = [], {}
