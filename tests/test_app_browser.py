@@ -109,11 +109,51 @@ def test_check_train_generate_in_the_browser(server):
         page.get_by_role("option").first.click()
         expect(page.locator("#compare-a-plot img")).to_be_visible(timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "5-compare.png"), full_page=True)
+        # A long training: reload the page (the job survives and the tab reattaches), then cancel it
+        page.get_by_role("tab", name="Train").click()
+        page.locator("#likeness-name input, #likeness-name textarea").first.fill("slow")
+        page.locator("#train-steps input").fill("5000")
+        page.locator("#train-button").click()
+        running = re.compile(r"Training 'slow' · running · \d+/5000 steps · loss")
+        expect(page.locator("#train-status")).to_contain_text(running, timeout=120_000)
+        page.reload()
+        page.get_by_role("tab", name="Train").click()
+        expect(page.locator("#train-status")).to_contain_text(running, timeout=30_000)  # reattached
+        page.screenshot(path=str(ARTIFACTS / "6-reattached.png"), full_page=True)
+        page.locator("#train-cancel").click()
+        expect(page.locator("#train-status")).to_contain_text("cancelled", timeout=30_000)
+        page.get_by_role("tab", name="Packs").click()
+        page.locator("#refresh-likenesses").click()
+        page.locator("#likeness-choice input").click()
+        expect(page.get_by_role("option", name=re.compile("slow"))).to_have_count(0)  # never offered as finished
+        page.keyboard.press("Escape")
         # Delete my data: refused until confirmed, then everything of this user goes
         page.get_by_text("Delete my data").first.click()
         page.locator("#delete-sure input").check()
         page.locator("#delete-data").click()
         expect(page.locator("#delete-receipt")).to_contain_text("Nothing of yours is left", timeout=60_000)
+        browser.close()
+
+
+def test_uploads_with_one_name_and_a_pdf_each_get_a_card(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    photos = sorted(SUBJECT.glob("*.jpg"))[:3]
+    files = [{"name": "01.jpg", "mimeType": "image/jpeg", "buffer": p.read_bytes()} for p in photos]
+    files.append({"name": "notes.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4 not a photo"})
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server)
+        page.locator("#selfie-upload input[type=file]").set_input_files(files)
+        expect(page.locator("#selfie-upload").get_by_role("button", name="Remove this file")).to_have_count(4,
+                                                                                                         timeout=60_000)
+        page.locator("#check-button").click()
+        expect(page.locator(".photo-card")).to_have_count(4, timeout=120_000)
+        for name in ("01.jpg", "01 (2).jpg", "01 (3).jpg"):
+            expect(page.locator(f".photo-card[data-file='{name}']")).to_have_count(1)
+        expect(page.locator(".photo-card[data-file='notes.pdf']")).to_contain_text("not a supported photo")
+        page.screenshot(path=str(ARTIFACTS / "7-uploads.png"), full_page=True)
         browser.close()
 
 

@@ -397,7 +397,8 @@ def main() -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
-        typer.echo("interrupted; run the same command again to resume.", err=True)
+        typer.echo("interrupted: what was finished is kept (training keeps its last checkpoint, a run its images); "
+                   "run the same command again to resume.", err=True)
         sys.exit(130)
 
 

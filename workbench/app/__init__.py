@@ -20,11 +20,13 @@ def build_app(settings: Settings | None = None):
     with gr.Blocks(title="Likeness Workbench", delete_cache=(3600, 3600)) as app:
         gr.Markdown("# Likeness Workbench\nCheck selfies → train a likeness → generate packs → evaluate.")
         shared = selfies_tab.build(settings)
-        train_tab.build(settings, shared)
+        loads = train_tab.build(settings, shared).get("load", [])
         packs_tab.build(settings, shared)
         evaluate_tab.build(settings, shared)
         compare_tab.build(settings, shared)
         data_tab.build(settings)
+        for fn, outputs in loads:  # a reload reattaches to the user's running jobs
+            app.load(fn, None, outputs)
     for fn in app.fns.values():  # no endpoint schemas in the page: the UI is the only client
         fn.api_visibility = "private"
     return app

@@ -25,6 +25,17 @@ def sample_sets() -> list[str]:
         else []
 
 
+def unique_name(folder: Path, name: str) -> Path:
+    """``folder/name``, or ``name (2)``, ``name (3)``... when taken: uploads never overwrite each other and
+    keep the name the user knows."""
+    target = folder / Path(name).name
+    stem, suffix, n = target.stem, target.suffix, 2
+    while target.exists():
+        target = folder / f"{stem} ({n}){suffix}"
+        n += 1
+    return target
+
+
 def _thumb(path: Path) -> str:
     try:
         image = load_image(path, max_side=512)
@@ -84,13 +95,16 @@ def build(settings) -> dict:
         folder.mkdir(parents=True)
         if len(files or []) > MAX_UPLOADS:
             raise gr.Error(f"{len(files)} files: upload at most {MAX_UPLOADS} photos (10-30 is the right number).")
+        if files and sample_name:
+            raise gr.Error("You gave both uploaded photos and a sample set: clear one of them, so it is clear which "
+                           "photos are checked.")
         if sample_name and sample_name not in sample_sets():
             raise gr.Error("Pick one of the listed sample sets.")
         sources = [Path(f) for f in files or []] or (list_images(SAMPLES / sample_name) if sample_name else [])
         if not sources:
             raise gr.Error("Upload some selfies or pick a sample set first.")
-        for source in sources:
-            shutil.copyfile(source, folder / Path(source).name)
+        for source in sources:  # every file a user gives is kept, even three called 01.jpg
+            shutil.copyfile(source, unique_name(folder, Path(source).name))
         for upload in files or []:  # Gradio's temporary copy of someone's face: gone once it is in the workspace
             Path(upload).unlink(missing_ok=True)
         return _run(folder)

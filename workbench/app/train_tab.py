@@ -3,22 +3,27 @@ loss and ETA (the trainer's tqdm bar), the checkpoint identity curve, cancel."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure
 
-from ..likeness import train_likeness  # noqa: E402
+from ..jobs import Jobs, describe
+from ..likeness import Likeness, train_likeness  # noqa: E402
 from ..models import FAMILIES, weights_status  # noqa: E402
 from ..names import check_name, inside
 from .common import friendly, own, user_settings  # noqa: E402
 
 
 def available_families(settings) -> list[str]:
-    """Tiny families always; real ones when their weights are in the local cache."""
+    """Tiny families always; the real-size random ones on a GPU (minutes per step on a CPU); real ones
+    when their weights are in the local cache."""
+    gpu = settings.resolved_device().startswith("cuda")
     return [name for name, fam in FAMILIES.items()
-            if fam.built_locally or weights_status(fam, settings).startswith("in the")]
+            if fam.tiny or (fam.realsize and gpu) or (not fam.built_locally and
+                                                       weights_status(fam, settings).startswith("in the"))]
 
 
 def curve_plot(curve: list[dict]):
@@ -40,40 +45,121 @@ def curve_plot(curve: list[dict]):
     return fig
 
 
+FAMILY_HELP = ("The base model the likeness is trained on. tiny-* families have random weights (their images "
+               "are noise): they check the machinery in seconds on a CPU.")
+CLASS_HELP = "What the person is, in the prompt: 'photo of ohwx woman'. 'person' is a safe default."
+
+
+def set_status(folder: str | None) -> tuple[str, list[str]]:
+    """The verdict of the checked set and its problems (from the Selfies tab's saved check)."""
+    if not folder:
+        return "none", []
+    check = Path(folder).parent / "current-check" / "check.json"
+    if not check.is_file():
+        return "unknown", []
+    found = json.loads(check.read_text())
+    problems = [f"{p['file']}: {', '.join(p['flags'])}" for p in found.get("photos", [])
+                if p.get("status") == "fail"]
+    return found.get("set", {}).get("verdict", "unknown"), problems + found.get("set", {}).get("advice", [])
+
+
+def existing_conflict(out: Path, wanted: dict) -> str | None:
+    """A message when ``out`` already holds a likeness (finished or not) trained with other settings."""
+    from ..store import read_manifest
+
+    manifest = read_manifest(out)
+    if manifest is None:
+        return None
+    config = manifest.config
+    differ = [f"{k} {config.get(k)} (you asked {v})" for k, v in wanted.items()
+              if v is not None and config.get(k) not in (None, v)]
+    if not differ:
+        return None
+    return (f"A likeness called '{out.name}' already exists with other settings: {'; '.join(differ)}. Give the new one "
+            "another name, or train with the same settings to resume it.")
+
+
 def build(settings, shared: dict) -> dict:
     families = available_families(settings)
     with gr.Tab("Train"):
         with gr.Row():
-            family = gr.Dropdown(families, value=families[0], label="Model family", elem_id="family")
+            family = gr.Dropdown(families, value=families[0], label="Model family", info=FAMILY_HELP,
+                                 elem_id="family")
             licence = gr.Markdown(f"Licence: {FAMILIES[families[0]].licence}")
         with gr.Row():
-            steps = gr.Number(value=20, precision=0, label="Steps (real families: leave 0 for the default)",
+            name = gr.Textbox(value="me", label="Likeness name", info="Letters, digits, '-', '_' or '.'",
+                              elem_id="likeness-name")
+            class_word = gr.Dropdown(["person", "woman", "man"], value="person", label="Class word", info=CLASS_HELP)
+            steps = gr.Number(value=20, precision=0, minimum=1, label="Training steps",
+                              info="More steps learn the face better, up to a point; 20 checks the machinery on "
+                                   "tiny models, real models default to 80 per photo (400-1200).",
                               elem_id="train-steps")
-            rank = gr.Number(value=16, precision=0, label="LoRA rank")
-            class_word = gr.Dropdown(["person", "woman", "man"], value="person", label="Class word")
-            name = gr.Textbox(value="me", label="Likeness name", elem_id="likeness-name")
+        with gr.Accordion("Advanced", open=False):
+            rank = gr.Number(value=16, precision=0, minimum=1, label="LoRA rank",
+                             info="Size of the personal model; 16 is the common choice for faces.")
+        anyway = gr.Checkbox(False, label="Train even though the set is not ready", elem_id="train-anyway")
         with gr.Row():
             train_button = gr.Button("Train likeness", variant="primary", elem_id="train-button")
-            cancel = gr.Button("Cancel")
+            cancel = gr.Button("Cancel", elem_id="train-cancel")
+        status = gr.Markdown(elem_id="train-status")
         summary = gr.Markdown(elem_id="train-summary")
         curve = gr.Plot(label="Checkpoint curve")
+        job_id = gr.State(None)
+        shown = gr.State(None)  # the job whose result is on screen
+        timer = gr.Timer(1.0)
     family.change(lambda f: f"Licence: {FAMILIES[f].licence}", family, licence)
 
     @friendly
-    def train(folder, fam, n_steps, lora_rank, word, likeness_name, request: gr.Request,
-              progress=gr.Progress(track_tqdm=True)):
+    def start(folder, fam, n_steps, lora_rank, word, likeness_name, train_anyway, request: gr.Request):
         if not folder:
             raise gr.Error("Check a selfie set in the Selfies tab first.")
         user = user_settings(settings, request)
+        folder = own(user, folder, "selfie-sets")
+        if n_steps is None or int(n_steps) < 1 or lora_rank is None or int(lora_rank) < 1:
+            raise gr.Error("Steps and LoRA rank must be whole numbers of at least 1.")
+        verdict, problems = set_status(str(folder))
+        if verdict == "not_ready" and not train_anyway:
+            raise gr.Error("The set is not ready: " + "; ".join(problems[:6]) + ". Fix the photos, or tick 'Train "
+                           "even though the set is not ready'.")
         name = check_name((likeness_name or "me").strip(), "likeness name")
         out = inside(Path(user.home) / "likenesses", Path(user.home) / "likenesses" / name)
-        own(user, folder, "selfie-sets")
-        options = {"rank": int(lora_rank), "class_word": word}
-        if n_steps:
-            options["steps"] = int(n_steps)
-        likeness = train_likeness(folder, out, family=fam, settings=user, progress=True, **options)
-        return f"```\n{likeness.summary()}\n```", curve_plot(likeness.card["curve"])
+        options = {"rank": int(lora_rank), "class_word": word, "steps": int(n_steps)}
+        conflict = existing_conflict(out, {"family": fam, **options})
+        if conflict:
+            raise gr.Error(conflict)
 
-    event = train_button.click(train, [shared["set_folder"], family, steps, rank, class_word, name], [summary, curve])
-    cancel.click(None, cancels=[event])
-    return {}
+        def work(context):
+            likeness = train_likeness(folder, out, family=fam, settings=user, progress=False, callback=context.step,
+                                      **options)
+            return {"likeness": str(likeness.path)}
+
+        record = Jobs(user.home).start("train", f"Training '{name}'", work, {"family": fam, **options})
+        return record.id, f"Training '{name}': queued"
+
+    def poll(current, already, request: gr.Request):
+        if not current:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        record = Jobs(user_settings(settings, request).home).get(current)
+        if record is None:
+            return "", gr.skip(), gr.skip(), gr.skip()
+        if record.state != "done" or already == current:
+            return describe(record), gr.skip(), gr.skip(), gr.skip()
+        likeness = Likeness.load(record.result["likeness"])
+        return (describe(record), f"```\n{likeness.summary()}\n```", curve_plot(likeness.card["curve"]), current)
+
+    def stop(current, request: gr.Request):
+        if not current:
+            return "Nothing is training."
+        record = Jobs(user_settings(settings, request).home).cancel(current)
+        return describe(record) if record else ""
+
+    def reattach(request: gr.Request):
+        """After a reload, pick up the training still running (or queued) for this user."""
+        record = Jobs(user_settings(settings, request).home).latest_active("train")
+        return record.id if record else None
+
+    train_button.click(start, [shared["set_folder"], family, steps, rank, class_word, name, anyway],
+                       [job_id, status])
+    cancel.click(stop, job_id, status)
+    timer.tick(poll, [job_id, shown], [status, summary, curve, shown])
+    return {"load": [(reattach, [job_id])]}

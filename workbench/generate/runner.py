@@ -91,7 +91,7 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
              seeds: Sequence[int] = (0,), guidance: float | None = None, family: str | None = None,
              base: str | None = None, size: int | None = None, prompts_per_pack: int | None = None,
              batch_size: int = 4, settings: Settings | None = None, progress: bool = True,
-             compile: bool = False, renderer: tuple[Any, Any] | None = None) -> GenerationRun:
+             compile: bool = False, renderer: tuple[Any, Any] | None = None, callback=None) -> GenerationRun:
     """Render the grid into ``out``. ``likeness=None`` renders the base model alone (baseline arm).
     The LoRA is fused into the base weights for rendering (no per-layer LoRA matmuls); ``compile``
     compiles the denoiser's repeated blocks (regional ``torch.compile``), its cost kept apart in the
@@ -122,7 +122,7 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
     with stage(out, manifest):  # one writer per run folder; a crash or Ctrl-C is recorded, never 'running'
         write_manifest(out, manifest)
         render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, settings, batch_size, progress, compile,
-                       renderer)
+                       renderer, callback)
         # 4. the table: images of earlier renders with other settings stay in the record (first), then this
         # plan's, in plan order. A run folder only ever gains images.
         planned = {j.image_id for j in jobs}
@@ -162,7 +162,7 @@ def compile_denoiser(pipe) -> None:
 
 
 def render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, settings, batch_size, progress, compile,
-                   renderer) -> None:
+                   renderer, callback=None) -> None:
     """3. Render what is missing. Batches are planned over the whole grid, never over what is left: CPU
     and GPU kernels may round differently at another batch size, so a resumed image is re-rendered in its
     original batch (only the missing files are written) and comes out bit-identical."""
@@ -184,6 +184,8 @@ def render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, setting
             rows.update(render_batch(pipe, batch, fam, likeness, source, out, only=missing))
             write_table(pd.DataFrame(list(rows.values())), out / TABLE)
             bar.update(len(missing))
+            if callback is not None:  # progress; a cancel stops here, every written image kept
+                callback(bar.n, len(todo), unit="image")
         bar.close()
 
 

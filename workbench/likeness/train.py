@@ -65,9 +65,11 @@ class Run:
 
 def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: str = "tiny-sd",
                    settings: Settings | None = None, analyzer=None, progress: bool = True,
-                   report=None, **options: Any) -> Likeness:
+                   report=None, callback=None, **options: Any) -> Likeness:
     """Train (or resume, or return the finished) likeness in ``out`` from the photos in ``selfies``.
-    ``report``: a finished ``CheckReport`` of ``selfies``, so a set is checked once."""
+    ``report``: a finished ``CheckReport`` of ``selfies``, so a set is checked once. ``callback(done,
+    total, unit=, loss=)`` is called after every optimizer step; when it raises (a job's cancel, Ctrl-C)
+    the current step is saved as a checkpoint first, so the run resumes from exactly there."""
     settings = settings or Settings()
     out = Path(out)
     if (out / CARD_FILE).is_file() and (manifest := read_manifest(out)) and manifest.status == "done":
@@ -75,7 +77,7 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
     manifest = read_manifest(out) or Manifest(kind="likeness")
     with stage(out, manifest):
         run = setup(selfies, out, family, settings, analyzer, progress, report, options, manifest)
-        train_loop(run, progress)
+        train_loop(run, progress, callback)
         if not run.accelerator.is_main_process:
             run.accelerator.wait_for_everyone()  # the main process writes the Likeness
             return Likeness.load(out)
@@ -169,7 +171,7 @@ def setup(selfies, out: Path, family: str, settings: Settings, analyzer, progres
                start=start, curve=curve, losses=losses)
 
 
-def train_loop(run: Run, progress: bool) -> None:
+def train_loop(run: Run, progress: bool, callback=None) -> None:
     """6. Optimizer steps of ``gradient_accumulation`` micro-batches each; randomness per micro-batch
     from (seed, micro-step), so a resumed run draws what the original would."""
     config, accelerator = run.config, run.accelerator
@@ -205,6 +207,14 @@ def train_loop(run: Run, progress: bool) -> None:
                                  "--precision bf16/fp32.")
         per_step = float(np.mean(step_times))
         bar.set_postfix(loss=f"{step_loss:.4f}", s_per_step=f"{per_step:.2f}")
+        if callback is not None and step + 1 < config.steps:
+            try:
+                callback(step + 1, config.steps, unit="step", loss=step_loss)
+            except KeyboardInterrupt:  # stop between steps, keeping this step as a checkpoint to resume from
+                if accelerator.is_main_process:
+                    save_checkpoint(run.out, run.pipe, run.adapter, run.optimizer, run.schedule, step + 1,
+                                    run.curve, run.losses, run.encoders, config)
+                raise
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
             if accelerator.is_main_process:  # one process probes and writes; the others wait for it
                 with plain_forward(run.model):

@@ -1,0 +1,195 @@
+"""Jobs: long work (train, generate, score, study, suite) with an id, a state, progress, a log and a
+result, kept in the workspace (``<home>/jobs/<id>/job.json``) so a page reload or an app restart finds
+them again. One worker per process runs them one after another (one GPU).
+
+States: queued -> running -> done | failed | cancelled; ``cancelling`` while a cancel is on its way.
+Cancel is cooperative and quick: the trainer and the runner call ``JobContext.step`` between steps and
+images, which raises ``Cancelled`` (a ``KeyboardInterrupt``, so stages record ``cancelled`` and keep a
+resumable checkpoint, exactly as Ctrl-C does). A job still ``running`` in a process that is gone reads
+as ``interrupted``: its artifact resumes when the same job is started again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .store import atomic_write_json, now
+
+FINAL = {"done", "failed", "cancelled", "interrupted"}
+
+
+class Cancelled(KeyboardInterrupt):
+    """Raised inside a job's work when its cancel was asked for."""
+
+
+@dataclass
+class JobRecord:
+    id: str
+    kind: str
+    title: str
+    state: str = "queued"
+    created: str = field(default_factory=now)
+    updated: str = field(default_factory=now)
+    pid: int = field(default_factory=os.getpid)
+    params: dict[str, Any] = field(default_factory=dict)
+    progress: dict[str, Any] = field(default_factory=dict)  # done, total, unit, loss, eta_seconds
+    log: list[str] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL
+
+
+class JobContext:
+    """What a job's work sees: report progress, log a line, and learn about a cancel."""
+
+    def __init__(self, jobs: Jobs, record: JobRecord):
+        self.jobs, self.record = jobs, record
+        self._started = time.perf_counter()
+
+    def cancelled(self) -> bool:
+        return (self.jobs.folder(self.record.id) / "cancel").exists()
+
+    def step(self, done: int, total: int, unit: str = "step", **info: Any) -> None:
+        """Progress (with an ETA from the pace so far); raises ``Cancelled`` when asked to stop."""
+        elapsed = time.perf_counter() - self._started
+        eta = elapsed / done * (total - done) if done else None
+        self.record.progress = {"done": done, "total": total, "unit": unit, "eta_seconds": eta, **info}
+        self.jobs.save(self.record)
+        if self.cancelled():
+            raise Cancelled(f"cancelled at {unit} {done} of {total}")
+
+    def log(self, line: str) -> None:
+        self.record.log = [*self.record.log, line][-200:]
+        self.jobs.save(self.record)
+
+
+class Jobs:
+    """The jobs of one workspace (a user's home in the app)."""
+
+    _queues: dict[str, queue.Queue] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, home: str | os.PathLike):
+        self.root = Path(home) / "jobs"
+
+    def folder(self, job_id: str) -> Path:
+        return self.root / job_id
+
+    def save(self, record: JobRecord) -> None:
+        record.updated = now()
+        atomic_write_json(self.folder(record.id) / "job.json", asdict(record))
+
+    def get(self, job_id: str) -> JobRecord | None:
+        path = self.folder(job_id) / "job.json"
+        if not path.is_file():
+            return None
+        record = JobRecord(**json.loads(path.read_text()))
+        if not record.finished and not _alive(record.pid):
+            record.state = "interrupted"  # its process is gone: the artifact resumes when run again
+        return record
+
+    def list(self, kind: str | None = None) -> list[JobRecord]:
+        if not self.root.is_dir():
+            return []
+        records = [r for p in self.root.iterdir() if (r := self.get(p.name)) is not None]
+        return sorted((r for r in records if kind is None or r.kind == kind), key=lambda r: r.created, reverse=True)
+
+    def latest_active(self, kind: str) -> JobRecord | None:
+        return next((r for r in self.list(kind) if not r.finished), None)
+
+    def start(self, kind: str, title: str, work: Callable[[JobContext], dict[str, Any]],
+              params: dict[str, Any] | None = None) -> JobRecord:
+        """Queue ``work(context) -> result`` and return its record at once."""
+        record = JobRecord(id=f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}", kind=kind, title=title,
+                           params=params or {})
+        self.save(record)
+        self._worker().put((self, record, work))
+        return record
+
+    def cancel(self, job_id: str) -> JobRecord | None:
+        record = self.get(job_id)
+        if record is None or record.finished:
+            return record
+        (self.folder(job_id) / "cancel").write_text(now())
+        if record.state == "queued":
+            record.state = "cancelled"  # never started: nothing to stop
+        else:
+            record.state = "cancelling"
+        self.save(record)
+        return record
+
+    def _worker(self) -> queue.Queue:
+        """One worker thread per process: jobs of every user run one after another (one GPU)."""
+        with Jobs._lock:
+            if "worker" not in Jobs._queues:
+                Jobs._queues["worker"] = queue.Queue()
+                threading.Thread(target=_run_forever, args=(Jobs._queues["worker"],), daemon=True,
+                                 name="workbench-jobs").start()
+            return Jobs._queues["worker"]
+
+
+def _run_forever(tasks: queue.Queue) -> None:
+    while True:
+        jobs, record, work = tasks.get()
+        try:
+            run_job(jobs, record, work)
+        finally:
+            tasks.task_done()
+
+
+def run_job(jobs: Jobs, record: JobRecord, work: Callable[[JobContext], dict[str, Any]]) -> JobRecord:
+    """Run one job in this thread, recording every state change."""
+    current = jobs.get(record.id)
+    if current is not None and current.state == "cancelled":
+        return current
+    record.state = "running"
+    jobs.save(record)
+    context = JobContext(jobs, record)
+    try:
+        record.result = work(context) or {}
+        record.state = "done"
+    except Cancelled as stop:
+        record.state, record.error = "cancelled", str(stop)
+    except Exception as exc:  # the job's error is its result; the worker keeps serving
+        record.state, record.error = "failed", f"{type(exc).__name__}: {exc}"
+        record.log = [*record.log, traceback.format_exc(limit=3)][-200:]
+    jobs.save(record)
+    return record
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def describe(record: JobRecord) -> str:
+    """One readable line: what, state, how far, loss, time left."""
+    progress = record.progress
+    parts = [record.title, record.state]
+    if progress.get("total"):
+        parts.append(f"{progress.get('done', 0)}/{progress['total']} {progress.get('unit', '')}s".strip())
+    if progress.get("loss") is not None:
+        parts.append(f"loss {progress['loss']:.4f}")
+    if progress.get("eta_seconds") is not None and record.state == "running":
+        parts.append(f"about {max(1, round(progress['eta_seconds']))} s left")
+    if record.error and record.state == "failed":
+        parts.append(record.error)
+    return " · ".join(parts)
