@@ -40,6 +40,7 @@ class JobRecord:
     state: str = "queued"
     created: str = field(default_factory=now)
     updated: str = field(default_factory=now)
+    order: int = field(default_factory=time.time_ns)  # newest-first ordering within one second
     pid: int = field(default_factory=os.getpid)
     params: dict[str, Any] = field(default_factory=dict)
     progress: dict[str, Any] = field(default_factory=dict)  # done, total, unit, loss, eta_seconds
@@ -105,7 +106,7 @@ class Jobs:
         if not self.root.is_dir():
             return []
         records = [r for p in self.root.iterdir() if (r := self.get(p.name)) is not None]
-        return sorted((r for r in records if kind is None or r.kind == kind), key=lambda r: r.created, reverse=True)
+        return sorted((r for r in records if kind is None or r.kind == kind), key=lambda r: r.order, reverse=True)
 
     def latest_active(self, kind: str) -> JobRecord | None:
         return next((r for r in self.list(kind) if not r.finished), None)

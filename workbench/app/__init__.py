@@ -21,9 +21,9 @@ def build_app(settings: Settings | None = None):
         gr.Markdown("# Likeness Workbench\nCheck selfies → train a likeness → generate packs → evaluate.")
         shared = selfies_tab.build(settings)
         loads = train_tab.build(settings, shared).get("load", [])
-        packs_tab.build(settings, shared)
+        loads += packs_tab.build(settings, shared).get("load", [])
         evaluate_tab.build(settings, shared)
-        compare_tab.build(settings, shared)
+        loads += compare_tab.build(settings, shared).get("load", [])
         data_tab.build(settings)
         for fn, outputs in loads:  # a reload reattaches to the user's running jobs
             app.load(fn, None, outputs)

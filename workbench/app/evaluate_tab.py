@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 from PIL import Image
 
 from ..metrics import score, summarize
@@ -14,6 +15,33 @@ from ..suites import run_suite, suite_files
 from .common import folders, friendly, own, user_settings
 
 SUITES = Path(__file__).resolve().parent.parent.parent / "evaluation" / "suites"
+
+
+def runnable_suites(settings) -> list[str]:
+    """Suites whose model weights are here (a GPU suite on a laptop is not offered)."""
+    from ..models import get_family, weights_status
+    from ..suites import load_suite
+
+    names = []
+    for path in suite_files(SUITES):
+        spec = load_suite(path)
+        family = get_family(spec.family)
+        local_base = spec.base and Path(spec.base).expanduser().exists()
+        if family.tiny or local_base or (not spec.base and weights_status(family, settings).startswith("in the")):
+            names.append(path.stem)
+    return names
+
+
+def readable(summary: pd.DataFrame) -> pd.DataFrame:
+    """Numbers for reading: 2 decimals, the CI as one column, no internal column names."""
+    rows = []
+    for row in summary.to_dict("records"):
+        ci = (f"[{row['ci_low']:.2f}, {row['ci_high']:.2f}]" if pd.notna(row.get("ci_low"))
+              else (row.get("ci_note") or "—"))
+        rows.append({"sampler": row.get("sampler"), "steps": row.get("steps"), "metric": row["metric"],
+                     "images": row["n"], "mean": None if pd.isna(row["mean"]) else round(float(row["mean"]), 2),
+                     "95% interval": ci})
+    return pd.DataFrame(rows)
 
 
 def build(settings, shared: dict) -> dict:
@@ -26,14 +54,16 @@ def build(settings, shared: dict) -> dict:
                                elem_id="score-summary")
         plot = gr.Image(label="Metrics vs steps", type="pil")
         with gr.Row():
-            suite = gr.Dropdown([p.stem for p in suite_files(SUITES)], label="QA suite", elem_id="suite-choice")
+            suite = gr.Dropdown(runnable_suites(settings), label="QA suite (those that can run on this machine)",
+                                elem_id="suite-choice")
             suite_button = gr.Button("Run suite")
         verdict = gr.Markdown(elem_id="suite-verdict")
         checks = gr.Dataframe(label="Thresholds", interactive=False)
+        report_file = gr.File(label="Report (HTML)")
 
     def runs(request: gr.Request):
         found = folders(Path(user_settings(settings, request).home) / "runs", "images.parquet")
-        return gr.update(choices=found, value=found[0] if found else None)
+        return gr.update(choices=[(Path(p).name, p) for p in found], value=found[0] if found else None)
 
     @friendly
     def do_score(chosen, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
@@ -42,7 +72,7 @@ def build(settings, shared: dict) -> dict:
         user = user_settings(settings, request)
         table = score(own(user, chosen, "runs"), clip_model=None, progress=True, settings=user)
         png = metric_plot(table)
-        return summarize(table, ["sampler", "steps"]).round(3), Image.open(io.BytesIO(png)) if png else None
+        return readable(summarize(table, ["sampler", "steps"])), Image.open(io.BytesIO(png)) if png else None
 
     @friendly
     def do_suite(path, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
@@ -53,12 +83,10 @@ def build(settings, shared: dict) -> dict:
             raise gr.Error("Pick one of the listed suites.")
         path = suites[path]
         result = run_suite(path, settings=user_settings(settings, request), progress=True)
-        import pandas as pd
-
-        return (f"### Suite {result.name}: {'PASS' if result.passed else 'FAIL'}\nReport: `{result.report}`",
-                pd.DataFrame(result.checks)[["check", "value", "passed", "message"]])
+        checks = pd.DataFrame(result.checks)[["check", "value", "passed", "message"]].round(3)
+        return f"### Suite {result.name}: {'PASS' if result.passed else 'FAIL'}", checks, result.report
 
     refresh.click(runs, None, run)
     score_button.click(do_score, run, [summary, plot])
-    suite_button.click(do_suite, suite, [verdict, checks])
+    suite_button.click(do_suite, suite, [verdict, checks, report_file])
     return {}

@@ -3,12 +3,13 @@ generate with progress; a gallery with each image's FaceSim and parameters; down
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 
 from ..generate import SAMPLERS, generate
+from ..jobs import Jobs, describe
 from ..metrics import score
 from ..names import check_name
 from ..packs import builtin_packs, get_pack
@@ -31,22 +32,46 @@ def preview(names: list[str]) -> str:
     return "\n".join(lines) or "Pick one or more packs to see their prompts."
 
 
-def captions(run_table, scores) -> list[tuple[str, str]]:
-    facesim, label = {}, "FaceSim"
+def match_label(value: float | None, threshold: float | None) -> str:
+    """A similarity in words, at the recognizer's calibrated threshold (FMR 1e-3)."""
+    if value is None or value != value:
+        return "no face found"
+    if threshold is None:
+        return f"similarity {value:.2f}"
+    if value >= threshold:
+        return "likely the same person"
+    return "looks like someone else" if value < threshold - 0.15 else "unsure"
+
+
+def captions(run_table, scores, threshold: float | None = None) -> list[tuple[str, str]]:
+    facesim, against = {}, ""
     if scores is not None and not scores.empty:
         # test photos when the likeness has them; else the training photos, and the caption says so
-        for metric, name in (("test_facesim", "FaceSim"), ("train_facesim", "FaceSim vs training photos")):
+        for metric, name in (("test_facesim", ""), ("train_facesim", " (vs the training photos)")):
             rows = scores[(scores.metric == metric) & scores.image_id.notna()]
             if rows["value"].notna().any():
-                facesim, label = dict(zip(rows.image_id, rows.value, strict=True)), name
+                facesim, against = dict(zip(rows.image_id, rows.value, strict=True)), name
                 break
     items = []
     for row in run_table.to_dict("records"):
         value = facesim.get(row["image_id"])
-        shown = "no face" if value is None or value != value else f"{value:.2f}"
-        items.append((row["path"], f"{label} {shown} · {row['pack']}/{row['prompt_id']} · {row['sampler']} · "
-                                    f"{row['steps']} steps · seed {row['seed']}"))
+        number = "" if value is None or value != value else f" ({value:.2f})"
+        settings_text = f"{row['sampler']}, {row['steps']} steps · seed {row['seed']}"
+        items.append((row["path"], f"FaceSim: {match_label(value, threshold)}{number}{against} · {row['pack']} / "
+                                    f"{row['prompt_id']} · {settings_text}"))
     return items
+
+
+def downloads(run_path: Path) -> tuple[str, str]:
+    """Two zips: the images only (what product staff share), and the data behind them (tables, manifest)."""
+    import zipfile
+
+    images, data = run_path.with_name(run_path.name + "-images.zip"), run_path.with_name(run_path.name + "-data.zip")
+    with zipfile.ZipFile(images, "w") as pictures, zipfile.ZipFile(data, "w") as tables:
+        for path in sorted(run_path.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                (pictures if path.suffix == ".png" else tables).write(path, path.relative_to(run_path))
+    return str(images), str(data)
 
 
 def build(settings, shared: dict) -> dict:
@@ -62,19 +87,25 @@ def build(settings, shared: dict) -> dict:
             steps = gr.Textbox(value="4", label="Steps (comma-separated)")
             seeds = gr.Textbox(value="0, 1", label="Seeds")
             per_pack = gr.Number(value=1, precision=0, label="Prompts per pack (0 = all)")
-        generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
+        with gr.Row():
+            generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
+            cancel = gr.Button("Cancel", elem_id="generate-cancel")
         status = gr.Markdown(elem_id="generate-status")
-        gallery = gr.Gallery(label="Images", columns=4, elem_id="gallery")
-        download = gr.File(label="Download (zip)")
+        gallery = gr.Gallery(label="Images", columns=4, elem_id="gallery", buttons=["download", "fullscreen"])
+        with gr.Row():
+            download = gr.File(label="Images (zip)", elem_id="download-images")
+            data = gr.File(label="The data behind them (tables, manifest; zip)")
+        job_id, shown = gr.State(None), gr.State(None)
+        timer = gr.Timer(1.0)
     packs.change(preview, packs, prompts)
 
     def likenesses(request: gr.Request):
         found = folders(Path(user_settings(settings, request).home) / "likenesses", "likeness.json")
-        return gr.update(choices=found, value=found[0] if found else None)
+        choices = [(Path(p).name, p) for p in found]  # names shown, paths kept server-side
+        return gr.update(choices=choices, value=found[0] if found else None)
 
     @friendly
-    def run(chosen, pack_list, sampler_list, step_text, seed_text, prompts_per_pack, request: gr.Request,
-            progress=gr.Progress(track_tqdm=True)):
+    def start(chosen, pack_list, sampler_list, step_text, seed_text, prompts_per_pack, request: gr.Request):
         if not chosen:
             raise gr.Error("Train a likeness first (Train tab), then press 'Refresh likenesses'.")
         if not pack_list or not sampler_list:
@@ -83,15 +114,54 @@ def build(settings, shared: dict) -> dict:
         chosen = own(user, chosen, "likenesses")
         if set(pack_list) - set(builtin_packs()):
             raise gr.Error("Pick packs from the list.")
+        steps_list, seed_list = _numbers(step_text, "Steps"), _numbers(seed_text, "Seeds")
+        if not steps_list or min(steps_list) < 1:
+            raise gr.Error("Steps: whole numbers of at least 1, e.g. 20, 30.")
+        if not seed_list:
+            raise gr.Error("Seeds: at least one whole number, e.g. 0, 1.")
         out = Path(user.home) / "runs" / check_name(f"{chosen.name}-{'-'.join(pack_list)}", "run name")
-        result = generate(chosen, pack_list, out, samplers=sampler_list, steps=_numbers(step_text, "Steps"),
-                          seeds=_numbers(seed_text, "Seeds"), prompts_per_pack=int(prompts_per_pack) or None,
-                          settings=user, progress=True)
-        scores = score(result.path, clip_model=None, progress=True)
-        archive = shutil.make_archive(str(out.parent / out.name), "zip", out)
-        items = [(str(result.path / path), text) for path, text in captions(result.table, scores)]
-        return f"{len(result.table)} images in `{result.path}`", items, archive
+
+        def work(context):
+            result = generate(chosen, pack_list, out, samplers=sampler_list, steps=steps_list, seeds=seed_list,
+                              prompts_per_pack=int(prompts_per_pack or 0) or None, settings=user, progress=False,
+                              callback=context.step)
+            score(result.path, clip_model=None, progress=False, settings=user)
+            return {"run": str(result.path), "images": len(result.table)}
+
+        record = Jobs(user.home).start("generate", f"Generating {', '.join(pack_list)} with '{chosen.name}'", work)
+        return record.id, f"{record.title}: queued"
+
+    def poll(current, already, request: gr.Request):
+        skip = gr.skip()
+        if not current:
+            return skip, skip, skip, skip, skip
+        user = user_settings(settings, request)
+        record = Jobs(user.home).get(current)
+        if record is None or record.state != "done" or already == current:
+            return (describe(record) if record else ""), skip, skip, skip, skip
+        from ..faces import get_analyzer
+        from ..faces.calibration import match_threshold
+        from ..generate import GenerationRun
+
+        run_path = Path(record.result["run"])
+        table = GenerationRun.load(run_path).table
+        scores = pd.read_parquet(run_path / "scores.parquet") if (run_path / "scores.parquet").is_file() else None
+        threshold, _ = match_threshold(get_analyzer(), home=user.home)
+        items = [(str(run_path / path), text) for path, text in captions(table, scores, threshold)]
+        images_zip, data_zip = downloads(run_path)
+        done = f"{describe(record)} · {len(table)} images in run '{run_path.name}' (earlier images kept)"
+        return done, items, images_zip, data_zip, current
+
+    def stop(current, request: gr.Request):
+        record = Jobs(user_settings(settings, request).home).cancel(current) if current else None
+        return describe(record) if record else "Nothing is generating."
+
+    def reattach(request: gr.Request):
+        record = Jobs(user_settings(settings, request).home).latest_active("generate")
+        return record.id if record else None
 
     refresh.click(likenesses, None, likeness)
-    generate_button.click(run, [likeness, packs, samplers, steps, seeds, per_pack], [status, gallery, download])
-    return {"refresh": refresh}
+    generate_button.click(start, [likeness, packs, samplers, steps, seeds, per_pack], [job_id, status])
+    cancel.click(stop, job_id, status)
+    timer.tick(poll, [job_id, shown], [status, gallery, download, data, shown])
+    return {"refresh": refresh, "load": [(reattach, [job_id]), (likenesses, [likeness])]}

@@ -13,11 +13,13 @@ import gradio as gr
 
 from ..images import list_images, load_image
 from ..selfies import check_selfies
+from ..selfies.photo import FLAG_PHRASES
 from .common import friendly, own, user_settings
 
 SAMPLES = Path(__file__).resolve().parent.parent.parent / "datasets" / "sample-selfies"
 MAX_UPLOADS = 60  # per check; the size of each file is capped by the server (launch(max_file_size=...))
 COLOURS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e"}
+STATUS_WORDS = {"pass": "Good", "warn": "Usable, see below", "fail": "Won't be used"}
 
 
 def sample_sets() -> list[str]:
@@ -36,12 +38,23 @@ def unique_name(folder: Path, name: str) -> Path:
     return target
 
 
-def _thumb(path: Path) -> str:
+def _thumb(path: Path, photo) -> str:
+    """A thumbnail with a box on each face (green: the one taken as you; red: the others). Never for a
+    link or anything refused: a thumbnail must not show a file the set does not own."""
+    if path.is_symlink() or not path.is_file() or "unreadable" in photo.flags:
+        return ""
     try:
         image = load_image(path, max_side=512)
     except Exception:  # noqa: BLE001 - an unreadable photo gets a card without a picture
         return ""
     image.thumbnail((160, 160))
+    if photo.faces and photo.size:
+        from PIL import ImageDraw
+
+        draw, scale = ImageDraw.Draw(image), image.width / photo.size[0] / photo.scale
+        for index, face in enumerate(photo.faces):
+            box = [v * scale for v in face.bbox]
+            draw.rectangle(box, outline="#1a7f37" if index == 0 else "#cf222e", width=2)
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=80)
     return f"<img src='data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode()}' style='width:100%'>"
@@ -51,12 +64,13 @@ def cards(report) -> str:
     items = []
     for photo in report.photos:
         advice = "".join(f"<li>{html.escape(a)}</li>" for a in photo.advice)
+        phrases = "".join(f"<div title='{html.escape(flag)}'>{html.escape(FLAG_PHRASES.get(flag, flag))}</div>"
+                          for flag in photo.flags)
         items.append(
             f"<div class='photo-card' data-file='{html.escape(photo.file)}' style='border:1px solid #ccc;"
-            f"border-radius:8px;padding:6px;width:180px'>{_thumb(report.folder / photo.file)}"
+            f"border-radius:8px;padding:6px;width:180px'>{_thumb(report.folder / photo.file, photo)}"
             f"<div><b>{html.escape(photo.file)}</b> <span style='color:{COLOURS[photo.status]};font-weight:600'>"
-            f"{photo.status.upper()}</span></div><div style='font-family:monospace;font-size:12px'>"
-            f"{html.escape(', '.join(photo.flags))}</div>"
+            f"{STATUS_WORDS[photo.status]}</span></div><div style='font-size:13px;font-weight:600'>{phrases}</div>"
             f"<ul style='font-size:12px;padding-left:16px'>{advice}</ul></div>")
     return "<div style='display:flex;flex-wrap:wrap;gap:8px'>" + "".join(items) + "</div>"
 

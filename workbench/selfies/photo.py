@@ -27,6 +27,16 @@ FAIL_FLAGS = {"unreadable", "no_face", "face_too_small", "blurry", "too_dark", "
 WARN_FLAGS = {"multiple_faces", "face_cut_off", "low_contrast", "extreme_pose", "low_resolution", "duplicate",
               "sunglasses", "hat", "beauty_filter", "extreme_expression"}
 FLAGS = sorted(FAIL_FLAGS | WARN_FLAGS)
+# Each flag in plain words, for people who are not engineers (the app's cards, the HTML check).
+FLAG_PHRASES = {
+    "unreadable": "Can't be used", "no_face": "No face found", "multiple_faces": "More than one face",
+    "face_too_small": "Face too small", "face_cut_off": "Face cut off at the edge", "blurry": "Blurry",
+    "too_dark": "Too dark", "too_bright": "Too bright", "low_contrast": "Flat, low-contrast light",
+    "sunglasses": "Sunglasses hide the eyes", "hat": "A hat hides the hairline", "beauty_filter": "Looks filtered",
+    "extreme_expression": "Unusual expression", "extreme_pose": "Face turned too far",
+    "low_resolution": "Low resolution", "duplicate": "Almost the same as another photo",
+    "different_person": "Looks like someone else",
+}
 
 
 @dataclass
