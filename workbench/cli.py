@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from . import resources
 from .errors import WorkbenchError
 
 app = typer.Typer(help="Likeness Workbench: check selfies, train a likeness, generate packs, score identity.",
@@ -241,7 +242,7 @@ def delete(path: Path = typer.Argument(None, help="A selfie set, likeness, run, 
 
 
 @app.command()
-def study(spec: Path = typer.Argument(..., help="Study YAML (see evaluation/studies/)."),
+def study(spec: str = typer.Argument(..., help="Study YAML, or a shipped study's name (sampler-steps-tiny)."),
           out: Path = typer.Option(None, help="Study folder (default: <home>/reports/study-<name>)."),
           shard: str = typer.Option(None, help="i/n: run every n-th cell from i (default: accelerate's rank)."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
@@ -251,7 +252,7 @@ def study(spec: Path = typer.Argument(..., help="Study YAML (see evaluation/stud
     from .studies.runner import parse_shard
 
     settings = _settings(home, device)
-    loaded = load_spec(spec)
+    loaded = load_spec(resources.spec_path(spec, "study"))
     out = out or Workspace(settings.home).area("reports") / f"study-{loaded.name}"
     folder = run_study(loaded, out, settings=settings, shard=parse_shard(shard))
     if is_done(folder):
@@ -261,12 +262,12 @@ def study(spec: Path = typer.Argument(..., help="Study YAML (see evaluation/stud
 
 
 @app.command()
-def suite(spec: Path = typer.Argument(..., help="Suite YAML (see evaluation/suites/)."),
+def suite(spec: str = typer.Argument(..., help="Suite YAML, or a shipped suite's name (tiny-demo)."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
     """Run a QA suite: builds what is missing, checks each threshold, writes the report; exit 0 = pass, 1 = fail."""
     from .suites import run_suite
 
-    result = run_suite(spec, settings=_settings(home, device))
+    result = run_suite(resources.spec_path(spec, "suite"), settings=_settings(home, device))
     for check in result.checks:
         typer.echo(("PASS  " if check["passed"] else "FAIL  ") + check["message"])
     typer.echo(f"suite {result.name}: {'PASS' if result.passed else 'FAIL'}; report: {result.report}")

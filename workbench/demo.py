@@ -12,43 +12,40 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import resources
+from .chain import chain_folders, run_chain
 from .config import Settings
 from .faces import get_analyzer
-from .generate import generate
-from .likeness import train_likeness
-from .metrics import score
 from .models import get_family
 from .report import write_report
-from .selfies import check_selfies
 from .store import Manifest, Workspace, write_manifest
 
-SAMPLE_SET = Path(__file__).resolve().parent.parent / "datasets" / "sample-selfies" / "aws_rek_subject1"
+SAMPLE_SET = "aws_rek_subject1"  # a bundled sample set (resources.samples()), or pass a folder
 DEMO_PACK = "corporate-headshot"
 
 
 def run_demo(settings: Settings | None = None, family: str = "tiny-sd", base: str | None = None,
              selfies: str | Path = SAMPLE_SET, train_steps: int | None = None, progress: bool = True) -> Path:
+    """The whole chain on a bundled sample set (by name) or a folder, then the report; returns its page."""
+    if not Path(selfies).is_dir():
+        selfies = resources.samples() / str(selfies)
     settings = settings or Settings()
     fam = get_family(family)
-    workspace = Workspace(settings.home)
     name = f"demo-{Path(selfies).name}-{fam.name}"
-    analyzer = get_analyzer()
     started = time.perf_counter()
-    # 1. check the selfies
-    check_dir = workspace.new_dir("selfie-sets", Path(selfies).name) / "check"
-    report = check_selfies(selfies, analyzer=analyzer, out=check_dir, progress=progress)
-    print(f"check: {report.verdict}, {report.set['usable']}/{report.set['count']} photos usable")
-    # 2. train a likeness (a few steps on tiny; the family default on real weights)
-    likeness = train_likeness(selfies, workspace.area("likenesses") / name, family=fam.name, base=base,
-                              settings=settings, analyzer=analyzer, progress=progress,
-                              steps=train_steps or (20 if fam.tiny else None))
-    # 3. generate a small grid: 2 samplers x 2 step counts x 2 seeds over 2 prompts of one pack
+    # 1-4. check, train (a few steps on tiny; the family default on real weights), generate 2 samplers x 2
+    # step counts x 2 seeds over 2 prompts of one pack, score
     samplers = ["euler", "dpmpp_2m"] if fam.arch != "flux" else ["flow_euler"]
     steps = [4, 8] if fam.tiny else [20, 30]
-    run = generate(likeness, [DEMO_PACK], workspace.area("runs") / name, samplers=samplers, steps=steps,
-                   seeds=[0, 1], prompts_per_pack=2, settings=settings, progress=progress)
-    # 4. score identity and quality
-    scores = score(run.path, progress=progress)
+    folders = chain_folders(settings.home, name)
+    folders["check_dir"] = Workspace(settings.home).new_dir("selfie-sets", Path(selfies).name) / "check"
+    chain = run_chain(selfies, **folders, family=fam.name, base=base, settings=settings,
+                      train={"steps": train_steps or (20 if fam.tiny else None)}, packs=[DEMO_PACK], samplers=samplers,
+                      steps=steps, seeds=[0, 1], prompts_per_pack=2, progress=progress)
+    report, likeness, run, scores = chain.check, chain.likeness, chain.run, chain.scores
+    print(f"check: {report.verdict}, {report.set['usable']}/{report.set['count']} photos usable")
+    workspace = Workspace(settings.home)
+    analyzer = get_analyzer()
     # 5. report
     out = workspace.new_dir("reports", name)
     facts = {"family": fam.name, "model": likeness.card["model"]["location"], "licence": fam.licence,

@@ -15,12 +15,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .chain import chain_folders, run_chain
 from .config import Settings
 from .errors import ConfigError
-from .faces import get_analyzer
-from .generate import generate
-from .likeness import train_likeness
-from .metrics import paired_difference, score, summarize
+from .metrics import paired_difference, summarize
 from .metrics.aggregate import difference_of_means
 from .metrics.registry import get_metric
 from .models import get_family
@@ -135,20 +133,14 @@ def run_suite(spec: SuiteSpec | str | os.PathLike, settings: Settings | None = N
     fam = get_family(spec.family)
     started = time.perf_counter()
     name = f"suite-{spec.name}"
-    likeness = train_likeness(spec.path(spec.selfies), workspace.area("likenesses") / name, family=spec.family,
-                              base=spec.base, settings=settings, analyzer=get_analyzer(spec.recognizers[0]),
-                              progress=progress, **spec.train)
-    grid = dict(samplers=spec.samplers, steps=spec.steps, seeds=spec.seeds, guidance=spec.guidance,
-                prompts_per_pack=spec.prompts_per_pack, settings=settings, progress=progress)
-    run = generate(likeness, spec.packs, workspace.area("runs") / name, **grid)
-    scores = score(run.path, recognizers=spec.recognizers, clip_model=spec.clip_model, progress=progress)
-    baseline = None
-    if spec.baseline:
-        base_run = generate(None, spec.packs, workspace.area("runs") / f"{name}-baseline", family=spec.family,
-                            base=spec.base, **grid)
-        # the same test photos as the likeness arm, and CLIP text without the trigger in both arms
-        baseline = score(base_run.path, likeness=likeness, recognizers=spec.recognizers,
-                         clip_model=spec.clip_model, progress=progress)
+    folders = chain_folders(settings.home, name)
+    chain = run_chain(spec.path(spec.selfies), folders["likeness_dir"], folders["run_dir"],
+                      check_dir=folders["check_dir"], family=spec.family, base=spec.base, settings=settings,
+                      train=spec.train, packs=spec.packs, samplers=spec.samplers, steps=spec.steps, seeds=spec.seeds,
+                      guidance=spec.guidance, prompts_per_pack=spec.prompts_per_pack, recognizers=spec.recognizers,
+                      clip_model=spec.clip_model, progress=progress,
+                      baseline_dir=workspace.area("runs") / f"{name}-baseline" if spec.baseline else None)
+    likeness, run, scores, baseline = chain.likeness, chain.run, chain.scores, chain.baseline_scores
     checks = [evaluate(t, scores, baseline) for t in spec.thresholds]
     passed = all(c["passed"] for c in checks)
     out = workspace.new_dir("reports", name)

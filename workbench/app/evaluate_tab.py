@@ -9,12 +9,13 @@ import gradio as gr
 import pandas as pd
 from PIL import Image
 
+from .. import resources
 from ..metrics import score, summarize
 from ..report import metric_plot
 from ..suites import run_suite, suite_files
 from .common import folders, friendly, own, user_settings
 
-SUITES = Path(__file__).resolve().parent.parent.parent / "evaluation" / "suites"
+SUITES = resources.suites()
 
 
 def runnable_suites(settings) -> list[str]:

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import gradio as gr
 
+from .. import resources
 from ..images import list_images, load_image
 from ..selfies import check_selfies
 from ..selfies.photo import FLAG_PHRASES
 from .common import friendly, own, user_settings
 
-SAMPLES = Path(__file__).resolve().parent.parent.parent / "datasets" / "sample-selfies"
+SAMPLES = resources.samples()
 MAX_UPLOADS = 60  # per check; the size of each file is capped by the server (launch(max_file_size=...))
 COLOURS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e"}
 STATUS_WORDS = {"pass": "Good", "warn": "Usable, see below", "fail": "Won't be used"}

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -13,9 +16,40 @@ from ..errors import unknown_name
 from .types import Face, FaceAnalyzer
 
 __all__ = ["Face", "FaceAnalyzer", "CachedAnalyzer", "get_analyzer", "available_recognizers", "identity_score",
-           "RECOGNIZERS"]
+           "RECOGNIZERS", "RECOGNIZER_REGISTRY", "Recognizer", "register_recognizer"]
 
-RECOGNIZERS = ("dlib", "insightface")
+@dataclass(frozen=True)
+class Recognizer:
+    """A face recognizer backend by name: ``factory(option)`` builds it (``option`` is what follows
+    ``name:`` in ``insightface:/path/to/pack``), ``available()`` says whether it can run here now, and
+    ``preference`` orders ``auto`` (highest first). Adding a backend is one ``register_recognizer`` call."""
+
+    name: str
+    factory: Callable[[str], Any]
+    available: Callable[[], bool]
+    preference: int = 0
+
+
+RECOGNIZER_REGISTRY: dict[str, Recognizer] = {}
+
+
+def register_recognizer(recognizer: Recognizer) -> Recognizer:
+    RECOGNIZER_REGISTRY[recognizer.name] = recognizer
+    return recognizer
+
+
+def _dlib(option: str):
+    from .dlib_backend import DlibAnalyzer
+
+    return DlibAnalyzer()
+
+
+def _insightface(option: str):
+    from .insightface_backend import InsightFaceAnalyzer
+
+    return InsightFaceAnalyzer(option or "buffalo_l")
+
+
 _instances: dict[str, CachedAnalyzer] = {}
 
 
@@ -71,29 +105,28 @@ def _insightface_present(pack: str = "buffalo_l") -> bool:
     return any(pack_dir(pack).glob("*.onnx")) if pack_dir(pack).is_dir() else False
 
 
+register_recognizer(Recognizer("dlib", _dlib, available=lambda: True, preference=0))
+register_recognizer(Recognizer("insightface", _insightface, available=lambda: _insightface_present(), preference=1))
+RECOGNIZERS = tuple(RECOGNIZER_REGISTRY)
+
+
 def available_recognizers() -> list[str]:
-    """Recognizers that can run here now: dlib always, insightface when its pack is on disk."""
-    return ["insightface", "dlib"] if _insightface_present() else ["dlib"]
+    """Recognizers that can run here now, the preferred first (ArcFace when its pack is on disk, else
+    the embedded dlib recognizer, which always works offline)."""
+    ready = [r for r in RECOGNIZER_REGISTRY.values() if r.available()]
+    return [r.name for r in sorted(ready, key=lambda r: -r.preference)]
 
 
 def get_analyzer(name: str = "auto") -> CachedAnalyzer:
-    """A process-wide analyzer by name: ``dlib``, ``insightface`` (pack ``buffalo_l``),
-    ``insightface:<pack name or directory>``, or ``auto`` = the best one available (ArcFace when its
-    pack is on disk, else the embedded dlib recognizer, which always works offline)."""
+    """A process-wide analyzer by name: a registered recognizer (``dlib``, ``insightface``), with an
+    option after a colon (``insightface:<pack name or directory>``), or ``auto`` = the preferred one here."""
     if name in {"auto", "default"}:
         name = available_recognizers()[0]
-    kind, _, pack = name.partition(":")
-    if kind not in RECOGNIZERS:
-        raise unknown_name("recognizer", name, RECOGNIZERS)
+    kind, _, option = name.partition(":")
+    if kind not in RECOGNIZER_REGISTRY:
+        raise unknown_name("recognizer", name, RECOGNIZER_REGISTRY)
     if name not in _instances:
-        if kind == "dlib":
-            from .dlib_backend import DlibAnalyzer
-
-            _instances[name] = CachedAnalyzer(DlibAnalyzer())
-        else:
-            from .insightface_backend import InsightFaceAnalyzer
-
-            _instances[name] = CachedAnalyzer(InsightFaceAnalyzer(pack or "buffalo_l"))
+        _instances[name] = CachedAnalyzer(RECOGNIZER_REGISTRY[kind].factory(option))
     return _instances[name]
 
 

@@ -146,7 +146,8 @@ class DlibAnalyzer:
         bbox = (max(0.0, box.left()), max(0.0, box.top()), min(width, box.right()), min(height, box.bottom()))
         return Face(bbox=tuple(float(v) for v in bbox), keypoints=keypoints, det_score=score,
                     embedding=descriptor / np.linalg.norm(descriptor), recognizer=f"{self.name} ({self.version})",
-                    yaw=yaw, pitch=pitch, roll=roll, landmarks=landmarks, descriptor=descriptor, detector=detector)
+                    yaw=yaw, pitch=pitch, roll=roll, landmarks=landmarks, descriptor=descriptor, detector=detector,
+                    pose_reliable=detector != "cnn")
 
     def _profile_yaw(self, pixels: np.ndarray, box) -> float:
         """+-PROFILE_YAW when OpenCV's profile cascade (trained on faces looking to the image's left)

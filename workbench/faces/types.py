@@ -32,6 +32,9 @@ class Face:
     landmarks: np.ndarray | None = None
     descriptor: np.ndarray | None = field(default=None, repr=False)
     detector: str = ""
+    # False when the backend's landmarks (and so pose, attributes and a comparable embedding) cannot be
+    # trusted for this face: dlib's profile-capable CNN finds faces its 68-point model regresses to frontal.
+    pose_reliable: bool = True
 
     @property
     def width(self) -> float:

@@ -197,7 +197,7 @@ def _check_face(image: Image.Image, face: Face, result: PhotoCheck, limits: Thre
     elif scores["contrast"] < limits.contrast_fail:
         result.flag("low_contrast", "Your face looks flat; use even light from the front rather than haze or "
                     "backlight.")
-    if face.detector == "cnn":
+    if not face.pose_reliable:
         scores["pose_known"] = 0.0
         result.flag("extreme_pose", "Only the profile-capable detector found your face: it is turned too far "
                     "(profile) or tilted steeply up or down. Use photos facing the camera or three-quarter views.")
@@ -209,8 +209,8 @@ def _check_face(image: Image.Image, face: Face, result: PhotoCheck, limits: Thre
 
 def _check_attributes(image: Image.Image, face: Face, result: PhotoCheck, limits: Thresholds, face_px: float) -> None:
     """Sunglasses, hat, expression and skin smoothing, from landmarks and face-region pixels."""
-    if face.detector == "cnn":
-        return  # landmarks are unreliable on faces only the CNN finds
+    if not face.pose_reliable:
+        return  # landmarks are unreliable on this face (the backend says so)
     measured = attributes.measure(image, face)
     result.scores.update(measured)
     if measured.get("eye_brightness_ratio", 1.0) < limits.sunglasses_below:

@@ -54,7 +54,7 @@ def find_intruders(photos: list[PhotoCheck], analyzer, limits: Thresholds) -> li
     """Photos whose subject is probably someone else: median similarity to the other subjects."""
     # Faces only the profile-capable CNN found carry unreliable landmarks, so their embeddings are not
     # comparable with frontal ones: they neither vote on the consensus nor get called someone else.
-    faced = [p for p in photos if p.subject is not None and p.subject.detector != "cnn"]
+    faced = [p for p in photos if p.subject is not None and p.subject.pose_reliable]
     if len(faced) < 3:
         return []
     sims = np.array([[analyzer.similarity(a.subject, b.subject) if a is not b else np.nan for b in faced]

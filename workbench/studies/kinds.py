@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..chain import run_chain
 from ..config import Settings
 from ..faces import get_analyzer
 from ..generate import generate, load_renderer
@@ -25,7 +26,6 @@ from ..likeness.config import TrainConfig
 from ..metrics import paired_difference, score, summarize
 from ..metrics.aggregate import holm
 from ..models import get_family
-from ..selfies import check_selfies
 from ..selfies.degrade import degrade_set
 from ..store import is_done
 from .plots import sampler_steps_plot, tradeoff_plot, upload_quality_plot
@@ -196,18 +196,16 @@ class UploadQuality(StudyKind):
                 others = self.spec.path(self.spec.others) if self.spec.others else None
                 degrade_set(pool, selfies, cell.params["kind"], cell.params["strength"], seed=0,
                             fraction=cell.params.get("fraction", 1.0), others=others)
-        analyzer = get_analyzer(self.spec.recognizers[0])
-        report = check_selfies(selfies, analyzer=analyzer, out=folder / "check", progress=progress)
         steps = self.steps_for(pool, settings)
-        likeness = train_likeness(selfies, folder / "likeness", family=self.spec.family, base=self.spec.base,
-                                  settings=settings, analyzer=analyzer, progress=progress, report=report,
-                                  **{**self.spec.train, "validation": 0, "test": 0, "ignore_gate": True,
-                                     "steps": steps, "seed": self.train_seed(cell.replicate)})
-        run = generate(likeness, self.spec.packs, folder / "run", samplers=self.spec.samplers, steps=self.spec.steps,
-                       seeds=self.spec.seeds, guidance=self.spec.guidance, prompts_per_pack=self.spec.prompts_per_pack,
-                       settings=settings, progress=progress)
-        table = score(run.path, references=references, recognizers=self.spec.recognizers,
-                      clip_model=self.spec.clip_model, progress=progress)
+        chain = run_chain(selfies, folder / "likeness", folder / "run", check_dir=folder / "check",
+                          family=self.spec.family, base=self.spec.base, settings=settings,
+                          train={**self.spec.train, "validation": 0, "test": 0, "ignore_gate": True, "steps": steps,
+                                 "seed": self.train_seed(cell.replicate)},
+                          packs=self.spec.packs, samplers=self.spec.samplers, steps=self.spec.steps,
+                          seeds=self.spec.seeds, guidance=self.spec.guidance,
+                          prompts_per_pack=self.spec.prompts_per_pack, recognizers=self.spec.recognizers,
+                          clip_model=self.spec.clip_model, references=references, progress=progress)
+        table, report = chain.scores, chain.check
         table = pd.concat([table, gate_rows(report, cell)], ignore_index=True)
         table["train_steps"] = steps
         return table
