@@ -68,8 +68,8 @@ def test_cancelling_a_queued_job_means_it_never_starts(tmp_path, state):
     blocker = jobs.start("train", "long", lambda c: [c.step(i, 200) or time.sleep(0.01) for i in range(1, 200)])
     queued = jobs.start("train", "next", lambda c: {"ran": True})
     assert jobs.get(queued.id).state == state
-    jobs.cancel(queued.id)
+    assert jobs.cancel(queued.id).state == "cancelling"
     jobs.cancel(blocker.id)
     _wait(jobs, blocker.id, {"cancelled"})
-    time.sleep(0.2)
-    assert jobs.get(queued.id).state == "cancelled" and jobs.get(queued.id).result == {}
+    cancelled = _wait(jobs, queued.id, {"cancelled"})
+    assert cancelled.result == {} and "before it started" in cancelled.error

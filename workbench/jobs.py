@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .store import atomic_write_json, now
+from .store import atomic_write_json, now, process_alive
 
 FINAL = {"done", "failed", "cancelled", "interrupted"}
 
@@ -98,8 +98,10 @@ class Jobs:
         if not path.is_file():
             return None
         record = JobRecord(**json.loads(path.read_text()))
-        if not record.finished and not _alive(record.pid):
+        if not record.finished and not process_alive(record.pid):
             record.state = "interrupted"  # its process is gone: the artifact resumes when run again
+        elif not record.finished and (self.folder(job_id) / "cancel").exists():
+            record.state = "cancelling"  # asked; the worker stops it between steps
         return record
 
     def list(self, kind: str | None = None) -> list[JobRecord]:
@@ -121,16 +123,13 @@ class Jobs:
         return record
 
     def cancel(self, job_id: str) -> JobRecord | None:
+        """Ask a job to stop. Only the worker writes a started job's record (no lost updates): this
+        leaves a ``cancel`` file, which a queued job sees before it starts and a running one between steps."""
         record = self.get(job_id)
         if record is None or record.finished:
             return record
         (self.folder(job_id) / "cancel").write_text(now())
-        if record.state == "queued":
-            record.state = "cancelled"  # never started: nothing to stop
-        else:
-            record.state = "cancelling"
-        self.save(record)
-        return record
+        return self.get(job_id)
 
     def _worker(self) -> queue.Queue:
         """One worker thread per process: jobs of every user run one after another (one GPU)."""
@@ -153,9 +152,10 @@ def _run_forever(tasks: queue.Queue) -> None:
 
 def run_job(jobs: Jobs, record: JobRecord, work: Callable[[JobContext], dict[str, Any]]) -> JobRecord:
     """Run one job in this thread, recording every state change."""
-    current = jobs.get(record.id)
-    if current is not None and current.state == "cancelled":
-        return current
+    if (jobs.folder(record.id) / "cancel").exists():  # cancelled while queued: never started
+        record.state, record.error = "cancelled", "cancelled before it started"
+        jobs.save(record)
+        return record
     record.state = "running"
     jobs.save(record)
     context = JobContext(jobs, record)
@@ -169,16 +169,6 @@ def run_job(jobs: Jobs, record: JobRecord, work: Callable[[JobContext], dict[str
         record.log = [*record.log, traceback.format_exc(limit=3)][-200:]
     jobs.save(record)
     return record
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def describe(record: JobRecord) -> str:

@@ -116,7 +116,8 @@ def read_manifest(directory: str | os.PathLike) -> Manifest | None:
 LOCK = ".lock"
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host is still running (a permission error means it is)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -165,7 +166,7 @@ def folder_lock(directory: str | os.PathLike):
                 holder = json.loads(path.read_text() or "{}")
             except (OSError, ValueError):
                 holder = {}
-            if holder.get("host") == me["host"] and holder.get("pid") and not _alive(int(holder["pid"])):
+            if holder.get("host") == me["host"] and holder.get("pid") and not process_alive(int(holder["pid"])):
                 path.unlink(missing_ok=True)  # stale: its writer is gone
                 continue
             if holder.get("pid") == me["pid"] and holder.get("host") == me["host"]:
