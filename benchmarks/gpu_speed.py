@@ -167,21 +167,32 @@ def bench_pack(args, settings) -> None:
     card = {"family": fam.name, "base": None, "token": "ohwx", "class_word": "person", "model": {}}
     likeness = Likeness(lora_dir, card)
     (lora_dir / "likeness.json").write_text(json.dumps(card))
-    started = time.perf_counter()
-    run = generate(likeness, [pack], work / "run", steps=[steps], seeds=seeds, size=size, batch_size=args.batch,
-                   settings=settings, progress=False)
-    manifest = json.loads((run.path / "manifest.json").read_text())
-    total = time.perf_counter() - started
-    load = manifest["timings"].get("load_seconds", 0.0)
-    first = run.table.iloc[0]
-    ours = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(run.path / first["path"]).convert("RGB"),
-                      dtype=np.float32)
-    diff = np.abs(ours - reference)
-    record(args, section="pack", arm="workbench generate()", images=len(run.table), batch=args.batch,
-           pack_seconds=round(total - load, 1), load_seconds=round(load, 1),
-           seconds_per_image=round((total - load) / len(run.table), 3),
-           ratio_vs_plain=round(plain_s / ((total - load) / len(run.table)), 2), peak_gb=peak_gb(args.device),
-           same_image_max_abs_diff=float(diff.max()), same_image_mean_abs_diff=round(float(diff.mean()), 3))
+    for variant in args.variants.split(","):
+        batch, compiled = (int(v) for v in variant.split(":"))
+        from workbench.generate import load_renderer
+
+        fresh(args.device)
+        started = time.perf_counter()
+        renderer = load_renderer(likeness, fam, None, settings, compile=bool(compiled))
+        load = time.perf_counter() - started
+        passes = [("first pass (compiles)", pack)] if compiled else []
+        passes.append(("steady", pack))
+        for label, which in passes:
+            folder = work / f"run-b{batch}-c{compiled}-{label.split()[0]}"
+            started = time.perf_counter()
+            run = generate(likeness, [which], folder, steps=[steps], seeds=seeds, size=size, batch_size=batch,
+                           settings=settings, progress=False, renderer=renderer)
+            seconds = time.perf_counter() - started
+            ours = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(run.path / run.table.iloc[0]["path"])
+                              .convert("RGB"), dtype=np.float32)
+            diff = np.abs(ours - reference)
+            record(args, section="pack", arm=f"workbench generate() b{batch}" + (" compiled" if compiled else "")
+                   + (f", {label}" if compiled else ""), images=len(run.table), batch=batch,
+                   pack_seconds=round(seconds, 1), load_seconds=round(load, 1),
+                   seconds_per_image=round(seconds / len(run.table), 3),
+                   ratio_vs_plain=round(plain_s / (seconds / len(run.table)), 2), peak_gb=peak_gb(args.device),
+                   same_image_max_abs_diff=float(diff.max()), same_image_mean_abs_diff=round(float(diff.mean()), 3))
+        renderer = None
 
 
 def bench_train(args, settings) -> None:
@@ -315,7 +326,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--plain-images", type=int, default=4)
     parser.add_argument("--pack-steps", type=int, default=30)
-    parser.add_argument("--batch", type=int, default=8, help="workbench images per pipeline call")
+    parser.add_argument("--variants", default="8:0", help="workbench arms as batch:compile, comma-separated "
+                        "(e.g. 8:0,16:0,8:1); a compiled arm renders the pack twice: compile, then steady")
     parser.add_argument("--train-steps", type=int, default=10)
     parser.add_argument("--train-batch", type=int, default=None, help="workbench samples per step (default: auto)")
     parser.add_argument("--flux-repeat", type=int, default=10)
