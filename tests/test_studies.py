@@ -116,7 +116,7 @@ def test_shards_split_the_cells(settings, faces_dir, tmp_path, capsys):
     run_study(spec, out, settings=settings, shard=(0, 2), progress=False)
     cells = out / "cells" / "lisa_debruine" / "r0"
     assert is_done(cells / "euler-2") and not is_done(cells / "euler-3") and not is_done(out)
-    assert "waiting for lisa_debruine/r0/euler-3" in capsys.readouterr().out
+    assert "missing lisa_debruine/r0/euler-3" in capsys.readouterr().out
     run_study(spec, out, settings=settings, shard=(1, 2), progress=False)
     assert is_done(out) and (out / "study.parquet").is_file()
 
@@ -135,3 +135,10 @@ def test_bad_specs_name_the_problem(tmp_path, faces_dir):
     assert study_runner.parse_shard("1/3") == (1, 3)
     with pytest.raises(ConfigError):
         study_runner.parse_shard("3/3")
+
+
+def test_a_study_under_a_distributed_launcher_is_refused(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="executor ray"):
+        study_runner.parse_shard(None)
+    assert study_runner.parse_shard("1/2") == (1, 2)  # explicit shards in separate processes are fine

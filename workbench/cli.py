@@ -127,6 +127,8 @@ def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked f
           test: int = typer.Option(None, min=0, help="Photos only reported on, never trained on or chosen by "
                                    "(default: none under 12 photos, else 15%; whole shoots when there are 3+)."),
           splits: Path = typer.Option(None, help="CSV file,group (train, validation, test): your own groups."),
+          log_with: list[str] = typer.Option([], "--log-with", help="Tracker(s): tensorboard, mlflow, wandb, trackio "
+                                             "(loss, learning rate, checkpoint curve, probe images)."),
           gradient_checkpointing: bool = typer.Option(None, help="Default: as the memory tier says."),
           buckets: bool = typer.Option(False, help="Aspect buckets: keep each photo's aspect instead of square."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
@@ -147,7 +149,8 @@ def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked f
                               train_text_encoder=train_text_encoder, prior_preservation=prior_preservation,
                               class_images=class_images, captions=str(captions) if captions else None,
                               gradient_checkpointing=gradient_checkpointing, buckets=buckets,
-                              validation=validation, test=test, splits=str(splits) if splits else None)
+                              validation=validation, test=test, splits=str(splits) if splits else None,
+                              log_with=list(log_with))
     typer.echo(likeness.summary())
 
 
@@ -244,7 +247,11 @@ def delete(path: Path = typer.Argument(None, help="A selfie set, likeness, run, 
 @app.command()
 def study(spec: str = typer.Argument(..., help="Study YAML, or a shipped study's name (sampler-steps-tiny)."),
           out: Path = typer.Option(None, help="Study folder (default: <home>/reports/study-<name>)."),
-          shard: str = typer.Option(None, help="i/n: run every n-th cell from i (default: accelerate's rank)."),
+          shard: str = typer.Option(None, help="i/n: run every n-th cell from i (processes you start yourself)."),
+          executor: str = typer.Option("serial", help="serial (this process) or ray (cells as Ray tasks)."),
+          address: str = typer.Option(None, help="Ray cluster: auto, or ray://HOST:PORT (default: a local Ray)."),
+          max_retries: int = typer.Option(2, min=0, help="Retries of a failed cell (Ray) before it is recorded "
+                                          "as failed."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
     """Run or resume a study (sampler-steps or upload-quality): cells -> table -> plots -> report."""
     from .store import Workspace, is_done
@@ -254,7 +261,8 @@ def study(spec: str = typer.Argument(..., help="Study YAML, or a shipped study's
     settings = _settings(home, device)
     loaded = load_spec(resources.spec_path(spec, "study"))
     out = out or Workspace(settings.home).area("reports") / f"study-{loaded.name}"
-    folder = run_study(loaded, out, settings=settings, shard=parse_shard(shard))
+    folder = run_study(loaded, out, settings=settings, shard=parse_shard(shard), executor=executor, address=address,
+                       max_retries=max_retries)
     if is_done(folder):
         typer.echo(f"table: {folder / 'study.parquet'}\nreport: {folder / 'report' / 'index.html'}")
     else:
@@ -263,11 +271,15 @@ def study(spec: str = typer.Argument(..., help="Study YAML, or a shipped study's
 
 @app.command()
 def suite(spec: str = typer.Argument(..., help="Suite YAML, or a shipped suite's name (tiny-demo)."),
+          executor: str = typer.Option("serial", help="serial, or ray (the suite as one Ray task, on a GPU "
+                                       "worker when its family needs one)."),
+          address: str = typer.Option(None, help="Ray cluster: auto, or ray://HOST:PORT (default: a local Ray)."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
     """Run a QA suite: builds what is missing, checks each threshold, writes the report; exit 0 = pass, 1 = fail."""
     from .suites import run_suite
 
-    result = run_suite(resources.spec_path(spec, "suite"), settings=_settings(home, device))
+    result = run_suite(resources.spec_path(spec, "suite"), settings=_settings(home, device), executor=executor,
+                       address=address)
     for check in result.checks:
         typer.echo(("PASS  " if check["passed"] else "FAIL  ") + check["message"])
     typer.echo(f"suite {result.name}: {'PASS' if result.passed else 'FAIL'}; report: {result.report}")

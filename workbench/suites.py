@@ -124,11 +124,17 @@ def evaluate(threshold: Threshold, scores: pd.DataFrame, baseline: pd.DataFrame 
 
 
 def run_suite(spec: SuiteSpec | str | os.PathLike, settings: Settings | None = None,
-              progress: bool = True) -> SuiteResult:
+              progress: bool = True, executor: str = "serial", address: str | None = None) -> SuiteResult:
+    """Build what is missing, check every threshold, write the report. ``executor="ray"`` runs the whole
+    suite as one Ray task (on a GPU worker when the family needs one); the workspace is shared storage."""
     from .report import write_report
 
     spec = spec if isinstance(spec, SuiteSpec) else load_suite(spec)
     settings = settings or Settings()
+    if executor == "ray":
+        return _run_suite_on_ray(spec, settings, address)
+    if executor != "serial":
+        raise ConfigError(f"executor {executor!r}: expected serial or ray.")
     workspace = Workspace(settings.home)
     fam = get_family(spec.family)
     started = time.perf_counter()
@@ -160,6 +166,18 @@ def run_suite(spec: SuiteSpec | str | os.PathLike, settings: Settings | None = N
                                  timings={"seconds": time.perf_counter() - started},
                                  outputs={"passed": passed, "report": str(page)}))
     return SuiteResult(name=spec.name, passed=passed, checks=checks, report=str(page))
+
+
+def _run_suite_on_ray(spec: SuiteSpec, settings: Settings, address: str | None) -> SuiteResult:
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigError("--executor ray needs Ray: `pip install 'likeness-workbench[cluster]'`.") from exc
+    if not ray.is_initialized():
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
+    gpus = 0 if get_family(spec.family).tiny or settings.resolved_device() == "cpu" else 1
+    task = ray.remote(run_suite).options(num_gpus=gpus, max_retries=1, retry_exceptions=True)
+    return ray.get(task.remote(spec, settings, False))
 
 
 def suite_files(folder: str | os.PathLike) -> list[Path]:

@@ -64,6 +64,7 @@ class TrainConfig(BaseModel):
     ignore_gate: bool = False  # train on every readable photo even if the check refused it (studies)
     buckets: bool = False  # aspect buckets (Family.buckets): crops keep the photo's aspect, not square
     captions: str | None = None  # a captions.csv (file,caption); default: the set's sidecar .txt files
+    log_with: list[str] = Field(default_factory=list)  # tensorboard, mlflow, wandb, trackio (tracking.py)
 
     @model_validator(mode="before")
     @classmethod

@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
+from .. import tracking
 from ..config import Settings
 from ..errors import WorkbenchError
 from ..faces import get_analyzer
@@ -106,7 +108,12 @@ def setup(selfies, out: Path, family: str, settings: Settings, analyzer, progres
     splits = make_splits(files, boxes, config.validation, config.test, config.seed, config.splits)
     device = settings.resolved_device()
     config = config.resolve(fam, len(splits.train), device)
-    accelerator = new_accelerator(config, cpu=device == "cpu")
+    tracking.check_trackers(config.log_with)
+    accelerator = new_accelerator(config, cpu=device == "cpu", project_dir=out / "tracking")
+    if config.log_with:  # loss, learning rate, the checkpoint curve and probe images to the user's tracker
+        tracking.default_mlflow_uri(settings.home)
+        accelerator.init_trackers(f"likeness-{out.name}", config=tracking.hparams(config.model_dump()),
+                                  init_kwargs={"mlflow": {"run_name": out.name}, "wandb": {"name": out.name}})
     pipe, source = load_pipeline(fam, config.base, settings, device=str(accelerator.device),
                                  dtype=WEIGHT_DTYPES[config.precision],
                                  quantize=None if config.quantize_base == "none" else config.quantize_base)
@@ -207,6 +214,8 @@ def train_loop(run: Run, progress: bool, callback=None) -> None:
                                  "--precision bf16/fp32.")
         per_step = float(np.mean(step_times))
         bar.set_postfix(loss=f"{step_loss:.4f}", s_per_step=f"{per_step:.2f}")
+        if config.log_with:
+            accelerator.log({"train/loss": step_loss, "train/lr": run.schedule.get_last_lr()[0]}, step=step + 1)
         if callback is not None and step + 1 < config.steps:
             try:
                 callback(step + 1, config.steps, unit="step", loss=step_loss)
@@ -222,6 +231,11 @@ def train_loop(run: Run, progress: bool, callback=None) -> None:
                                            run.held_faces, run.train_faces, step + 1, run.out / "validation",
                                            run.losses)
                 run.curve.append(row)
+                if config.log_with:
+                    accelerator.log({f"validation/{k}": v for k, v in row.items()
+                                     if k != "step" and isinstance(v, (int, float))}, step=step + 1)
+                    probes = sorted((run.out / "validation").glob(f"step-{step + 1:06d}-probe-*.png"))
+                    tracking.log_images(accelerator.trackers, [Image.open(p) for p in probes], step + 1)
                 save_checkpoint(run.out, run.pipe, run.adapter, run.optimizer, run.schedule, step + 1, run.curve,
                                 run.losses, run.encoders, config)
             accelerator.wait_for_everyone()
@@ -245,8 +259,10 @@ def finish(run: Run, selfies) -> Likeness:
             **run.splits.as_card(),
             "captions": {s.file.name: s.caption for s in run.data.samples},
             "kohya_export": kohya.name if kohya else None, "versions": run.manifest.versions,
+            "trackers": tracking.run_ids(run.accelerator.trackers),
             "licence_notes": fam.licence, "tiny": fam.random_weights}
     atomic_write_json(out / CARD_FILE, card)
+    run.accelerator.end_training()
     run.manifest.status = "done"
     run.manifest.outputs.update(chosen_step=chosen, lora=LORA_FILE, kohya=kohya.name if kohya else None)
     write_manifest(out, run.manifest)
@@ -257,7 +273,7 @@ def finish(run: Run, selfies) -> Likeness:
 WEIGHT_DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 
 
-def new_accelerator(config: TrainConfig, cpu: bool):
+def new_accelerator(config: TrainConfig, cpu: bool, project_dir: Path | None = None):
     """An Accelerator for this run's precision. accelerate keeps one process-wide state and refuses a
     second precision ("AcceleratorState has already been initialized"); a training after another of a
     different precision in one process (an app session, a notebook) resets it. The distributed state
@@ -268,7 +284,8 @@ def new_accelerator(config: TrainConfig, cpu: bool):
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
     return Accelerator(mixed_precision="no" if config.precision == "fp32" else config.precision,
-                       gradient_accumulation_steps=config.gradient_accumulation, cpu=cpu)
+                       gradient_accumulation_steps=config.gradient_accumulation, cpu=cpu,
+                       log_with=config.log_with or None, project_dir=str(project_dir) if project_dir else None)
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ from ..config import Settings
 from ..faces import get_analyzer
 from ..generate import generate, load_renderer
 from ..images import list_images
-from ..likeness import train_likeness
+from ..likeness import Likeness, train_likeness
 from ..likeness.config import TrainConfig
 from ..metrics import paired_difference, score, summarize
 from ..metrics.aggregate import holm
@@ -79,6 +79,17 @@ class StudyKind:
     def run_cell(self, cell: Cell, folder: Path, out: Path, settings: Settings, progress: bool) -> pd.DataFrame:
         raise NotImplementedError
 
+    def shared_keys(self, cells: list[Cell]) -> list[tuple]:
+        """What several cells share and a parallel executor builds first (none by default)."""
+        return []
+
+    def shared_key(self, cell: Cell) -> tuple | None:
+        """The shared input a cell renders from, when cells can run as a group on one worker (None: no)."""
+        return None
+
+    def build_shared(self, key: tuple, out: Path, settings: Settings, progress: bool) -> None:
+        """Build one shared input (see ``shared_keys``)."""
+
     def assemble(self, table: pd.DataFrame, cells: list[Cell]) -> Assembled:
         raise NotImplementedError
 
@@ -107,19 +118,29 @@ class SamplerSteps(StudyKind):
     def likeness(self, identity: str, replicate: int, out: Path, settings: Settings, progress: bool):
         key = (identity, replicate)
         if key not in self._shared:
-            selfies = dict(self.spec.identity_sets())[identity]
             folder = out / "likenesses" / identity / f"r{replicate}"
             if not self.leader:
                 wait_for(lambda: is_done(folder), f"shard 0 to train {folder}")
-            likeness = train_likeness(selfies, folder, family=self.spec.family,
-                                      base=self.spec.base, settings=settings, progress=progress,
-                                      analyzer=get_analyzer(self.spec.recognizers[0]),
-                                      **{**self.spec.train, "seed": self.train_seed(replicate)})
+            self.build_shared(key, out, settings, progress)
+            likeness = Likeness.load(folder)
             self._shared.clear()  # one renderer in memory at a time
             renderer = load_renderer(likeness, self.family, self.spec.base, settings)
             warm_up(renderer[0], self.family)
             self._shared[key] = (likeness, renderer)
         return self._shared[key]
+
+    def shared_keys(self, cells):
+        return sorted({(c.identity, c.replicate) for c in cells})
+
+    def shared_key(self, cell):
+        return (cell.identity, cell.replicate)
+
+    def build_shared(self, key, out, settings, progress):
+        identity, replicate = key
+        train_likeness(dict(self.spec.identity_sets())[identity], out / "likenesses" / identity / f"r{replicate}",
+                       family=self.spec.family, base=self.spec.base, settings=settings, progress=progress,
+                       analyzer=get_analyzer(self.spec.recognizers[0]),
+                       **{**self.spec.train, "seed": self.train_seed(replicate)})
 
     def run_cell(self, cell, folder, out, settings, progress):
         likeness, renderer = self.likeness(cell.identity, cell.replicate, out, settings, progress)
@@ -178,6 +199,12 @@ class UploadQuality(StudyKind):
                 shutil.copyfile(path, (references if path in held else pool) / path.name)
             (pool / ".complete").write_text("")
         return references, pool
+
+    def shared_keys(self, cells):
+        return sorted({(c.identity,) for c in cells})
+
+    def build_shared(self, key, out, settings, progress):
+        self.split(key[0], out)
 
     def steps_for(self, pool: Path, settings: Settings) -> int:
         """The clean cell's optimizer steps: every cell of an identity trains this many (no confound)."""

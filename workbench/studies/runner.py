@@ -29,16 +29,35 @@ def plan_cells(spec: StudySpec) -> list[Cell]:
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
-    """``i/n`` (0-based), or accelerate's process index and count when launched with it."""
+    """``i/n`` (0-based). A study is not run under ``accelerate launch`` / torchrun: those processes join
+    one process group, and the trainings of different cells would average each other's gradients."""
+    if not text and int(os.environ.get("WORLD_SIZE", os.environ.get("NUM_PROCESSES", "1")) or 1) > 1:
+        raise ConfigError("a study under accelerate launch / torchrun would train different cells as one "
+                          "distributed job; use --executor ray, or --shard i/n in processes you start yourself.")
     if text:
-        index, _, count = text.partition("/")
-        shard = (int(index), int(count or 1))
+        try:
+            index, _, count = text.partition("/")
+            shard = (int(index), int(count or 1))
+        except ValueError as exc:
+            raise ConfigError(f"shard {text!r}: expected i/n with 0 <= i < n") from exc
     else:
-        shard = (int(os.environ.get("RANK", os.environ.get("PROCESS_INDEX", 0))),
-                 int(os.environ.get("WORLD_SIZE", os.environ.get("NUM_PROCESSES", 1))))
+        shard = (0, 1)
     if not 0 <= shard[0] < shard[1]:
         raise ConfigError(f"shard {text!r}: expected i/n with 0 <= i < n")
     return shard
+
+
+def log_cell(spec: StudySpec, cell: Cell, table: pd.DataFrame, out: Path) -> dict[str, str]:
+    """One tracker run per cell (config and mean of each metric), so the tracker's compare view works."""
+    if not spec.log_with:
+        return {}
+    from .. import tracking
+
+    tracking.default_mlflow_uri(out)
+    means = table.dropna(subset=["value"]).groupby("metric")["value"].mean().to_dict()
+    config = {**cell.params, "cell": cell.id, "identity": cell.identity, "replicate": cell.replicate,
+              "family": spec.family}
+    return tracking.log_cell(spec.log_with, spec.name, cell.folder.replace("/", "-"), out / "tracking", config, means)
 
 
 def study_inputs(spec: StudySpec) -> dict:
@@ -52,8 +71,12 @@ def study_inputs(spec: StudySpec) -> dict:
 
 
 def run_study(spec: StudySpec | str | os.PathLike, out: str | os.PathLike, settings: Settings | None = None,
-              shard: tuple[int, int] = (0, 1), progress: bool = True) -> Path:
-    """Run (or resume) the study into ``out``; returns ``out``. The report is written once all cells are done."""
+              shard: tuple[int, int] = (0, 1), progress: bool = True, executor: str = "serial",
+              address: str | None = None, max_retries: int = 2, num_cpus: int | None = None) -> Path:
+    """Run (or resume) the study into ``out``; returns ``out``. The report is written once all cells are
+    done. ``executor``: ``serial`` (this process) or ``ray`` (``address``: a cluster, default a local one)."""
+    from .executors import run_ray
+
     spec = spec if isinstance(spec, StudySpec) else load_spec(spec)
     settings = settings or Settings()
     out = Path(out)
@@ -61,29 +84,48 @@ def run_study(spec: StudySpec | str | os.PathLike, out: str | os.PathLike, setti
     kind = STUDY_KINDS[spec.kind](spec, leader=shard[0] == 0)
     cells = kind.plan()
     manifest = Manifest(kind="study", status="running", inputs=study_inputs(spec), config=spec.model_dump(),
-                        seeds=list(spec.seeds), outputs={"cells": [c.folder for c in cells]})
+                        seeds=list(spec.seeds), outputs={"cells": [c.folder for c in cells], "executor": executor})
     if shard[0] == 0 and not is_done(out):
         write_manifest(out, manifest)
-    for cell in cells[shard[0]::shard[1]]:
+    todo = [c for c in cells[shard[0]::shard[1]] if not is_done(out / "cells" / c.folder)]
+
+    def finish(cell: Cell, table: pd.DataFrame, seconds: float) -> None:
+        """The driver records a finished cell: its table, its tracker run, its manifest (= done)."""
         folder = out / "cells" / cell.folder
-        if is_done(folder):
-            continue
-        started = time.perf_counter()
-        folder.mkdir(parents=True, exist_ok=True)
-        cell_manifest = Manifest(kind="study-cell", status="running", config=cell.params, seeds=list(spec.seeds))
-        write_manifest(folder, cell_manifest)
-        with stage(folder, cell_manifest):
-            table = kind.run_cell(cell, folder, out, settings, progress)
         for key, value in cell.params.items():
             table[key] = value
         table["cell"], table["identity"], table["replicate"] = cell.id, cell.identity, cell.replicate
         write_table(table, folder / "scores.parquet")
+        trackers = log_cell(spec, cell, table, out)
         write_manifest(folder, Manifest(kind="study-cell", status="done", config=cell.params, seeds=list(spec.seeds),
-                                        timings={"seconds": time.perf_counter() - started}))
+                                        timings={"seconds": seconds}, outputs={"trackers": trackers}))
+
+    failures: dict[str, str] = {}
+    if executor == "ray":
+        failures = run_ray(kind, todo, out, settings, progress, finish, address, max_retries, num_cpus)
+    elif executor == "serial":
+        for cell in todo:
+            folder = out / "cells" / cell.folder
+            folder.mkdir(parents=True, exist_ok=True)
+            cell_manifest = Manifest(kind="study-cell", status="running", config=cell.params, seeds=list(spec.seeds))
+            write_manifest(folder, cell_manifest)
+            started = time.perf_counter()
+            with stage(folder, cell_manifest):
+                table = kind.run_cell(cell, folder, out, settings, progress)
+            finish(cell, table, time.perf_counter() - started)
+    else:
+        raise ConfigError(f"executor {executor!r}: expected serial or ray.")
+    for folder, error in failures.items():
+        write_manifest(out / "cells" / folder, Manifest(kind="study-cell", status="failed", error=error))
     missing = [c.folder for c in cells if not is_done(out / "cells" / c.folder)]
     if missing:
-        print(f"study {spec.name}: {len(cells) - len(missing)}/{len(cells)} cells done; waiting for "
-              f"{', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''} (other shards, or rerun to resume)")
+        manifest.outputs["failed_cells"] = failures
+        if shard[0] == 0:
+            write_manifest(out, manifest)
+        print(f"study {spec.name}: {len(cells) - len(missing)}/{len(cells)} cells done; "
+              + (f"failed after retries: {', '.join(failures)}; " if failures else "")
+              + f"missing {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''} (other shards, or rerun to "
+              "resume)")
         return out
     assemble(kind, cells, out, manifest)
     return out

@@ -51,6 +51,7 @@ class GridSpec(BaseModel):
     guidance: float | None = None
     recognizers: list[str] = Field(default_factory=lambda: ["auto"])
     clip_model: str | None = None  # hub id or local dir; None skips CLIP metrics (reason in every row)
+    log_with: list[str] = Field(default_factory=list)  # trackers: tensorboard, mlflow, wandb, trackio
     source: str = ""  # the file it came from (set by the loader)
 
     @field_validator("name")

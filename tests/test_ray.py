@@ -1,0 +1,92 @@
+"""Studies on a local Ray (issue 18): the same table as the serial run, and a cell whose worker dies is
+retried while the study still finishes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+ray = pytest.importorskip("ray")
+
+from workbench.studies import load_spec, run_study  # noqa: E402
+from workbench.studies.executors import CRASH_ONCE  # noqa: E402
+
+
+@pytest.fixture()
+def spec(tmp_path, faces_dir):
+    path = tmp_path / "rays.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "rays", "kind": "sampler-steps", "family": "tiny-sd", "selfies": str(faces_dir / "lisa_debruine"),
+        "train": {"steps": 2}, "packs": ["beach"], "prompts_per_pack": 1, "samplers": ["euler", "dpmpp_2m"],
+        "steps": [2], "seeds": [0, 1], "recognizers": ["dlib"]}))
+    return load_spec(path)
+
+
+def _comparable(folder) -> pd.DataFrame:
+    table = pd.read_parquet(folder / "study.parquet")
+    table = table[table.metric != "seconds_per_image"]  # wall time differs by nature
+    keys = ["cell", "metric", "image_id", "recognizer", "pack", "prompt_id", "seed"]
+    return table.sort_values(keys, na_position="first").reset_index(drop=True)[[*keys, "value", "reason"]]
+
+
+def test_ray_gives_the_serial_table(spec, settings, tmp_path):
+    from dataclasses import replace
+
+    serial = run_study(spec, tmp_path / "serial", settings=replace(settings, home=tmp_path / "h1"), progress=False)
+    try:
+        parallel = run_study(spec, tmp_path / "ray", settings=replace(settings, home=tmp_path / "h2"), progress=False,
+                             executor="ray", num_cpus=2)
+    finally:
+        ray.shutdown()
+    a, b = _comparable(serial), _comparable(parallel)
+    assert len(a) == len(b) and a[["cell", "metric", "image_id"]].equals(b[["cell", "metric", "image_id"]])
+    np.testing.assert_array_equal(a["value"].to_numpy(), b["value"].to_numpy())
+
+
+def test_a_cell_whose_worker_dies_is_retried(spec, settings, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    marker = tmp_path / "crashed"
+    monkeypatch.setenv(CRASH_ONCE, f"lisa_debruine/r0/euler-2={marker}")
+    try:
+        out = run_study(spec, tmp_path / "retry", settings=replace(settings, home=tmp_path / "h3"), progress=False,
+                        executor="ray", num_cpus=2, max_retries=2)
+    finally:
+        ray.shutdown()
+    assert marker.is_file()  # the worker did die once
+    table = pd.read_parquet(out / "study.parquet")
+    assert set(table["cell"]) == {"euler-2", "dpmpp_2m-2"}  # and the study finished with that cell retried
+
+
+def test_a_cell_that_keeps_failing_is_recorded_and_the_others_finish(spec, settings, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from workbench.store import read_manifest
+
+    marker = tmp_path / "never-created" / "marker"  # the crash repeats: its folder does not exist
+    monkeypatch.setenv(CRASH_ONCE, f"lisa_debruine/r0/euler-2={marker}")
+    try:
+        out = run_study(spec, tmp_path / "fails", settings=replace(settings, home=tmp_path / "h4"), progress=False,
+                        executor="ray", num_cpus=2, max_retries=1)
+    finally:
+        ray.shutdown()
+    failed = read_manifest(out / "cells" / "lisa_debruine" / "r0" / "euler-2")
+    assert failed.status == "failed" and failed.error
+    assert read_manifest(out / "cells" / "lisa_debruine" / "r0" / "dpmpp_2m-2").status == "done"
+    assert not (out / "study.parquet").exists()
+
+
+def test_a_suite_runs_as_one_ray_task(settings, tmp_path):
+    from dataclasses import replace
+
+    from workbench import resources
+    from workbench.suites import run_suite
+
+    try:
+        result = run_suite(resources.spec_path("tiny-demo", "suite"), settings=replace(settings, home=tmp_path / "h5"),
+                           progress=False, executor="ray")
+    finally:
+        ray.shutdown()
+    assert result.passed and (tmp_path / "h5" / "reports" / "suite-tiny-demo" / "checks.parquet").is_file()

@@ -1,0 +1,158 @@
+"""How a study's cells run: one after another in this process (``serial``), or as Ray tasks on one
+machine or a cluster (``ray``).
+
+With Ray each cell is a task asking for one GPU when the family needs one (CPU otherwise). Workers write
+the cell's artifacts (likeness, images) into the workspace, which is therefore shared storage on a
+multi-node cluster (NFS, or a bucket mounted with FUSE); the cell's scores come back to the driver,
+which writes the cell's table and manifest — so a cell counts as done only once the driver has it.
+Shared inputs (the likenesses of a sampler-steps study) are built first, one task each. A task whose
+worker dies or raises is retried ``max_retries`` times, then recorded as failed with its error while the
+other cells go on; Ctrl-C cancels what is outstanding. Each worker process keeps the study kind (and so
+its loaded pipeline) between the cells it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ..config import Settings
+from .kinds import STUDY_KINDS, Cell, StudyKind
+from .spec import StudySpec
+
+CRASH_ONCE = "WORKBENCH_CRASH_ONCE"  # fault injection for the retry test: "<cell folder>=<marker file>"
+_WORKER_KINDS: dict[str, StudyKind] = {}
+
+
+def _kind_in_worker(spec_data: dict[str, Any]) -> StudyKind:
+    """One study kind per worker process and spec, so a loaded pipeline serves several cells."""
+    key = repr(sorted(spec_data.items()))
+    if key not in _WORKER_KINDS:
+        spec = StudySpec.model_validate(spec_data)
+        _WORKER_KINDS.clear()
+        _WORKER_KINDS[key] = STUDY_KINDS[spec.kind](spec)
+    return _WORKER_KINDS[key]
+
+
+def _maybe_crash(cell: Cell) -> None:
+    planned = os.environ.get(CRASH_ONCE, "")
+    folder, _, marker = planned.partition("=")
+    if folder == cell.folder and marker and not Path(marker).exists():
+        Path(marker).write_text("crashed once")
+        os._exit(1)  # the worker process dies, as on a lost machine
+
+
+def cell_task(spec_data: dict[str, Any], cell: Cell, out: str, settings: Settings, progress: bool):
+    _maybe_crash(cell)
+    kind = _kind_in_worker(spec_data)
+    return kind.run_cell(cell, Path(out) / "cells" / cell.folder, Path(out), settings, progress)
+
+
+def group_task(spec_data: dict[str, Any], cells: list[Cell], out: str, settings: Settings, progress: bool):
+    """Several cells that share one likeness, in one worker: the pipeline loads once for all of them."""
+    results = []
+    for cell in cells:
+        started = time.perf_counter()
+        results.append((cell, cell_task(spec_data, cell, out, settings, progress), time.perf_counter() - started))
+    return results
+
+
+def shared_task(spec_data: dict[str, Any], key: tuple, out: str, settings: Settings, progress: bool) -> str:
+    _kind_in_worker(spec_data).build_shared(key, Path(out), settings, progress)
+    return "ok"
+
+
+def _run_groups(ray, groups: dict[tuple, list[Cell]], spec_data, options, out: Path, settings: Settings,
+                progress: bool, finish) -> dict[str, str]:
+    remote = ray.remote(group_task).options(**options)
+    pending = {remote.remote(spec_data, cells, str(out), settings, False): cells for cells in groups.values()}
+    failures: dict[str, str] = {}
+    bar = tqdm(total=sum(len(c) for c in groups.values()), desc="cells", disable=not progress, unit="cell")
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            cells = pending.pop(done[0])
+            try:
+                for cell, table, seconds in ray.get(done[0]):
+                    finish(cell, table, seconds)
+            except Exception as exc:  # the group's retries are spent: its cells are recorded as failed
+                failures.update({c.folder: f"{type(exc).__name__}: {str(exc)[:500]}" for c in cells})
+            bar.update(len(cells))
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        bar.close()
+    return failures
+
+
+def run_serial(kind: StudyKind, cells: list[Cell], out: Path, settings: Settings, progress: bool,
+               finish: Callable[[Cell, Any, float], None]) -> dict[str, str]:
+    for cell in cells:
+        started = time.perf_counter()
+        finish(cell, kind.run_cell(cell, out / "cells" / cell.folder, out, settings, progress),
+               time.perf_counter() - started)
+    return {}
+
+
+def run_ray(kind: StudyKind, cells: list[Cell], out: Path, settings: Settings, progress: bool,
+            finish: Callable[[Cell, Any, float], None], address: str | None = None, max_retries: int = 2,
+            num_cpus: int | None = None) -> dict[str, str]:
+    """Run ``cells`` as Ray tasks; returns ``{cell folder: error}`` for cells that failed after retries."""
+    try:
+        import ray
+    except ImportError as exc:
+        from ..errors import ConfigError
+
+        raise ConfigError("--executor ray needs Ray: `pip install 'likeness-workbench[cluster]'`.") from exc
+    if not ray.is_initialized():
+        ray.init(address=address, num_cpus=num_cpus if address is None else None, ignore_reinit_error=True,
+                 log_to_driver=False, include_dashboard=False)
+    gpus = 0 if kind.family.tiny or settings.resolved_device() == "cpu" else 1
+    options = dict(num_gpus=gpus, num_cpus=1, max_retries=max_retries, retry_exceptions=True)
+    spec_data = kind.spec.model_dump()
+    workers = int(ray.available_resources().get("GPU" if gpus else "CPU", 1))
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(kind.shared_key(cell), []).append(cell)
+    if len(groups) >= workers and all(key is not None for key in groups):
+        # enough groups to keep every worker busy: one task per shared likeness, which then loads once
+        return _run_groups(ray, groups, spec_data, options, out, settings, progress, finish)
+    # 1. shared inputs first (a likeness that several cells render from), one task each
+    shared = [ray.remote(shared_task).options(**options).remote(spec_data, key, str(out), settings, False)
+              for key in kind.shared_keys(cells)]
+    failures: dict[str, str] = {}
+    try:
+        ray.get(shared)
+    except Exception as exc:  # a shared input that cannot be built: every cell needing it fails
+        return {cell.folder: f"shared input failed: {type(exc).__name__}: {exc}" for cell in cells}
+    # 2. the cells
+    remote = ray.remote(cell_task).options(**options)
+    started = {}
+    pending = {}
+    for cell in cells:
+        started[cell.folder] = time.perf_counter()
+        pending[remote.remote(spec_data, cell, str(out), settings, False)] = cell
+    bar = tqdm(total=len(cells), desc="cells", disable=not progress, unit="cell")
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            cell = pending.pop(done[0])
+            try:
+                finish(cell, ray.get(done[0]), time.perf_counter() - started[cell.folder])
+            except Exception as exc:  # retries exhausted: recorded, the others go on
+                failures[cell.folder] = f"{type(exc).__name__}: {str(exc)[:500]}"
+            bar.update(1)
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        bar.close()
+    return failures
