@@ -163,3 +163,19 @@ def test_a_missing_reference_photo_is_named(tmp_path, tiny_likeness, settings):
                    progress=False)
     with pytest.raises(WorkbenchError, match="gone.jpg is missing"):
         score(run.path, progress=False, clip_model=None)
+
+
+def test_a_small_png_that_decodes_huge_is_refused_before_decoding(tmp_path):
+    import tracemalloc
+
+    from workbench.images import ImageTooLarge, load_image
+
+    bomb = tmp_path / "bomb.png"
+    Image.new("RGB", (7999, 7999), (0, 0, 0)).save(bomb, optimize=True)
+    assert bomb.stat().st_size < 500_000
+    tracemalloc.start()
+    with pytest.raises(ImageTooLarge, match="decodes to about"):
+        load_image(bomb)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 50 * 2**20  # refused from the header, not after decoding

@@ -1,4 +1,4 @@
-"""The four notebooks execute top to bottom on tiny models (nbclient), writing into a temporary
+"""The notebooks execute top to bottom on tiny models (nbclient), writing into a temporary
 workspace; they are committed with outputs stripped."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_four_notebooks_with_stripped_outputs():
+def test_there_are_five_notebooks_with_stripped_outputs():
     assert [p.stem for p in NOTEBOOKS] == ["01-quickstart", "02-sampler-steps-study", "03-upload-quality-study",
-                                           "04-identity-fidelity-qa"]
+                                           "04-identity-fidelity-qa", "05-identity-arms"]
     for path in NOTEBOOKS:
         notebook = nbformat.read(path, as_version=4)
         assert "parameters" in notebook.cells[1].metadata.get("tags", []), path.name

@@ -175,6 +175,11 @@ def generate_cmd(likeness: str = typer.Argument(..., help="Likeness folder, or '
                  batch_size: int = typer.Option(4, min=1, help="Images per pipeline call."),
                  compile: bool = typer.Option(False, "--compile", help="torch.compile the denoiser (GPU; the "
                                               "compile time is reported separately)."),
+                 arm: str = typer.Option("likeness", help="likeness, base, ip-adapter-face or "
+                                         "likeness+ip-adapter-face (the IP-Adapter takes the training photos)."),
+                 ip_scale: float = typer.Option(0.6, min=0.0, help="IP-Adapter image-prompt scale."),
+                 detailer: bool = typer.Option(False, "--detailer", help="Re-render small faces at native "
+                                               "resolution (inpainting), keeping the rest of the image."),
                  prompts_per_pack: int = typer.Option(None, min=1),
                  grid: bool = typer.Option(False, help="Contact sheet."),
                  home: Path = HomeOpt, device: str = typer.Option(None)):
@@ -188,7 +193,7 @@ def generate_cmd(likeness: str = typer.Argument(..., help="Likeness folder, or '
     run = generate(None if likeness == "none" else likeness, pack, out, samplers=sampler or None,
                    steps=steps or None, seeds=seeds, guidance=guidance, family=family, base=base, size=size,
                    batch_size=batch_size, compile=compile, prompts_per_pack=prompts_per_pack,
-                   settings=_settings(home, device))
+                   settings=_settings(home, device), arm=arm, ip_scale=ip_scale, detailer={} if detailer else None)
     if grid:
         from .generate.contact import contact_sheets
 

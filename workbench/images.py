@@ -18,6 +18,12 @@ from .errors import WorkbenchError
 
 # Phones make 12-50 MP photos; 64 MP leaves room for them and refuses a 20k x 20k "bomb" (400 MP).
 MAX_PIXELS = 64_000_000
+# Formats PIL decodes whole (no JPEG-style draft): their decoded size, plus the RGB copy, must fit this. A
+# 124 KB PNG of 7999 x 7999 once decoded to ~2 GB; a 12 MP phone PNG needs ~70 MB.
+DECODE_BUDGET = 256 * 2**20
+DRAFT_FORMATS = {"JPEG", "MPO"}
+BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "I;16": 10, "I;16B": 10, "I;16L": 10, "RGB": 3,
+                   "RGBA": 4, "CMYK": 4, "YCbCr": 3, "I": 12, "F": 12}  # 16/32-bit: through a float64 copy
 MAX_BYTES = 100 * 1024 * 1024
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".tif", ".tiff", ".bmp")
 SUPPORTED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "HEIF", "TIFF", "BMP"}
@@ -148,6 +154,11 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
     if width * height > max_pixels:
         raise ImageTooLarge(path, f"{width}x{height} is {width * height / 1e6:.0f} MP (limit "
                             f"{max_pixels / 1e6:.0f} MP)", "Export it at phone resolution.")
+    if image.format not in DRAFT_FORMATS:  # decoded whole, whatever the file size: bound the memory it takes
+        needed = width * height * (BYTES_PER_PIXEL.get(image.mode, 4) + 3)
+        if needed > DECODE_BUDGET:
+            raise ImageTooLarge(path, f"{width}x{height} {image.format} decodes to about {needed / 2**20:.0f} MB "
+                                f"(limit {DECODE_BUDGET // 2**20} MB)", "Export it as a JPEG, or at phone resolution.")
     if width < 1 or height < 1:
         raise NotAnImage(path, "the image has no pixels", "Upload a real photo.")
     return image

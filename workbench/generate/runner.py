@@ -19,7 +19,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..arms import get_arm
 from ..config import Settings
+from ..errors import ConfigError
 from ..likeness.card import LORA_FILE, Likeness
 from ..models import get_family, load_pipeline
 from ..packs import Pack, get_pack
@@ -91,7 +93,8 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
              seeds: Sequence[int] = (0,), guidance: float | None = None, family: str | None = None,
              base: str | None = None, size: int | None = None, prompts_per_pack: int | None = None,
              batch_size: int = 4, settings: Settings | None = None, progress: bool = True,
-             compile: bool = False, renderer: tuple[Any, Any] | None = None, callback=None) -> GenerationRun:
+             compile: bool = False, renderer: tuple[Any, Any] | None = None, callback=None,
+             arm: str = "likeness", ip_scale: float = 0.6, detailer: dict | None = None) -> GenerationRun:
     """Render the grid into ``out``. ``likeness=None`` renders the base model alone (baseline arm).
     The LoRA is fused into the base weights for rendering (no per-layer LoRA matmuls); ``compile``
     compiles the denoiser's repeated blocks (regional ``torch.compile``), its cost kept apart in the
@@ -101,10 +104,13 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
     # 1. resolve what to render
     if likeness is not None and not isinstance(likeness, Likeness):
         likeness = Likeness.load(likeness)
+    chosen = get_arm(arm if likeness is not None else "base")
+    if likeness is None and arm not in ("base", "likeness"):
+        raise ConfigError(f"the {arm} arm takes its reference photos from a likeness; pass one.")
     fam = get_family(likeness.family if likeness else (family or "tiny-sd"))
     base = likeness.base if likeness else base
-    subject = likeness.subject if likeness else "person"
     class_word = likeness.card["class_word"] if likeness else "person"
+    subject = likeness.subject if likeness and chosen.lora else class_word  # the trigger means nothing without it
     pack_objs = [p if isinstance(p, Pack) else get_pack(p) for p in packs]
     jobs = plan_jobs(pack_objs, samplers, steps, seeds, subject, class_word, guidance, size, prompts_per_pack, fam)
     for name in sorted({j.sampler for j in jobs}):
@@ -117,12 +123,18 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
     manifest.inputs = {"likeness": str(likeness.path) if likeness else None, "packs": [p.name for p in pack_objs]}
     manifest.config = {"family": fam.name, "base": base, "samplers": sorted({j.sampler for j in jobs}),
                        "steps": sorted({j.steps for j in jobs}), "guidance": guidance, "size": size,
-                       "prompts_per_pack": prompts_per_pack, "batch_size": batch_size}
+                       "prompts_per_pack": prompts_per_pack, "batch_size": batch_size, "arm": chosen.name,
+                       "arm_description": chosen.describe(ip_scale),
+                       "ip_scale": ip_scale if chosen.ip_adapter else None,
+                       "detailer": detailer, "licence_notes": chosen.licence or None}
     manifest.seeds, manifest.status, manifest.error = list(seeds), "running", None
     with stage(out, manifest):  # one writer per run folder; a crash or Ctrl-C is recorded, never 'running'
         write_manifest(out, manifest)
+        packs_detailer = next((p.detailer for p in pack_objs if p.detailer is not None), None)
+        context = RenderContext(likeness, chosen, ip_scale, detailer if detailer is not None else packs_detailer,
+                                subject=subject)
         render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, settings, batch_size, progress, compile,
-                       renderer, callback)
+                       renderer, callback, context)
         # 4. the table: images of earlier renders with other settings stay in the record (first), then this
         # plan's, in plan order. A run folder only ever gains images.
         planned = {j.image_id for j in jobs}
@@ -161,8 +173,21 @@ def compile_denoiser(pipe) -> None:
             module.compile()
 
 
+@dataclass
+class RenderContext:
+    """What every batch of a run shares besides the pipeline: the arm, its image prompt, the detailer."""
+
+    likeness: Likeness | None
+    arm: Any
+    ip_scale: float = 0.6
+    detailer: dict | None = None
+    references: list | None = None  # face crops of the training photos (IP-Adapter arms)
+    embeds: Any = None  # the training photos' face embedding (FaceID arms)
+    subject: str = "person"
+
+
 def render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, settings, batch_size, progress, compile,
-                   renderer, callback=None) -> None:
+                   renderer, callback=None, context: RenderContext | None = None) -> None:
     """3. Render what is missing. Batches are planned over the whole grid, never over what is left: CPU
     and GPU kernels may round differently at another batch size, so a resumed image is re-rendered in its
     original batch (only the missing files are written) and comes out bit-identical."""
@@ -170,7 +195,16 @@ def render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, setting
     pending = [b for b in batches if any(j.image_id not in rows for j in b)]
     if pending:
         started = time.perf_counter()
-        pipe, source = renderer or load_renderer(likeness, fam, base, settings, compile)
+        context = context or RenderContext(likeness, get_arm("likeness" if likeness else "base"))
+        pipe, source = renderer or load_renderer(likeness if context.arm.lora else None, fam, base, settings, compile)
+        if context.arm.ip_adapter:
+            from ..arms import identity_embedding, load_ip_adapter, reference_faces
+
+            load_ip_adapter(pipe, fam, settings, context.ip_scale, faceid=context.arm.faceid)
+            if context.arm.faceid:
+                context.embeds = identity_embedding(context.likeness, fam, pipe.unet.dtype).to(pipe.device)
+            else:
+                context.references = reference_faces(context.likeness)
         manifest.timings["load_seconds"] = time.perf_counter() - started
         manifest.outputs["model"] = source.as_dict()
         scheduler_config = dict(pipe.scheduler.config)
@@ -181,7 +215,8 @@ def render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, setting
                 current = batch[0].sampler
                 pipe.scheduler = make_scheduler(current, fam.arch, scheduler_config)
             missing = {j.image_id for j in batch if j.image_id not in rows}
-            rows.update(render_batch(pipe, batch, fam, likeness, source, out, only=missing))
+            rows.update(render_batch(pipe, batch, fam, likeness, source, out, only=missing, context=context,
+                                     settings=settings))
             write_table(pd.DataFrame(list(rows.values())), out / TABLE)
             bar.update(len(missing))
             if callback is not None:  # progress; a cancel stops here, every written image kept
@@ -200,10 +235,12 @@ def plan_batches(jobs: list[Job], batch_size: int) -> list[list[Job]]:
 
 
 def render_batch(pipe, batch: list[Job], fam, likeness, source, out: Path,
-                 only: set[str] | None = None) -> dict[str, dict[str, Any]]:
+                 only: set[str] | None = None, context: RenderContext | None = None,
+                 settings: Settings | None = None) -> dict[str, dict[str, Any]]:
     """Render one batch; write (and return rows for) the images in ``only``, or all of them."""
     started = time.perf_counter()
     kwargs: dict[str, Any] = {}
+    kwargs.update(image_prompt(context))
     if fam.arch != "flux":  # FLUX.1-dev is guidance-distilled: no negative prompt, no CFG
         kwargs["negative_prompt"] = [j.negative for j in batch]
     else:
@@ -216,10 +253,16 @@ def render_batch(pipe, batch: list[Job], fam, likeness, source, out: Path,
     for job, image in zip(batch, images, strict=True):
         if only is not None and job.image_id not in only:
             continue
+        detail = {}
+        if context is not None and context.detailer is not None:
+            image, detail = run_detailer(pipe, image, job, fam, context, out)
+        arm = context.arm.name if context is not None else ("likeness" if likeness else "base")
+        ip_scale = context.ip_scale if context is not None and context.arm.ip_adapter else None
         params = {"prompt": job.prompt, "negative": job.negative, "steps": job.steps, "sampler": job.sampler,
                   "sampler_a1111": get_sampler(job.sampler, fam.arch).a1111, "guidance": job.guidance,
                   "seed": job.seed, "width": image.width, "height": image.height, "model": fam.name,
-                  "base": source.location, "lora": likeness.path.name if likeness else None,
+                  "base": source.location, "lora": likeness.path.name if likeness and arm != "base" else None,
+                  "arm": arm, "ip_adapter_scale": ip_scale, **{k: v for k, v in detail.items() if k != "before_path"},
                   "pack": job.pack, "prompt_id": job.prompt_id, "image_id": job.image_id, "tiny": fam.random_weights}
         atomic_write_bytes(out / job.relpath, png_bytes(image, params))
         rows[job.image_id] = {"image_id": job.image_id, "pack": job.pack, "prompt_id": job.prompt_id,
@@ -227,5 +270,41 @@ def render_batch(pipe, batch: list[Job], fam, likeness, source, out: Path,
                               "steps": job.steps, "seed": job.seed,
                               "guidance": job.guidance, "width": image.width, "height": image.height,
                               "path": job.relpath, "seconds": seconds, "family": fam.name,
-                              "likeness": str(likeness.path) if likeness else None}
+                              "likeness": str(likeness.path) if likeness else None, "arm": arm, "ip_scale": ip_scale,
+                              "detailer": detail.get("detailer"), "before_path": detail.get("before_path")}
     return rows
+
+
+def image_prompt(context: RenderContext | None) -> dict[str, Any]:
+    """The IP-Adapter's input for every pipeline call of the run: face images, or a face embedding."""
+    if context is None:
+        return {}
+    if context.embeds is not None:
+        return {"ip_adapter_image_embeds": [context.embeds]}
+    if context.references:
+        return {"ip_adapter_image": [context.references]}  # one adapter, several reference faces
+    return {}
+
+
+def run_detailer(pipe, image, job: Job, fam, context: RenderContext, out: Path) -> tuple[Any, dict[str, Any]]:
+    """The face detailer on one image: the result, and what it did (the pre-detailer image is kept beside
+    it, so FaceSim before and after can be scored on the same image)."""
+    from ..faces import get_analyzer
+    from .detailer import detail_face, settings_of
+
+    options = settings_of(context.detailer)
+    extra = image_prompt(context)
+    if fam.arch != "flux":
+        extra["negative_prompt"] = job.negative
+    result = detail_face(pipe, image, get_analyzer().analyze(image), options["prompt"].format(subject=context.subject),
+                         job.steps, job.guidance, job.seed, fam.resolution, options, extra)
+    info: dict[str, Any] = {"detailer": result.reason}
+    if result.applied:
+        before = job.relpath.replace(".png", ".before.png")
+        import io
+
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")  # the plain render, before the detailer: scored, not shipped
+        atomic_write_bytes(out / before, buffer.getvalue())
+        info.update(before_path=before, detailer_box=list(result.box), detailer_settings=options)
+    return result.image, info

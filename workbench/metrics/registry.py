@@ -104,6 +104,10 @@ for _metric in [
     Metric("kid_clip_std", "run", None, "standard deviation of KID over its subsets", needs="clip"),
     Metric("seconds_per_image", "image", False, "wall seconds to render one image (batch 1, after a warm-up, "
            "pipeline loaded once per study)", unit="s", range=(0, None)),
+    Metric("peak_gpu_memory_gb", "cell", False, "the highest GPU memory torch allocated while the cell rendered",
+           unit="GB", range=(0, None)),
+    Metric("test_facesim_before_detailer", "image", True, "test FaceSim of the same image before the face detailer "
+           "re-rendered its face (the row of test_facesim is after)", needs="recognizer"),
     Metric("gate_flagged", "cell", False, "share of the cell's photos the upload gate flagged (any flag)",
            range=(0, 1), rate=True),
     Metric("gate_failed", "cell", False, "share of the cell's photos the upload gate refused", range=(0, 1),

@@ -66,6 +66,11 @@ def score_images(items: list[dict[str, Any]], root: Path, test: list, training: 
                 reason = "no face detected" if not faces else why.get(metric, "not computable")
             rows.append({**base, "metric": metric, "value": value, "reason": reason, "recognizer": recognizer,
                          "note": threshold[1] if metric == "id_match_rate" and value is not None else None})
+        if item.get("before_path") and test:  # the face detailer ran: the same image before it, same references
+            before = analyzer.analyze(load_image(root / item["before_path"]))
+            value = image_identity(analyzer, before, test, training)["test_facesim"]
+            rows.append({**base, "metric": "test_facesim_before_detailer", "value": value, "recognizer": recognizer,
+                         "reason": None if value is not None else "no face detected before the detailer"})
         if quality:
             rows += _quality_rows(base, image, faces, item.get("prompt_plain") or item.get("prompt"), clip)
         if faces:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -62,6 +63,9 @@ class Pack(BaseModel):
     guidance: float | None = Field(None, ge=0)
     size: int | None = Field(None, ge=32)
     images_per_prompt: int = Field(1, ge=1)
+    # The face detailer for this pack (generate/detailer.py): {} turns it on with its defaults;
+    # max_face_share, margin, strength, steps, feather and prompt override them.
+    detailer: dict[str, Any] | None = None
     prompts: list[PackPrompt] = Field(min_length=1)
 
     @field_validator("name")

@@ -28,7 +28,7 @@ from ..metrics.aggregate import holm
 from ..models import get_family
 from ..selfies.degrade import degrade_set
 from ..store import is_done
-from .plots import sampler_steps_plot, tradeoff_plot, upload_quality_plot
+from .plots import arms_plot, sampler_steps_plot, tradeoff_plot, upload_quality_plot
 from .spec import StudySpec
 
 # The degradation a check is meant to catch, for the "what the gate said" column.
@@ -250,6 +250,52 @@ class UploadQuality(StudyKind):
                          [("study", upload_quality_plot(summary, diffs, ids))])
 
 
+class Arms(SamplerSteps):
+    """Every arm (likeness, base, IP-Adapter face, both) renders the same grid — prompts, seeds,
+    sampler, steps — from the same likeness's training photos, and is scored against the same test
+    photos; the report puts test FaceSim, id_match_rate, the copy-paste gap, Face-Div, CLIP score,
+    seconds per image and peak GPU memory of each arm next to its paired difference from ``likeness``."""
+
+    name = "arms"
+    METRICS = ("test_facesim", "id_match_rate", "copy_paste_gap", "face_div_lpips", "clip_score", "seconds_per_image")
+
+    def variants(self):
+        return [(arm, {"arm": arm, "ip_scale": self.spec.ip_scale}) for arm in self.spec.arms]
+
+    def run_cell(self, cell, folder, out, settings, progress):
+        import torch
+
+        key = (cell.identity, cell.replicate)
+        self.build_shared(key, out, settings, progress)
+        likeness = Likeness.load(out / "likenesses" / cell.identity / f"r{cell.replicate}")
+        cuda = settings.resolved_device().startswith("cuda")
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        run = generate(likeness, self.spec.packs, folder / "run", samplers=self.spec.samplers, steps=self.spec.steps,
+                       seeds=self.spec.seeds, guidance=self.spec.guidance, prompts_per_pack=self.spec.prompts_per_pack,
+                       batch_size=1, settings=settings, progress=progress, arm=cell.params["arm"],
+                       ip_scale=cell.params["ip_scale"])
+        peak = torch.cuda.max_memory_allocated() / 1024**3 if cuda else None
+        table = score(run.path, likeness=likeness, recognizers=self.spec.recognizers, clip_model=self.spec.clip_model,
+                      progress=progress, settings=settings)
+        memory = pd.DataFrame([{"image_id": None, "metric": "peak_gpu_memory_gb", "value": peak, "recognizer": None,
+                                "reason": None if peak is not None else "peak memory is measured on a GPU"}])
+        return pd.concat([table, seconds_rows(run.table), memory], ignore_index=True)
+
+    def assemble(self, table, cells):
+        summary = summarize(table, ["cell"])
+        arms = list(dict.fromkeys(c.id for c in cells))
+        pairs = [(m, "cell", "likeness", arm) for m in ("test_facesim", "id_match_rate", "copy_paste_gap",
+                                                         "clip_score", "seconds_per_image")
+                 for arm in arms if arm != "likeness" and "likeness" in arms]
+        diffs = comparisons(table, pairs)
+        per_arm = summary[summary.metric.isin([*self.METRICS, "peak_gpu_memory_gb"])].pivot_table(
+            index="cell", columns="metric", values="mean", aggfunc="first", dropna=False).reindex(arms).reset_index()
+        return Assembled(summary, [("Paired differences from the likeness arm (same prompts, seeds and test photos; "
+                                    "Holm-adjusted p)", diffs), ("One row per arm (means)", per_arm)],
+                         [("arms", arms_plot(summary, arms))])
+
+
 def wait_for(ready, what: str, timeout: float = 6 * 3600) -> None:
     """Shards other than 0 wait for what shard 0 builds (a shared likeness, a photo split)."""
     import time
@@ -297,4 +343,4 @@ def gate_rows(report, cell: Cell) -> pd.DataFrame:
     return frame
 
 
-STUDY_KINDS: dict[str, type[StudyKind]] = {k.name: k for k in (SamplerSteps, UploadQuality)}
+STUDY_KINDS: dict[str, type[StudyKind]] = {k.name: k for k in (SamplerSteps, UploadQuality, Arms)}

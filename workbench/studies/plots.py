@@ -91,3 +91,19 @@ def upload_quality_plot(summary: pd.DataFrame, deltas: pd.DataFrame, cells: list
     cost.set_xticks(np.arange(len(cells) - 1), cells[1:], rotation=30, ha="right")
     cost.set_title("what it cost: Δ test FaceSim vs clean")
     return png(fig)
+
+
+def arms_plot(summary: pd.DataFrame, arms: list[str]) -> bytes:
+    """Test FaceSim, identity match rate and CLIP score per arm, 95% CI where n >= 5."""
+    metrics = [m for m in ("test_facesim", "id_match_rate", "clip_score", "seconds_per_image")
+               if (summary[(summary.metric == m)]["n"] > 0).any()] or ["test_facesim"]
+    fig = Figure(figsize=(3.6 * len(metrics), 3.4))
+    for ax, metric in zip(fig.subplots(1, len(metrics), squeeze=False)[0], metrics, strict=True):
+        rows = summary[summary.metric == metric].set_index("cell").reindex(arms)
+        if rows["n"].fillna(0).sum() == 0:
+            ax.text(0.5, 0.5, "no values\n(no faces in the images?)", ha="center", va="center", transform=ax.transAxes)
+        else:
+            ax.bar(range(len(arms)), np.nan_to_num(rows["mean"].to_numpy(dtype=float)), yerr=_errors(rows), capsize=4)
+        ax.set_xticks(range(len(arms)), arms, rotation=25, ha="right", fontsize=8)
+        ax.set_title(metric)
+    return png(fig)

@@ -77,7 +77,19 @@ class GridSpec(BaseModel):
 
 
 class StudySpec(GridSpec):
-    kind: Literal["sampler-steps", "upload-quality"]
+    @field_validator("arms", check_fields=False)
+    @classmethod
+    def _known_arms(cls, value: list[str]) -> list[str]:
+        from ..arms import ARMS
+
+        unknown = [a for a in value if a not in ARMS]
+        if unknown:
+            raise ValueError(f"unknown arm(s) {', '.join(unknown)}; known: {', '.join(ARMS)}")
+        return value
+
+    kind: Literal["sampler-steps", "upload-quality", "arms"]
+    arms: list[str] = Field(default_factory=lambda: ["likeness", "base", "ip-adapter-face", "likeness+ip-adapter-face"])
+    ip_scale: float = Field(0.6, ge=0)  # the IP-Adapter arms' image-prompt scale
     degradations: list[Degradation] = Field(default_factory=list)  # upload-quality cells
     others: str | None = None  # photos of someone else, for intruder degradations
     # The noise that matters: independent training runs (seeds seed, seed+1, ...) and several people.
