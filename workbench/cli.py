@@ -8,8 +8,7 @@ from pathlib import Path
 
 import typer
 
-from . import resources
-from .errors import WorkbenchError
+from workbench import WorkbenchError, resources
 
 app = typer.Typer(help="Likeness Workbench: check selfies, train a likeness, generate packs, score identity.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -24,7 +23,7 @@ HomeOpt = typer.Option(None, "--home", help="Workspace folder (default: $WORKBEN
 
 
 def _settings(home: Path | None, device: str | None = None):
-    from .config import Settings
+    from workbench import Settings
 
     kwargs = {}
     if home is not None:
@@ -36,7 +35,7 @@ def _settings(home: Path | None, device: str | None = None):
 
 def _split_base(base: str | None, family: str | None) -> tuple[str, str | None]:
     """``--base sdxl`` names a family; any other value is a hub id, directory or file for ``--family``."""
-    from .models import FAMILIES
+    from workbench import FAMILIES
 
     if base in FAMILIES:
         return base, None
@@ -48,7 +47,7 @@ def demo(family: str = typer.Option("tiny-sd", help="Model family (tiny-sd runs 
          base: str = typer.Option(None, help="A family name (sdxl) or a hub id / local dir / .safetensors file."),
          home: Path = HomeOpt, device: str = typer.Option(None, help="cpu, cuda, mps (default: best available).")):
     """Run the whole chain on the bundled sample selfies and write a report."""
-    from .demo import run_demo
+    from workbench import run_demo
 
     family, base = _split_base(base, family)
     page = run_demo(_settings(home, device), family=family, base=base)
@@ -61,9 +60,8 @@ def check(folder: Path = typer.Argument(..., help="Folder of selfies."),
           html_out: Path = typer.Option(None, "--html", help="Write a self-contained HTML report here."),
           out: Path = typer.Option(None, help="Save the full check (JSON, Parquet, manifest) in this folder.")):
     """Check a folder of selfies: per-photo flags with advice, and a set verdict."""
-    from .selfies import check_selfies
-    from .selfies.html import write_html
-    from .store import atomic_write_json
+    from workbench import atomic_write_json, check_selfies
+    from workbench import write_check_html as write_html
 
     report = check_selfies(folder, out=out)
     for photo in report.photos:
@@ -91,7 +89,8 @@ def degrade(folder: Path = typer.Argument(..., help="Selfie set to degrade."),
             fraction: float = typer.Option(1.0, help="Share of photos degraded, in (0, 1]."),
             others: Path = typer.Option(None, help="Photos of someone else (for --kind intruder).")):
     """Write a degraded copy of a selfie set, with a manifest of what was done to which photo."""
-    from .selfies.degrade import KINDS, degrade_set
+    from workbench import DEGRADATION_KINDS as KINDS
+    from workbench import degrade_set
 
     target = degrade_set(folder, out, kind, strength, seed=seed, fraction=fraction, others=others)
     typer.echo(f"{kind} at strength {strength:g} ({KINDS[kind]}) -> {target}")
@@ -134,8 +133,7 @@ def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked f
           home: Path = HomeOpt, device: str = typer.Option(None)):
     """Train a likeness (DreamBooth-LoRA) from a folder of selfies. Writes lora.safetensors (diffusers),
     lora_kohya.safetensors (ComfyUI / A1111, sd and sdxl), likeness.json and validation images."""
-    from .likeness import train_likeness
-    from .store import is_done
+    from workbench import is_done, train_likeness
 
     family, base = _split_base(base, family)
     if is_done(out):
@@ -157,7 +155,7 @@ def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked f
 @likeness_app.command("show")
 def likeness_show(path: Path):
     """Print a likeness card: family, subject, checkpoint curve, chosen step."""
-    from .likeness import Likeness
+    from workbench import Likeness
 
     typer.echo(Likeness.load(path).summary())
 
@@ -184,7 +182,7 @@ def generate_cmd(likeness: str = typer.Argument(..., help="Likeness folder, or '
                  grid: bool = typer.Option(False, help="Contact sheet."),
                  home: Path = HomeOpt, device: str = typer.Option(None)):
     """Render packs x samplers x steps x seeds with a likeness."""
-    from .generate import generate
+    from workbench import generate
 
     if base is not None or family is not None:
         family, base = _split_base(base, family)
@@ -195,7 +193,7 @@ def generate_cmd(likeness: str = typer.Argument(..., help="Likeness folder, or '
                    batch_size=batch_size, compile=compile, prompts_per_pack=prompts_per_pack,
                    settings=_settings(home, device), arm=arm, ip_scale=ip_scale, detailer={} if detailer else None)
     if grid:
-        from .generate.contact import contact_sheets
+        from workbench import contact_sheets
 
         for sheet in contact_sheets(run):
             typer.echo(f"contact sheet: {sheet}")
@@ -217,7 +215,7 @@ def score_cmd(run: Path, references: Path = typer.Option(None, help="Test photos
               clip_iqa_model: str = typer.Option("clip_iqa", help="CLIP-IQA weights: clip_iqa (its own, via piq), a "
                                                  "CLIP hub id or dir, or 'none'.")):
     """Score a generation run (identity + quality) and write scores.parquet."""
-    from .metrics import score, summarize
+    from workbench import score, summarize
 
     table = score(run, references=references, likeness=likeness, recognizers=list(recognizers),
                   clip_iqa_model=None if clip_iqa_model == "none" else clip_iqa_model,
@@ -235,8 +233,8 @@ def delete(path: Path = typer.Argument(None, help="A selfie set, likeness, run, 
            home: Path = HomeOpt):
     """Remove a person's data for real, with a receipt of every file removed. Refuses paths outside the
     workspace."""
-    from .retention import delete as delete_data
-    from .retention import sweep
+    from workbench import delete_data
+    from workbench import sweep_data as sweep
 
     settings = _settings(home)
     if (path is None) == (older_than is None):
@@ -259,9 +257,7 @@ def study(spec: str = typer.Argument(..., help="Study YAML, or a shipped study's
                                           "as failed."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
     """Run or resume a study (sampler-steps or upload-quality): cells -> table -> plots -> report."""
-    from .store import Workspace, is_done
-    from .studies import load_spec, run_study
-    from .studies.runner import parse_shard
+    from workbench import Workspace, is_done, load_spec, parse_shard, run_study
 
     settings = _settings(home, device)
     loaded = load_spec(resources.spec_path(spec, "study"))
@@ -281,7 +277,7 @@ def suite(spec: str = typer.Argument(..., help="Suite YAML, or a shipped suite's
           address: str = typer.Option(None, help="Ray cluster: auto, or ray://HOST:PORT (default: a local Ray)."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
     """Run a QA suite: builds what is missing, checks each threshold, writes the report; exit 0 = pass, 1 = fail."""
-    from .suites import run_suite
+    from workbench import run_suite
 
     result = run_suite(resources.spec_path(spec, "suite"), settings=_settings(home, device), executor=executor,
                        address=address)
@@ -308,7 +304,7 @@ def app_cmd(host: str = typer.Option("127.0.0.1", help="Interface to bind; non-l
 @app.command()
 def models(home: Path = HomeOpt):
     """List model families, where their weights are, and their licences."""
-    from .models import FAMILIES, weights_status
+    from workbench import FAMILIES, weights_status
 
     settings = _settings(home)
     for fam in FAMILIES.values():
@@ -319,7 +315,7 @@ def models(home: Path = HomeOpt):
 @packs_app.command("list")
 def packs_list():
     """Built-in packs."""
-    from .packs import builtin_packs, get_pack
+    from workbench import builtin_packs, get_pack
 
     for name in builtin_packs():
         pack = get_pack(name)
@@ -329,7 +325,7 @@ def packs_list():
 @packs_app.command("show")
 def packs_show(name: str):
     """Print a pack's prompts."""
-    from .packs import get_pack
+    from workbench import get_pack
 
     typer.echo(json.dumps(get_pack(name).model_dump(), indent=2))
 
@@ -337,7 +333,7 @@ def packs_show(name: str):
 @packs_app.command("validate")
 def packs_validate(file: Path):
     """Validate a pack YAML file (errors name file, line and field)."""
-    from .packs import load_pack
+    from workbench import load_pack
 
     pack = load_pack(file)
     typer.echo(f"{file}: ok ({pack.name}, {len(pack.prompts)} prompts)")
@@ -346,9 +342,8 @@ def packs_validate(file: Path):
 @faces_app.command("list")
 def faces_list():
     """Recognizers, whether each can run here, and its licence."""
-    from .errors import ModelNotAvailable
-    from .faces import RECOGNIZERS, get_analyzer
-    from .faces.calibration import FMRS, find
+    from workbench import FMRS, RECOGNIZERS, ModelNotAvailable, get_analyzer
+    from workbench import find_calibration as find
 
     for name in RECOGNIZERS:
         try:
@@ -377,8 +372,8 @@ def faces_calibrate(folder: Path = typer.Argument(..., help="Folder of <identity
                     home: Path = HomeOpt):
     """Thresholds at FMR 1e-2/1e-3/1e-4 on your identities, saved for this recognizer model; id_match_rate
     then uses them."""
-    from .faces import get_analyzer
-    from .faces.calibration import calibrate, save
+    from workbench import calibrate, get_analyzer
+    from workbench import save_calibration as save
 
     record = calibrate(folder, get_analyzer(recognizer), name)
     path = save(record, _settings(home).home)
@@ -393,9 +388,7 @@ def faces_verify(folder: Path = typer.Argument(..., help="Folder of <identity>/<
                  recognizer: str = typer.Option("auto", help="dlib, insightface, insightface:<pack dir>, auto."),
                  json_out: Path = typer.Option(None, "--json")):
     """All genuine and impostor pairs: ROC-AUC, EER, threshold at 1% false-match rate, pair table."""
-    from .faces import get_analyzer
-    from .faces.verify import verify_folder
-    from .store import atomic_write_json, write_table
+    from workbench import atomic_write_json, get_analyzer, verify_folder, write_table
 
     summary, table = verify_folder(folder, get_analyzer(recognizer))
     for key, value in summary.items():

@@ -20,9 +20,9 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from .artifacts import MANIFEST  # noqa: E402
 from .provenance import environment, file_sha256  # noqa: E402,F401  (re-exported: stages hash their inputs)
 
-MANIFEST = "manifest.json"
 TRACKED_PACKAGES = ("likeness-workbench", "torch", "diffusers", "transformers", "peft", "accelerate",
                     "torchmetrics", "dlib-bin", "onnxruntime", "pillow", "numpy", "pandas")
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ..config import Settings
-from ..errors import ConfigError
+from workbench import ConfigError, Settings
 
 
 def build_app(settings: Settings | None = None):

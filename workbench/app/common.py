@@ -8,9 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..config import Settings
-from ..errors import WorkbenchError
-from ..names import folder_name, inside
+from workbench import Settings, WorkbenchError, folder_name, inside
 
 
 def user_settings(base: Settings, request: gr.Request | None) -> Settings:

@@ -12,7 +12,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..metrics import paired_difference, summarize
+from workbench import paired_difference, read_images, read_scores, summarize
+
 from .common import friendly, user_settings
 
 METRICS_SHOWN = ("test_facesim", "train_facesim", "face_detected", "sharpness")
@@ -50,7 +51,7 @@ def verdict(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str) -> str:
 
 def side_by_side(path_a: Path, path_b: Path) -> list[tuple[str, str]]:
     """The same prompt and seed from both runs, next to each other."""
-    a, b = (pd.read_parquet(p / "images.parquet") for p in (path_a, path_b))
+    a, b = (read_images(p) for p in (path_a, path_b))
     matched = a.merge(b, on=["pack", "prompt_id", "seed"], suffixes=("_a", "_b"))
     items = []
     for row in matched.head(12).to_dict("records"):
@@ -102,7 +103,7 @@ def build(settings, shared: dict) -> dict:
         mine = comparables(Path(user_settings(settings, request).home))
         if path_a not in mine or path_b not in mine:  # only the user's own runs, never a path from the browser
             raise gr.Error("That item is not in your workspace.")
-        a, b = (pd.read_parquet(Path(p) / "scores.parquet") for p in (path_a, path_b))
+        a, b = (read_scores(p) for p in (path_a, path_b))
         name_a, name_b = Path(path_a).name, Path(path_b).name
         return (verdict(a, b, f"A ({name_a})", f"B ({name_b})"), shared_axes_plot(a, b),
                 side_by_side(Path(path_a), Path(path_b)))

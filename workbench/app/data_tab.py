@@ -7,7 +7,8 @@ import shutil
 
 import gradio as gr
 
-from ..config import Settings
+from workbench import Settings
+
 from .common import user_settings
 
 

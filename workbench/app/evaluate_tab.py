@@ -9,10 +9,8 @@ import gradio as gr
 import pandas as pd
 from PIL import Image
 
-from .. import resources
-from ..metrics import score, summarize
-from ..report import metric_plot
-from ..suites import run_suite, suite_files
+from workbench import IMAGES, metric_plot, resources, run_suite, score, suite_files, summarize
+
 from .common import folders, friendly, own, user_settings
 
 SUITES = resources.suites()
@@ -20,8 +18,7 @@ SUITES = resources.suites()
 
 def runnable_suites(settings) -> list[str]:
     """Suites whose model weights are here (a GPU suite on a laptop is not offered)."""
-    from ..models import get_family, weights_status
-    from ..suites import load_suite
+    from workbench import get_family, load_suite, weights_status
 
     names = []
     for path in suite_files(SUITES):
@@ -63,7 +60,7 @@ def build(settings, shared: dict) -> dict:
         report_file = gr.File(label="Report (HTML)")
 
     def runs(request: gr.Request):
-        found = folders(Path(user_settings(settings, request).home) / "runs", "images.parquet")
+        found = folders(Path(user_settings(settings, request).home) / "runs", IMAGES)
         return gr.update(choices=[(Path(p).name, p) for p in found], value=found[0] if found else None)
 
     @friendly

@@ -6,13 +6,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import gradio as gr
-import pandas as pd
 
-from ..generate import SAMPLERS, generate
-from ..jobs import Jobs, describe
-from ..metrics import score
-from ..names import check_name
-from ..packs import builtin_packs, get_pack
+from workbench import (
+    CARD_FILE,
+    SAMPLERS,
+    Jobs,
+    builtin_packs,
+    check_name,
+    generate,
+    get_pack,
+    read_scores,
+    score,
+)
+from workbench import describe_job as describe
+
 from .common import folders, friendly, own, user_settings
 
 
@@ -100,7 +107,7 @@ def build(settings, shared: dict) -> dict:
     packs.change(preview, packs, prompts)
 
     def likenesses(request: gr.Request):
-        found = folders(Path(user_settings(settings, request).home) / "likenesses", "likeness.json")
+        found = folders(Path(user_settings(settings, request).home) / "likenesses", CARD_FILE)
         choices = [(Path(p).name, p) for p in found]  # names shown, paths kept server-side
         return gr.update(choices=choices, value=found[0] if found else None)
 
@@ -139,13 +146,11 @@ def build(settings, shared: dict) -> dict:
         record = Jobs(user.home).get(current)
         if record is None or record.state != "done" or already == current:
             return (describe(record) if record else ""), skip, skip, skip, skip
-        from ..faces import get_analyzer
-        from ..faces.calibration import match_threshold
-        from ..generate import GenerationRun
+        from workbench import GenerationRun, get_analyzer, match_threshold
 
         run_path = Path(record.result["run"])
         table = GenerationRun.load(run_path).table
-        scores = pd.read_parquet(run_path / "scores.parquet") if (run_path / "scores.parquet").is_file() else None
+        scores = read_scores(run_path)
         threshold, _ = match_threshold(get_analyzer(), home=user.home)
         items = [(str(run_path / path), text) for path, text in captions(table, scores, threshold)]
         images_zip, data_zip = downloads(run_path)

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import resources
-from ..images import list_images, load_image
-from ..selfies import check_selfies
-from ..selfies.photo import FLAG_PHRASES
+from workbench import FLAG_PHRASES, check_selfies, list_images, load_image, resources
+
 from .common import friendly, own, user_settings
 
 SAMPLES = resources.samples()

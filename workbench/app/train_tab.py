@@ -3,18 +3,16 @@ loss and ETA (the trainer's tqdm bar), the checkpoint identity curve, cancel."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import gradio as gr
-import pandas as pd  # noqa: E402
+import pandas as pd
 from matplotlib.figure import Figure
 
-from ..jobs import Jobs, describe
-from ..likeness import Likeness, train_likeness  # noqa: E402
-from ..models import FAMILIES, weights_status  # noqa: E402
-from ..names import check_name, inside
-from .common import friendly, own, user_settings  # noqa: E402
+from workbench import FAMILIES, Jobs, Likeness, check_name, inside, read_check, train_likeness, weights_status
+from workbench import describe_job as describe
+
+from .common import friendly, own, user_settings
 
 
 def available_families(settings) -> list[str]:
@@ -54,10 +52,9 @@ def set_status(folder: str | None) -> tuple[str, list[str]]:
     """The verdict of the checked set and its problems (from the Selfies tab's saved check)."""
     if not folder:
         return "none", []
-    check = Path(folder).parent / "current-check" / "check.json"
-    if not check.is_file():
+    found = read_check(Path(folder).parent / "current-check")
+    if found is None:
         return "unknown", []
-    found = json.loads(check.read_text())
     problems = [f"{p['file']}: {', '.join(p['flags'])}" for p in found.get("photos", [])
                 if p.get("status") == "fail"]
     return found.get("set", {}).get("verdict", "unknown"), problems + found.get("set", {}).get("advice", [])
@@ -65,7 +62,7 @@ def set_status(folder: str | None) -> tuple[str, list[str]]:
 
 def existing_conflict(out: Path, wanted: dict) -> str | None:
     """A message when ``out`` already holds a likeness (finished or not) trained with other settings."""
-    from ..store import read_manifest
+    from workbench import read_manifest
 
     manifest = read_manifest(out)
     if manifest is None:

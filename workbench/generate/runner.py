@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..arms import get_arm
+from ..artifacts import IMAGES
 from ..config import Settings
 from ..errors import ConfigError
 from ..likeness.card import LORA_FILE, Likeness
@@ -29,7 +30,7 @@ from ..store import Manifest, atomic_write_bytes, read_manifest, read_table, sta
 from .pngmeta import png_bytes
 from .samplers import get_sampler, make_scheduler
 
-TABLE = "images.parquet"
+TABLE = IMAGES
 
 
 @dataclass

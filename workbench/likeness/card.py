@@ -8,12 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..artifacts import CARD_FILE, KOHYA_FILE, LORA_FILE  # noqa: F401 (re-exported)
 from ..errors import WorkbenchError
-
-LORA_FILE = "lora.safetensors"
-KOHYA_FILE = "lora_kohya.safetensors"  # the same LoRA in kohya/A1111 keys, for ComfyUI and A1111
-CARD_FILE = "likeness.json"
-
 
 REQUIRED_KEYS = ("family", "token", "class_word", "config", "curve", "chosen_step", "model")
 

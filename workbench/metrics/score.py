@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..artifacts import IMAGES, SCORES
 from ..errors import WorkbenchError
 from ..faces import get_analyzer
 from ..images import ImageRefused, list_images, load_image
@@ -23,7 +24,6 @@ from .lpips import LpipsModel, aligned_crop, face_div_lpips
 from .quality import no_reference
 
 GROUP = ["pack", "prompt_id", "sampler", "steps", "guidance"]
-SCORES = "scores.parquet"
 
 
 def reference_faces(analyzer, files: list[Path]) -> tuple[list, list[str]]:
@@ -199,9 +199,9 @@ def score(run: str | os.PathLike, references: str | os.PathLike | None = None,
     from ..faces import available_recognizers
 
     run = Path(run)
-    if not (run / "images.parquet").is_file():
+    if not (run / IMAGES).is_file():
         raise WorkbenchError(f"{run}: not a generation run (no images.parquet). Run `workbench generate` first.")
-    images = read_table(run / "images.parquet")
+    images = read_table(run / IMAGES)
     names = recognizers if isinstance(recognizers, list) else [recognizers]
     names = available_recognizers() if names == ["all"] else names
     test_files, train_files, reasons, facts = reference_files(run, references, likeness)

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..artifacts import CHECK_JSON, CHECK_TABLE
 from ..errors import WorkbenchError
 from ..images import folder_entries, list_images
 from ..store import Manifest, atomic_write_json, write_manifest, write_table
@@ -50,8 +51,8 @@ class CheckReport:
 
     def save(self, directory: str | os.PathLike) -> Path:
         directory = Path(directory)
-        atomic_write_json(directory / "check.json", self.as_dict())
-        write_table(self.table(), directory / "photos.parquet")
+        atomic_write_json(directory / CHECK_JSON, self.as_dict())
+        write_table(self.table(), directory / CHECK_TABLE)
         return directory
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..artifacts import MANIFEST
 from ..chain import run_chain
 from ..config import Settings
 from ..faces import get_analyzer
@@ -218,7 +219,7 @@ class UploadQuality(StudyKind):
         selfies = pool
         if cell.params["kind"] != "clean":
             selfies = folder / "selfies"
-            if not (selfies / "manifest.json").is_file():
+            if not (selfies / MANIFEST).is_file():
                 shutil.rmtree(selfies, ignore_errors=True)
                 others = self.spec.path(self.spec.others) if self.spec.others else None
                 degrade_set(pool, selfies, cell.params["kind"], cell.params["strength"], seed=0,

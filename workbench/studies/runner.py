@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..artifacts import SCORES, STUDY_COMPARISONS, STUDY_SUMMARY, STUDY_TABLE
 from ..config import Settings
 from ..errors import ConfigError
 from ..store import Manifest, file_sha256, is_done, read_table, stage, write_manifest, write_table
 from .kinds import STUDY_KINDS, Cell, StudyKind
 from .spec import StudySpec, load_spec
 
-TABLE, SUMMARY = "study.parquet", "summary.parquet"
+TABLE, SUMMARY = STUDY_TABLE, STUDY_SUMMARY
 
 
 def plan_cells(spec: StudySpec) -> list[Cell]:
@@ -95,7 +96,7 @@ def run_study(spec: StudySpec | str | os.PathLike, out: str | os.PathLike, setti
         for key, value in cell.params.items():
             table[key] = value
         table["cell"], table["identity"], table["replicate"] = cell.id, cell.identity, cell.replicate
-        write_table(table, folder / "scores.parquet")
+        write_table(table, folder / SCORES)
         trackers = log_cell(spec, cell, table, out)
         write_manifest(folder, Manifest(kind="study-cell", status="done", config=cell.params, seeds=list(spec.seeds),
                                         timings={"seconds": seconds}, outputs={"trackers": trackers}))
@@ -136,13 +137,13 @@ def assemble(kind: StudyKind, cells: list[Cell], out: Path, manifest: Manifest) 
     from ..report import write_report
 
     spec = kind.spec
-    table = pd.concat([read_table(out / "cells" / c.folder / "scores.parquet") for c in cells], ignore_index=True)
+    table = pd.concat([read_table(out / "cells" / c.folder / SCORES) for c in cells], ignore_index=True)
     table["value"] = table["value"].astype(float)
     write_table(table, out / TABLE)
     result = kind.assemble(table, cells)
     write_table(result.summary, out / SUMMARY)
     for index, (_, frame) in enumerate(result.sections):  # the first section is the paired comparisons
-        write_table(frame, out / ("comparisons.parquet" if index == 0 else f"section-{index}.parquet"))
+        write_table(frame, out / (STUDY_COMPARISONS if index == 0 else f"section-{index}.parquet"))
     levels = resampled_levels(table)
     facts = {"study": spec.name, "kind": spec.kind, "family": kind.family.name, "spec": spec.source,
              "identities": ", ".join(name for name, _ in spec.identity_sets()), "replicates": spec.replicates,

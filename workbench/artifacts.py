@@ -1,0 +1,74 @@
+"""The on-disk layout of every artifact, in one place: file names, the columns of the tidy tables, and
+loaders. Stages read each other's outputs through this module, never through a string of their own.
+
+```
+<check>/        check.json, photos.parquet, manifest.json                (CheckReport)
+<likeness>/     likeness.json, lora.safetensors, lora_kohya.safetensors, curve.parquet,
+                checkpoints/step-NNNNNN/, validation/*.png, manifest.json (Likeness)
+<run>/          images.parquet, <pack>/<prompt>-<sampler>-<steps>s-g<g>-seed<s>.png,
+                scores.parquet, manifest.json                            (GenerationRun)
+<study>/        study.parquet, summary.parquet, comparisons.parquet, section-N.parquet,
+                cells/<identity>/r<replicate>/<cell>/{scores.parquet, manifest.json}, report/
+```
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+MANIFEST = "manifest.json"
+CHECK_JSON, CHECK_TABLE = "check.json", "photos.parquet"
+CARD_FILE, LORA_FILE, KOHYA_FILE, CURVE = "likeness.json", "lora.safetensors", "lora_kohya.safetensors", "curve.parquet"
+IMAGES, SCORES = "images.parquet", "scores.parquet"
+STUDY_TABLE, STUDY_SUMMARY, STUDY_COMPARISONS = "study.parquet", "summary.parquet", "comparisons.parquet"
+
+# The tidy tables' columns (a row may carry more: cell parameters, region, photo, note).
+IMAGE_COLUMNS = ("image_id", "pack", "prompt_id", "prompt", "prompt_plain", "sampler", "steps", "seed", "guidance",
+                 "width", "height", "path", "seconds", "family", "likeness", "arm", "ip_scale", "detailer",
+                 "before_path")
+SCORE_COLUMNS = ("image_id", "pack", "prompt_id", "sampler", "steps", "guidance", "seed", "family", "metric", "value",
+                 "reason", "recognizer")
+
+
+def is_run(folder: str | os.PathLike) -> bool:
+    return (Path(folder) / IMAGES).is_file()
+
+
+def is_likeness(folder: str | os.PathLike) -> bool:
+    return (Path(folder) / CARD_FILE).is_file()
+
+
+def has_scores(folder: str | os.PathLike) -> bool:
+    return (Path(folder) / SCORES).is_file()
+
+
+def read_images(run: str | os.PathLike) -> pd.DataFrame:
+    return pd.read_parquet(Path(run) / IMAGES)
+
+
+def read_scores(run: str | os.PathLike) -> pd.DataFrame | None:
+    path = Path(run) / SCORES
+    return pd.read_parquet(path) if path.is_file() else None
+
+
+def read_check(check_dir: str | os.PathLike) -> dict | None:
+    """A saved check (``check.json``) as data: verdict, per-photo flags and advice."""
+    import json
+
+    path = Path(check_dir) / CHECK_JSON
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_likeness(path: str | os.PathLike):
+    from .likeness.card import Likeness
+
+    return Likeness.load(path)
+
+
+def load_run(path: str | os.PathLike):
+    from .generate.runner import GenerationRun
+
+    return GenerationRun.load(path)
