@@ -98,11 +98,22 @@ def test_check_train_generate_in_the_browser(server):
         expect(gallery.locator("img").first).to_be_visible(timeout=30_000)
         gallery.locator("img").first.click()
         expect(gallery).to_contain_text("FaceSim", timeout=30_000)
+        # star the picked image: the caption gains a star, the favourites zip holds it
+        page.locator("#favourite-button").click()
+        expect(page.locator("#generate-status")).to_contain_text("★ starred: image 1", timeout=30_000)
+        expect(page.locator("#download-favourites")).to_contain_text("-favourites", timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "3-packs.png"), full_page=True)
+        # a run the user names is a new run; the first one keeps its four images
+        page.locator("#run-name input, #run-name textarea").first.fill("best-shots")
+        page.get_by_label("Steps (comma-separated)").fill("4")
+        page.locator("#generate-button").click()
+        expect(page.locator("#generate-status")).to_contain_text("2 images in run 'best-shots'", timeout=240_000)
         # Evaluate: score the run, see the summary table
         page.get_by_role("tab", name="Evaluate").click()
         page.locator("#refresh-runs").click()
-        expect(page.locator("#run-choice input")).to_have_value(re.compile(r"^me-"), timeout=30_000)
+        expect(page.locator("#run-choice input")).to_have_value("best-shots", timeout=30_000)  # newest first
+        page.locator("#run-choice input").click()
+        page.get_by_role("option", name=re.compile(r"^me-")).click()
         page.locator("#score-button").click()
         expect(page.locator("#score-summary")).to_contain_text("face_detected", timeout=120_000)
         expect(page.locator("#score-summary")).to_contain_text("95% interval")
@@ -136,6 +147,14 @@ def test_check_train_generate_in_the_browser(server):
         page.locator("#likeness-choice input").click()
         expect(page.get_by_role("option", name=re.compile("slow"))).to_have_count(0)  # never offered as finished
         page.keyboard.press("Escape")
+        # Jobs: everything started is listed with its state; the newest (the cancelled training) is picked
+        page.get_by_role("tab", name="Jobs").click()
+        jobs = page.locator("#jobs-table")
+        expect(jobs).to_contain_text("Training 'slow'", timeout=30_000)
+        expect(jobs).to_contain_text("cancelled")
+        expect(jobs).to_contain_text("Scoring run")
+        expect(page.locator("#job-detail")).to_contain_text("Training 'slow' · cancelled", timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "7-jobs.png"), full_page=True)
         # Delete my data: refused until confirmed, then everything of this user goes
         page.get_by_text("Delete my data").first.click()
         page.locator("#delete-sure input").check()
@@ -162,7 +181,7 @@ def test_uploads_with_one_name_and_a_pdf_each_get_a_card(server, tmp_path):
         for name in ("01.jpg", "01 (2).jpg", "01 (3).jpg"):
             expect(page.locator(f".photo-card[data-file='{name}']")).to_have_count(1)
         expect(page.locator(".photo-card[data-file='notes.pdf']")).to_contain_text("not a supported photo")
-        page.screenshot(path=str(ARTIFACTS / "7-uploads.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "8-uploads.png"), full_page=True)
         browser.close()
 
 

@@ -54,6 +54,20 @@ def test_baseline_without_likeness(settings, tmp_path):
     run = generate(None, ["beach"], tmp_path / "base", family="tiny-sd", steps=[2], seeds=[0], prompts_per_pack=2,
                    settings=settings, progress=False)
     assert len(run.table) == 2 and run.table["likeness"].isna().all()
+    # favourites: starred in order, unstarred by a second toggle, only the run's own image ids
+    from workbench import read_favourites, toggle_favourite
+
+    first, second = run.table.image_id
+    assert read_favourites(run.path) == []
+    assert toggle_favourite(run.path, second) and toggle_favourite(run.path, first)
+    assert read_favourites(run.path) == [second, first]
+    assert not toggle_favourite(run.path, second) and read_favourites(run.path) == [first]
+    with pytest.raises(ConfigError, match="not an image of run"):
+        toggle_favourite(run.path, "../../etc/passwd")
+    # a new generation into the run keeps the favourites
+    generate(None, ["beach"], run.path, family="tiny-sd", steps=[2], seeds=[1], prompts_per_pack=2,
+             settings=settings, progress=False)
+    assert read_favourites(run.path) == [first]
 
 
 def test_sampler_registry_checks_the_family():

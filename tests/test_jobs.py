@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from workbench.errors import ConfigError
 from workbench.jobs import Jobs, describe
 
 
@@ -55,11 +56,20 @@ def test_a_job_whose_process_died_reads_as_interrupted(tmp_path):
 
     jobs = Jobs(tmp_path)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    folder = tmp_path / "jobs" / "old"
+    old = "20261126-101500-abc123"
+    folder = tmp_path / "jobs" / old
     folder.mkdir(parents=True)
-    (folder / "job.json").write_text(json.dumps({"id": "old", "kind": "train", "title": "Training", "state": "running",
+    (folder / "job.json").write_text(json.dumps({"id": old, "kind": "train", "title": "Training", "state": "running",
                                                  "pid": int(dead.stdout)}))
-    assert jobs.get("old").state == "interrupted" and jobs.latest_active("train") is None
+    assert jobs.get(old).state == "interrupted" and jobs.latest_active("train") is None
+
+
+@pytest.mark.parametrize("crafted", ["../../etc", "..", "x/../../y", "20261126-101500-abc123/../../z", ""])
+def test_a_job_id_from_the_browser_cannot_name_another_folder(tmp_path, crafted):
+    with pytest.raises(ConfigError, match="not a job id"):
+        Jobs(tmp_path).get(crafted)
+    with pytest.raises(ConfigError, match="not a job id"):
+        Jobs(tmp_path).cancel(crafted)
 
 
 @pytest.mark.parametrize("state", ["queued"])

@@ -24,8 +24,12 @@ def test_every_shipped_suite_validates():
 def test_example_suite_passes_from_an_empty_workspace(settings, tmp_path):
     from dataclasses import replace
 
-    result = run_suite(SUITES / "tiny-demo.yaml", settings=replace(settings, home=tmp_path / "home"), progress=False)
+    heard = []  # the app's job hears training steps and images through this (its cancel points)
+    result = run_suite(SUITES / "tiny-demo.yaml", settings=replace(settings, home=tmp_path / "home"), progress=False,
+                       callback=lambda done, total, unit, **info: heard.append((unit, done, total)))
     assert result.passed, [c["message"] for c in result.checks]
+    assert {"step", "image"} <= {unit for unit, _, _ in heard}
+    assert ("image", heard[-1][2], heard[-1][2]) == heard[-1]  # images counted to the last one
     assert len(result.checks) == 4 and Path(result.report).is_file()
     assert (tmp_path / "home" / "reports" / "suite-tiny-demo" / "checks.parquet").is_file()
 

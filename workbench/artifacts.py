@@ -7,6 +7,7 @@ loaders. Stages read each other's outputs through this module, never through a s
                 checkpoints/step-NNNNNN/, validation/*.png, manifest.json (Likeness)
 <run>/          images.parquet, <pack>/<prompt>-<sampler>-<steps>s-g<g>-seed<s>.png,
                 scores.parquet, manifest.json                            (GenerationRun)
+                favourites.json (image ids a person starred in the app)
 <study>/        study.parquet, summary.parquet, comparisons.parquet, section-N.parquet,
                 cells/<identity>/r<replicate>/<cell>/{scores.parquet, manifest.json}, report/
 ```
@@ -22,7 +23,7 @@ import pandas as pd
 MANIFEST = "manifest.json"
 CHECK_JSON, CHECK_TABLE = "check.json", "photos.parquet"
 CARD_FILE, LORA_FILE, KOHYA_FILE, CURVE = "likeness.json", "lora.safetensors", "lora_kohya.safetensors", "curve.parquet"
-IMAGES, SCORES = "images.parquet", "scores.parquet"
+IMAGES, SCORES, FAVOURITES = "images.parquet", "scores.parquet", "favourites.json"
 STUDY_TABLE, STUDY_SUMMARY, STUDY_COMPARISONS = "study.parquet", "summary.parquet", "comparisons.parquet"
 
 # The tidy tables' columns (a row may carry more: cell parameters, region, photo, note).
@@ -52,6 +53,29 @@ def read_images(run: str | os.PathLike) -> pd.DataFrame:
 def read_scores(run: str | os.PathLike) -> pd.DataFrame | None:
     path = Path(run) / SCORES
     return pd.read_parquet(path) if path.is_file() else None
+
+
+def read_favourites(run: str | os.PathLike) -> list[str]:
+    """The image ids starred in the app, in the order they were starred."""
+    import json
+
+    path = Path(run) / FAVOURITES
+    return list(json.loads(path.read_text())) if path.is_file() else []
+
+
+def toggle_favourite(run: str | os.PathLike, image_id: str) -> bool:
+    """Star ``image_id`` of ``run`` (or unstar it); returns whether it is now a favourite. Only ids of the
+    run's own images are accepted; the file is written atomically."""
+    from .errors import ConfigError
+    from .store import atomic_write_json
+
+    if image_id not in set(read_images(run)["image_id"]):
+        raise ConfigError(f"{image_id!r} is not an image of run {Path(run).name}.")
+    starred = read_favourites(run)
+    now_starred = image_id not in starred
+    starred = [*starred, image_id] if now_starred else [i for i in starred if i != image_id]
+    atomic_write_json(Path(run) / FAVOURITES, starred)
+    return now_starred
 
 
 def read_check(check_dir: str | os.PathLike) -> dict | None:

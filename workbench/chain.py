@@ -40,20 +40,22 @@ def run_chain(selfies: str | os.PathLike, likeness_dir: str | os.PathLike, run_d
               seeds: Sequence[int] = (0, 1), guidance: float | None = None, prompts_per_pack: int | None = None,
               recognizers: Sequence[str] = ("auto",), clip_model: str | None = None,
               references: str | os.PathLike | None = None, check_dir: str | os.PathLike | None = None,
-              baseline_dir: str | os.PathLike | None = None, progress: bool = True) -> ChainResult:
+              baseline_dir: str | os.PathLike | None = None, progress: bool = True,
+              callback=None) -> ChainResult:
     """Check the selfies once, train (or resume) the likeness, render the grid, score it against the
     likeness's test photos (or ``references``); with ``baseline_dir`` also render and score the base
-    model alone on the same grid against the same test photos."""
+    model alone on the same grid against the same test photos. ``callback(done, total, unit=...)`` hears
+    the training steps and the images, as in ``train_likeness`` and ``generate`` (a job's cancel point)."""
     settings = settings or Settings()
     analyzer = get_analyzer(recognizers[0])
     # 1. check (once: the trainer takes this report)
     report = check_selfies(selfies, analyzer=analyzer, out=check_dir, progress=progress)
     # 2. train
     likeness = train_likeness(selfies, likeness_dir, family=family, base=base, settings=settings, analyzer=analyzer,
-                              progress=progress, report=report, **(train or {}))
+                              progress=progress, report=report, callback=callback, **(train or {}))
     # 3. generate
     grid = dict(samplers=samplers, steps=steps, seeds=seeds, guidance=guidance, prompts_per_pack=prompts_per_pack,
-                settings=settings, progress=progress)
+                settings=settings, progress=progress, callback=callback)
     run = generate(likeness, list(packs), run_dir, **grid)
     # 4. score
     scoring = dict(recognizers=list(recognizers), clip_model=clip_model, progress=progress, settings=settings)

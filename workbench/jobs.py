@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import threading
 import time
 import traceback
@@ -26,6 +27,7 @@ from typing import Any
 from .store import atomic_write_json, now, process_alive
 
 FINAL = {"done", "failed", "cancelled", "interrupted"}
+JOB_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # what Jobs.start makes: time and 6 random hex digits
 
 
 class Cancelled(KeyboardInterrupt):
@@ -87,6 +89,11 @@ class Jobs:
         self.root = Path(home) / "jobs"
 
     def folder(self, job_id: str) -> Path:
+        """A job's folder; an id is only ever one this module made (a browser sends ids back)."""
+        if not JOB_ID.fullmatch(str(job_id)):
+            from .errors import ConfigError
+
+            raise ConfigError(f"{str(job_id)[:40]!r} is not a job id.")
         return self.root / job_id
 
     def save(self, record: JobRecord) -> None:
@@ -107,7 +114,7 @@ class Jobs:
     def list(self, kind: str | None = None) -> list[JobRecord]:
         if not self.root.is_dir():
             return []
-        records = [r for p in self.root.iterdir() if (r := self.get(p.name)) is not None]
+        records = [r for p in self.root.iterdir() if JOB_ID.fullmatch(p.name) and (r := self.get(p.name)) is not None]
         return sorted((r for r in records if kind is None or r.kind == kind), key=lambda r: r.order, reverse=True)
 
     def latest_active(self, kind: str) -> JobRecord | None:
@@ -162,6 +169,8 @@ def run_job(jobs: Jobs, record: JobRecord, work: Callable[[JobContext], dict[str
     try:
         record.result = work(context) or {}
         record.state = "done"
+        if record.progress.get("total"):  # the work's last report may come before its last step
+            record.progress = {**record.progress, "done": record.progress["total"], "eta_seconds": 0}
     except Cancelled as stop:
         record.state, record.error = "cancelled", str(stop)
     except Exception as exc:  # the job's error is its result; the worker keeps serving

@@ -124,9 +124,11 @@ def evaluate(threshold: Threshold, scores: pd.DataFrame, baseline: pd.DataFrame 
 
 
 def run_suite(spec: SuiteSpec | str | os.PathLike, settings: Settings | None = None,
-              progress: bool = True, executor: str = "serial", address: str | None = None) -> SuiteResult:
+              progress: bool = True, executor: str = "serial", address: str | None = None,
+              callback=None) -> SuiteResult:
     """Build what is missing, check every threshold, write the report. ``executor="ray"`` runs the whole
-    suite as one Ray task (on a GPU worker when the family needs one); the workspace is shared storage."""
+    suite as one Ray task (on a GPU worker when the family needs one); the workspace is shared storage.
+    ``callback`` hears training steps and images (see ``run_chain``)."""
     from .report import write_report
 
     spec = spec if isinstance(spec, SuiteSpec) else load_suite(spec)
@@ -144,7 +146,7 @@ def run_suite(spec: SuiteSpec | str | os.PathLike, settings: Settings | None = N
                       check_dir=folders["check_dir"], family=spec.family, base=spec.base, settings=settings,
                       train=spec.train, packs=spec.packs, samplers=spec.samplers, steps=spec.steps, seeds=spec.seeds,
                       guidance=spec.guidance, prompts_per_pack=spec.prompts_per_pack, recognizers=spec.recognizers,
-                      clip_model=spec.clip_model, progress=progress,
+                      clip_model=spec.clip_model, progress=progress, callback=callback,
                       baseline_dir=workspace.area("runs") / f"{name}-baseline" if spec.baseline else None)
     likeness, run, scores, baseline = chain.likeness, chain.run, chain.scores, chain.baseline_scores
     checks = [evaluate(t, scores, baseline) for t in spec.thresholds]

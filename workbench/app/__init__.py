@@ -1,4 +1,4 @@
-"""The Gradio app for product staff: Selfies, Train, Packs, Evaluate and Compare tabs, each a thin
+"""The Gradio app for product staff: Selfies, Train, Packs, Evaluate, Compare, Jobs and Data tabs, each a thin
 caller of the public API. ``workbench app`` serves it on 127.0.0.1; a non-loopback host or ``--share``
 needs ``--auth``."""
 
@@ -12,7 +12,7 @@ from workbench import ConfigError, Settings
 def build_app(settings: Settings | None = None):
     import gradio as gr
 
-    from . import compare_tab, data_tab, evaluate_tab, packs_tab, selfies_tab, train_tab
+    from . import compare_tab, data_tab, evaluate_tab, jobs_tab, packs_tab, selfies_tab, train_tab
 
     settings = settings or Settings()
     # Gradio's own temporary files (uploads, downloads) older than an hour are removed every hour.
@@ -21,8 +21,9 @@ def build_app(settings: Settings | None = None):
         shared = selfies_tab.build(settings)
         loads = train_tab.build(settings, shared).get("load", [])
         loads += packs_tab.build(settings, shared).get("load", [])
-        evaluate_tab.build(settings, shared)
+        loads += evaluate_tab.build(settings, shared).get("load", [])
         loads += compare_tab.build(settings, shared).get("load", [])
+        loads += jobs_tab.build(settings).get("load", [])
         data_tab.build(settings)
         for fn, outputs in loads:  # a reload reattaches to the user's running jobs
             app.load(fn, None, outputs)

@@ -15,8 +15,10 @@ from workbench import (
     check_name,
     generate,
     get_pack,
+    read_favourites,
     read_scores,
     score,
+    toggle_favourite,
 )
 from workbench import describe_job as describe
 
@@ -50,7 +52,8 @@ def match_label(value: float | None, threshold: float | None) -> str:
     return "looks like someone else" if value < threshold - 0.15 else "unsure"
 
 
-def captions(run_table, scores, threshold: float | None = None) -> list[tuple[str, str]]:
+def captions(run_table, scores, threshold: float | None = None,
+             favourites: list[str] | None = None) -> list[tuple[str, str]]:
     facesim, against = {}, ""
     if scores is not None and not scores.empty:
         # test photos when the likeness has them; else the training photos, and the caption says so
@@ -64,7 +67,8 @@ def captions(run_table, scores, threshold: float | None = None) -> list[tuple[st
         value = facesim.get(row["image_id"])
         number = "" if value is None or value != value else f" ({value:.2f})"
         settings_text = f"{row['sampler']}, {row['steps']} steps · seed {row['seed']}"
-        items.append((row["path"], f"FaceSim: {match_label(value, threshold)}{number}{against} · {row['pack']} / "
+        star = "★ " if row["image_id"] in (favourites or ()) else ""
+        items.append((row["path"], f"{star}FaceSim: {match_label(value, threshold)}{number}{against} · {row['pack']} / "
                                     f"{row['prompt_id']} · {settings_text}"))
     return items
 
@@ -81,6 +85,35 @@ def downloads(run_path: Path) -> tuple[str, str]:
     return str(images), str(data)
 
 
+def favourites_zip(run_path: Path) -> str | None:
+    """The starred images only, in the order they were starred; None when nothing is starred."""
+    import zipfile
+
+    from workbench import GenerationRun
+
+    starred = read_favourites(run_path)
+    if not starred:
+        return None
+    table = GenerationRun.load(run_path).table
+    paths = dict(zip(table.image_id, table.path, strict=True))
+    out = run_path.with_name(run_path.name + "-favourites.zip")
+    with zipfile.ZipFile(out, "w") as pictures:
+        for number, image_id in enumerate(starred, 1):
+            path = run_path / paths[image_id]
+            pictures.write(path, f"{number:02d}-{path.name}")
+    return str(out)
+
+
+def gallery_items(run_path: Path, user) -> list[tuple[str, str]]:
+    """The run's images with captions (match label, pack, prompt, settings; a star on favourites)."""
+    from workbench import GenerationRun, get_analyzer, match_threshold
+
+    table = GenerationRun.load(run_path).table
+    threshold, _ = match_threshold(get_analyzer(), home=user.home)
+    return [(str(run_path / path), text)
+            for path, text in captions(table, read_scores(run_path), threshold, read_favourites(run_path))]
+
+
 def build(settings, shared: dict) -> dict:
     pack_names = sorted(builtin_packs())
     with gr.Tab("Packs"):
@@ -94,6 +127,9 @@ def build(settings, shared: dict) -> dict:
             steps = gr.Textbox(value="4", label="Steps (comma-separated)")
             seeds = gr.Textbox(value="0, 1", label="Seeds")
             per_pack = gr.Number(value=1, precision=0, label="Prompts per pack (0 = all)")
+            run_name = gr.Textbox(label="Run name (optional)", elem_id="run-name",
+                                  placeholder="default: <likeness>-<packs>; the same name adds to that run",
+                                  info="Images with new settings are added to the run; a new name starts a new run.")
         with gr.Row():
             generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
             cancel = gr.Button("Cancel", elem_id="generate-cancel")
@@ -102,7 +138,10 @@ def build(settings, shared: dict) -> dict:
         with gr.Row():
             download = gr.File(label="Images (zip)", elem_id="download-images")
             data = gr.File(label="The data behind them (tables, manifest; zip)")
-        job_id, shown = gr.State(None), gr.State(None)
+        with gr.Row():
+            star = gr.Button("★ Favourite / unfavourite the selected image", elem_id="favourite-button")
+            favourites = gr.File(label="Favourites (zip)", elem_id="download-favourites")
+        job_id, shown, run_state, selected = gr.State(None), gr.State(None), gr.State(None), gr.State(None)
         timer = gr.Timer(1.0)
     packs.change(preview, packs, prompts)
 
@@ -112,7 +151,7 @@ def build(settings, shared: dict) -> dict:
         return gr.update(choices=choices, value=found[0] if found else None)
 
     @friendly
-    def start(chosen, pack_list, sampler_list, step_text, seed_text, prompts_per_pack, request: gr.Request):
+    def start(chosen, pack_list, sampler_list, step_text, seed_text, prompts_per_pack, name, request: gr.Request):
         if not chosen:
             raise gr.Error("Train a likeness first (Train tab), then press 'Refresh likenesses'.")
         if not pack_list or not sampler_list:
@@ -126,7 +165,8 @@ def build(settings, shared: dict) -> dict:
             raise gr.Error("Steps: whole numbers of at least 1, e.g. 20, 30.")
         if not seed_list:
             raise gr.Error("Seeds: at least one whole number, e.g. 0, 1.")
-        out = Path(user.home) / "runs" / check_name(f"{chosen.name}-{'-'.join(pack_list)}", "run name")
+        out = Path(user.home) / "runs" / check_name((name or "").strip() or f"{chosen.name}-{'-'.join(pack_list)}",
+                                                    "run name")
 
         def work(context):
             result = generate(chosen, pack_list, out, samplers=sampler_list, steps=steps_list, seeds=seed_list,
@@ -141,21 +181,32 @@ def build(settings, shared: dict) -> dict:
     def poll(current, already, request: gr.Request):
         skip = gr.skip()
         if not current:
-            return skip, skip, skip, skip, skip
+            return skip, skip, skip, skip, skip, skip, skip
         user = user_settings(settings, request)
         record = Jobs(user.home).get(current)
         if record is None or record.state != "done" or already == current:
-            return (describe(record) if record else ""), skip, skip, skip, skip
-        from workbench import GenerationRun, get_analyzer, match_threshold
-
+            return (describe(record) if record else ""), skip, skip, skip, skip, skip, skip
         run_path = Path(record.result["run"])
-        table = GenerationRun.load(run_path).table
-        scores = read_scores(run_path)
-        threshold, _ = match_threshold(get_analyzer(), home=user.home)
-        items = [(str(run_path / path), text) for path, text in captions(table, scores, threshold)]
+        items = gallery_items(run_path, user)
         images_zip, data_zip = downloads(run_path)
-        done = f"{describe(record)} · {len(table)} images in run '{run_path.name}' (earlier images kept)"
-        return done, items, images_zip, data_zip, current
+        done = f"{describe(record)} · {len(items)} images in run '{run_path.name}' (earlier images kept)"
+        return done, items, images_zip, data_zip, favourites_zip(run_path), current, str(run_path)
+
+    def pick(event: gr.SelectData):
+        return event.index
+
+    @friendly
+    def favourite(run_path, index, request: gr.Request):
+        if not run_path or index is None:
+            raise gr.Error("Click an image in the gallery first, then press the star.")
+        user = user_settings(settings, request)
+        run_path = own(user, run_path, "runs")
+        from workbench import GenerationRun
+
+        image_id = GenerationRun.load(run_path).table.image_id.iloc[int(index)]
+        starred = toggle_favourite(run_path, image_id)
+        note = f"{'★ starred' if starred else 'unstarred'}: image {int(index) + 1} of run '{run_path.name}'"
+        return note, gallery_items(run_path, user), favourites_zip(run_path)
 
     def stop(current, request: gr.Request):
         record = Jobs(user_settings(settings, request).home).cancel(current) if current else None
@@ -166,7 +217,9 @@ def build(settings, shared: dict) -> dict:
         return record.id if record else None
 
     refresh.click(likenesses, None, likeness)
-    generate_button.click(start, [likeness, packs, samplers, steps, seeds, per_pack], [job_id, status])
+    generate_button.click(start, [likeness, packs, samplers, steps, seeds, per_pack, run_name], [job_id, status])
     cancel.click(stop, job_id, status)
-    timer.tick(poll, [job_id, shown], [status, gallery, download, data, shown])
+    timer.tick(poll, [job_id, shown], [status, gallery, download, data, favourites, shown, run_state])
+    gallery.select(pick, None, selected)
+    star.click(favourite, [run_state, selected], [status, gallery, favourites])
     return {"refresh": refresh, "load": [(reattach, [job_id]), (likenesses, [likeness])]}

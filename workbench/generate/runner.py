@@ -210,7 +210,7 @@ def render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, setting
         manifest.outputs["model"] = source.as_dict()
         scheduler_config = dict(pipe.scheduler.config)
         bar = tqdm(total=len(todo), desc="generating", disable=not progress, unit="img")
-        current = None
+        current, done = None, 0  # counted here: a disabled tqdm bar never counts
         for batch in pending:
             if batch[0].sampler != current:
                 current = batch[0].sampler
@@ -220,8 +220,9 @@ def render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, setting
                                      settings=settings))
             write_table(pd.DataFrame(list(rows.values())), out / TABLE)
             bar.update(len(missing))
+            done += len(missing)
             if callback is not None:  # progress; a cancel stops here, every written image kept
-                callback(bar.n, len(todo), unit="image")
+                callback(done, len(todo), unit="image")
         bar.close()
 
 

@@ -5,7 +5,6 @@ Validation and test photos (``splits.py``) are never trained on; they are passed
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +17,6 @@ HEAD_AND_SHOULDERS = 2.6  # crop side as a multiple of the face box: keeps hair,
 
 @dataclass
 class Sample:
-    id: str  # stable: hash of the file bytes + crop size (caches are keyed by this, not loop position)
     file: Path
     image: Image.Image = field(repr=False)
     caption: str
@@ -71,11 +69,10 @@ def prepare_training_set(files: list[Path], faces: dict[Path, tuple | None], siz
     for path in files:
         if path in held_out:
             continue
-        digest = hashlib.sha1(path.read_bytes()).hexdigest()[:16]
         caption = (captions or {}).get(path.name) or f"photo of {token} {class_word}"
         caption = caption.replace("{subject}", f"{token} {class_word}")
         photo = load_image(path)
         shape = nearest_bucket(photo.size, buckets) if buckets else (size, size)
         image = face_crop(photo, faces.get(path), shape)
-        samples.append(Sample(id=f"{digest}-{shape[0]}x{shape[1]}", file=path, image=image, caption=caption))
+        samples.append(Sample(file=path, image=image, caption=caption))
     return TrainingSet(samples=samples, held_out=list(held_out), token=token, class_word=class_word)

@@ -97,12 +97,7 @@ def setup(selfies, out: Path, family: str, settings: Settings, analyzer, progres
     analyzer = analyzer or get_analyzer()
     if report is None:
         report = check_selfies(selfies, analyzer=analyzer, out=out / "check", progress=progress)
-    files = report.training_files
-    if config.ignore_gate:  # research: train on every readable photo, whatever the gate said
-        files = [report.folder / p.file for p in report.photos if "unreadable" not in p.flags]
-    if not files:
-        raise WorkbenchError(f"{selfies}: none of the photos can be used for training ({report.verdict}); "
-                             "see the check's advice.")
+    files = training_files(selfies, report, config)
     subjects = {report.folder / p.file: p.subject for p in report.photos if p.subject is not None}
     boxes = {report.folder / p.file: p.subject_bbox for p in report.photos}  # in full-resolution pixels
     splits = make_splits(files, boxes, config.validation, config.test, config.seed, config.splits)
@@ -125,25 +120,7 @@ def setup(selfies, out: Path, family: str, settings: Settings, analyzer, progres
     manifest.outputs = {"model": source.as_dict()}
     write_manifest(out, manifest)
     # 3. freeze the base, add the LoRA (fp32 weights under fp16/bf16 autocast)
-    from peft import LoraConfig
-
-    for module in (pipe.vae, adapter.denoiser, *adapter.text_encoders()):
-        module.requires_grad_(False)
-    denoiser = adapter.denoiser
-    torch.manual_seed(config.seed)  # the LoRA's gaussian init: same seed, same starting weights
-    denoiser.add_adapter(LoraConfig(r=config.rank, lora_alpha=config.alpha, init_lora_weights="gaussian",
-                                    target_modules=list(fam.lora_targets)))
-    for param in denoiser.parameters():
-        if param.requires_grad:
-            param.data = param.data.float()
-    if config.gradient_checkpointing:
-        denoiser.enable_gradient_checkpointing()
-    # Train mode from the first step: from_pretrained returns eval mode and the probes switch to train
-    # mode afterwards; attention kernels differ between the two, so a resumed run (eval until its first
-    # probe) drifted from an uninterrupted one by ~1e-8.
-    denoiser.train()
-    encoders = add_text_encoder_lora(adapter, config, fam) if config.train_text_encoder else []
-    params = [p for m in (denoiser, *encoders) for p in m.parameters() if p.requires_grad]
+    denoiser, encoders, params = add_lora(pipe, adapter, config, fam)
     # 4. caches: images (and, with frozen text encoders, captions) are encoded once; the encoders then
     # leave the GPU. Prior preservation adds class images the base model drew, cached the same way.
     captions = load_captions(report.folder, splits.train, config.captions)
@@ -434,9 +411,43 @@ def class_images(pipe, adapter, config, fam, folder: Path, progress: bool):
             atomic_write_bytes(path, buffer.getvalue())
         from PIL import Image
 
-        samples.append(Sample(id=f"class-{i}-{config.resolution}", file=path,
-                              image=Image.open(path).convert("RGB"), caption=prompt))
+        samples.append(Sample(file=path, image=Image.open(path).convert("RGB"), caption=prompt))
     return TrainingSet(samples=samples, held_out=[], token="", class_word=config.class_word)
+
+
+def add_lora(pipe, adapter, config: TrainConfig, fam) -> tuple[Any, list, list]:
+    """Freeze the base and add the LoRA (fp32 weights, trained under fp16/bf16 autocast); returns the
+    denoiser, the LoRA'd text encoders (if trained) and every trainable parameter."""
+    from peft import LoraConfig
+
+    for module in (pipe.vae, adapter.denoiser, *adapter.text_encoders()):
+        module.requires_grad_(False)
+    denoiser = adapter.denoiser
+    torch.manual_seed(config.seed)  # the LoRA's gaussian init: same seed, same starting weights
+    denoiser.add_adapter(LoraConfig(r=config.rank, lora_alpha=config.alpha, init_lora_weights="gaussian",
+                                    target_modules=list(fam.lora_targets)))
+    for param in denoiser.parameters():
+        if param.requires_grad:
+            param.data = param.data.float()
+    if config.gradient_checkpointing:
+        denoiser.enable_gradient_checkpointing()
+    # Train mode from the first step: from_pretrained returns eval mode and the probes switch to train
+    # mode afterwards; attention kernels differ between the two, so a resumed run (eval until its first
+    # probe) drifted from an uninterrupted one by ~1e-8.
+    denoiser.train()
+    encoders = add_text_encoder_lora(adapter, config, fam) if config.train_text_encoder else []
+    return denoiser, encoders, [p for m in (denoiser, *encoders) for p in m.parameters() if p.requires_grad]
+
+
+def training_files(selfies, report, config: TrainConfig) -> list[Path]:
+    """The photos the selfie check passed, or with ``ignore_gate`` every readable one."""
+    files = report.training_files
+    if config.ignore_gate:  # research: train on every readable photo, whatever the gate said
+        files = [report.folder / p.file for p in report.photos if "unreadable" not in p.flags]
+    if not files:
+        raise WorkbenchError(f"{selfies}: none of the photos can be used for training ({report.verdict}); "
+                             "see the check's advice.")
+    return files
 
 
 def offload_encoders(adapter, device: str) -> None:

@@ -86,49 +86,13 @@ def component_configs(family: Family) -> dict[str, dict[str, Any]]:
 def build_realsize_pipeline(family: Family, device: str = "cpu", dtype=None, seed: int = 20261126) -> Any:
     """A pipeline of ``family``'s real configs with seeded random weights, built on ``device``."""
     import torch
-    from diffusers import (
-        AutoencoderKL,
-        EulerDiscreteScheduler,
-        FlowMatchEulerDiscreteScheduler,
-        FluxPipeline,
-        FluxTransformer2DModel,
-        StableDiffusionPipeline,
-        StableDiffusionXLPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
-    from .tiny import clip_tokenizer, t5_tokenizer
+    from .assemble import assemble_pipeline
 
-    dtype = dtype or torch.float32
-    configs = component_configs(family)
     torch.manual_seed(seed)
     if str(device).startswith("cuda"):
         torch.cuda.manual_seed_all(seed)
-    # Schedulers keep their tables on the CPU (the pipeline converts them with numpy): only the models
-    # are built on the device.
-    if family.arch == "flux":
-        scheduler = FlowMatchEulerDiscreteScheduler(**configs["scheduler"])
-    else:
-        scheduler = EulerDiscreteScheduler(**configs["scheduler"])
-    with _building_on(device, dtype):
-        vae = AutoencoderKL(**configs["vae"])
-        text_encoder = CLIPTextModel(CLIPTextConfig(**configs["text_encoder"]))
-        if family.arch == "sd":
-            return StableDiffusionPipeline(
-                vae=vae, unet=UNet2DConditionModel(**configs["unet"]), text_encoder=text_encoder,
-                tokenizer=clip_tokenizer(), scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                requires_safety_checker=False)
-        if family.arch == "sdxl":
-            return StableDiffusionXLPipeline(
-                vae=vae, unet=UNet2DConditionModel(**configs["unet"]), text_encoder=text_encoder,
-                tokenizer=clip_tokenizer(),
-                text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**configs["text_encoder_2"])),
-                tokenizer_2=clip_tokenizer(), scheduler=scheduler)
-        return FluxPipeline(
-            transformer=FluxTransformer2DModel(**configs["transformer"]), vae=vae, text_encoder=text_encoder,
-            tokenizer=clip_tokenizer(), text_encoder_2=T5EncoderModel(T5Config(**configs["text_encoder_2"])),
-            tokenizer_2=t5_tokenizer(), scheduler=scheduler)
+    return assemble_pipeline(family.arch, component_configs(family), _building_on(device, dtype or torch.float32))
 
 
 def parameter_counts(family: Family) -> dict[str, int]:

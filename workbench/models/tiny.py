@@ -71,41 +71,19 @@ def t5_tokenizer():
 def build_tiny_pipeline(family: Family) -> Any:
     """A freshly initialised tiny pipeline for ``family`` (deterministic: fixed seed)."""
     import torch
-    from diffusers import (
-        AutoencoderKL,
-        EulerDiscreteScheduler,
-        FlowMatchEulerDiscreteScheduler,
-        FluxPipeline,
-        FluxTransformer2DModel,
-        StableDiffusionPipeline,
-        StableDiffusionXLPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
+    from .assemble import assemble_pipeline
+
+    text = dict(CLIP_TEXT, vocab_size=len(clip_tokenizer()))
+    configs = {"sd": {"unet": UNET_SD, "vae": VAE, "text_encoder": text, "scheduler": SD_SCHEDULER},
+               "sdxl": {"unet": UNET_SDXL, "vae": VAE, "text_encoder": text, "text_encoder_2": text,
+                        "scheduler": SD_SCHEDULER},
+               "flux": {"transformer": FLUX_TRANSFORMER, "vae": FLUX_VAE, "text_encoder": text,
+                        "text_encoder_2": dict(T5_ENCODER, vocab_size=len(t5_tokenizer()))}}
+    if family.arch not in configs:
+        raise ValueError(f"no tiny builder for arch {family.arch!r}")
     torch.manual_seed(SEED)
-    tokenizer = clip_tokenizer()
-    text_config = CLIPTextConfig(**CLIP_TEXT, vocab_size=len(tokenizer))
-    if family.arch == "sd":
-        return StableDiffusionPipeline(
-            vae=AutoencoderKL(**VAE), unet=UNet2DConditionModel(**UNET_SD),
-            text_encoder=CLIPTextModel(text_config), tokenizer=tokenizer,
-            scheduler=EulerDiscreteScheduler(**SD_SCHEDULER), safety_checker=None, feature_extractor=None,
-            requires_safety_checker=False)
-    if family.arch == "sdxl":
-        return StableDiffusionXLPipeline(
-            vae=AutoencoderKL(**VAE), unet=UNet2DConditionModel(**UNET_SDXL),
-            text_encoder=CLIPTextModel(text_config), tokenizer=tokenizer,
-            text_encoder_2=CLIPTextModelWithProjection(text_config), tokenizer_2=clip_tokenizer(),
-            scheduler=EulerDiscreteScheduler(**SD_SCHEDULER))
-    if family.arch == "flux":
-        t5_tok = t5_tokenizer()
-        return FluxPipeline(
-            transformer=FluxTransformer2DModel(**FLUX_TRANSFORMER), vae=AutoencoderKL(**FLUX_VAE),
-            text_encoder=CLIPTextModel(text_config), tokenizer=tokenizer,
-            text_encoder_2=T5EncoderModel(T5Config(**T5_ENCODER, vocab_size=len(t5_tok))), tokenizer_2=t5_tok,
-            scheduler=FlowMatchEulerDiscreteScheduler())
-    raise ValueError(f"no tiny builder for arch {family.arch!r}")
+    return assemble_pipeline(family.arch, configs[family.arch])
 
 
 TINY_CLIP_VISION = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,

@@ -47,18 +47,16 @@ def _maybe_crash(cell: Cell) -> None:
         os._exit(1)  # the worker process dies, as on a lost machine
 
 
-def cell_task(spec_data: dict[str, Any], cell: Cell, out: str, settings: Settings, progress: bool):
-    _maybe_crash(cell)
+def cells_task(spec_data: dict[str, Any], cells: list[Cell], out: str, settings: Settings, progress: bool):
+    """One or more cells in one worker (cells sharing a likeness: the pipeline loads once for all of them);
+    each cell is timed in the worker, so queueing time never counts as the cell's."""
     kind = _kind_in_worker(spec_data)
-    return kind.run_cell(cell, Path(out) / "cells" / cell.folder, Path(out), settings, progress)
-
-
-def group_task(spec_data: dict[str, Any], cells: list[Cell], out: str, settings: Settings, progress: bool):
-    """Several cells that share one likeness, in one worker: the pipeline loads once for all of them."""
     results = []
     for cell in cells:
+        _maybe_crash(cell)
         started = time.perf_counter()
-        results.append((cell, cell_task(spec_data, cell, out, settings, progress), time.perf_counter() - started))
+        table = kind.run_cell(cell, Path(out) / "cells" / cell.folder, Path(out), settings, progress)
+        results.append((cell, table, time.perf_counter() - started))
     return results
 
 
@@ -67,12 +65,14 @@ def shared_task(spec_data: dict[str, Any], key: tuple, out: str, settings: Setti
     return "ok"
 
 
-def _run_groups(ray, groups: dict[tuple, list[Cell]], spec_data, options, out: Path, settings: Settings,
-                progress: bool, finish) -> dict[str, str]:
-    remote = ray.remote(group_task).options(**options)
-    pending = {remote.remote(spec_data, cells, str(out), settings, False): cells for cells in groups.values()}
+def _drain(ray, batches: list[list[Cell]], spec_data, options, out: Path, settings: Settings, progress: bool,
+           finish) -> dict[str, str]:
+    """Submit one task per batch of cells, hand each result to ``finish`` as it lands, record the cells of
+    a task whose retries are spent as failed (the others go on); Ctrl-C cancels what is outstanding."""
+    remote = ray.remote(cells_task).options(**options)
+    pending = {remote.remote(spec_data, cells, str(out), settings, False): cells for cells in batches}
     failures: dict[str, str] = {}
-    bar = tqdm(total=sum(len(c) for c in groups.values()), desc="cells", disable=not progress, unit="cell")
+    bar = tqdm(total=sum(map(len, batches)), desc="cells", disable=not progress, unit="cell")
     try:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -80,7 +80,7 @@ def _run_groups(ray, groups: dict[tuple, list[Cell]], spec_data, options, out: P
             try:
                 for cell, table, seconds in ray.get(done[0]):
                     finish(cell, table, seconds)
-            except Exception as exc:  # the group's retries are spent: its cells are recorded as failed
+            except Exception as exc:  # retries exhausted: recorded, the others go on
                 failures.update({c.folder: f"{type(exc).__name__}: {str(exc)[:500]}" for c in cells})
             bar.update(len(cells))
     except KeyboardInterrupt:
@@ -123,36 +123,13 @@ def run_ray(kind: StudyKind, cells: list[Cell], out: Path, settings: Settings, p
         groups.setdefault(kind.shared_key(cell), []).append(cell)
     if len(groups) >= workers and all(key is not None for key in groups):
         # enough groups to keep every worker busy: one task per shared likeness, which then loads once
-        return _run_groups(ray, groups, spec_data, options, out, settings, progress, finish)
+        return _drain(ray, list(groups.values()), spec_data, options, out, settings, progress, finish)
     # 1. shared inputs first (a likeness that several cells render from), one task each
     shared = [ray.remote(shared_task).options(**options).remote(spec_data, key, str(out), settings, False)
               for key in kind.shared_keys(cells)]
-    failures: dict[str, str] = {}
     try:
         ray.get(shared)
     except Exception as exc:  # a shared input that cannot be built: every cell needing it fails
         return {cell.folder: f"shared input failed: {type(exc).__name__}: {exc}" for cell in cells}
-    # 2. the cells
-    remote = ray.remote(cell_task).options(**options)
-    started = {}
-    pending = {}
-    for cell in cells:
-        started[cell.folder] = time.perf_counter()
-        pending[remote.remote(spec_data, cell, str(out), settings, False)] = cell
-    bar = tqdm(total=len(cells), desc="cells", disable=not progress, unit="cell")
-    try:
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            cell = pending.pop(done[0])
-            try:
-                finish(cell, ray.get(done[0]), time.perf_counter() - started[cell.folder])
-            except Exception as exc:  # retries exhausted: recorded, the others go on
-                failures[cell.folder] = f"{type(exc).__name__}: {str(exc)[:500]}"
-            bar.update(1)
-    except KeyboardInterrupt:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        raise
-    finally:
-        bar.close()
-    return failures
+    # 2. the cells, one task each
+    return _drain(ray, [[cell] for cell in cells], spec_data, options, out, settings, progress, finish)
