@@ -3,6 +3,9 @@ paired comparisons, plots; resume, shards, and the protocol's guarantees (issue 
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pandas as pd
 import pytest
 import yaml
@@ -95,10 +98,28 @@ def test_upload_quality_study_resumes_cell_by_cell(settings, faces_dir, tmp_path
                                                                                  "train_steps"].iloc[0]
     deltas = pd.read_parquet(tmp_path / "uq" / "comparisons.parquet")
     assert list(deltas["cell"]) == ["blur-3"] and "identity" in deltas["pair_on"].iloc[0]
-    inputs = tmp_path / "uq" / "inputs" / "lisa_debruine"
-    references = {p.name for p in (inputs / "references").iterdir()}
-    pool = {p.name for p in (inputs / "pool").iterdir() if not p.name.startswith(".")}
+    split = json.loads((tmp_path / "uq" / "inputs" / "lisa_debruine" / "split.json").read_text())
+    references, pool = set(split["references"]), set(split["pool"])
     assert len(references) == 2 and not references & pool  # references are never trained on
+    # the study keeps no byte copy of the person's photos once its cells are done
+    originals = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (faces_dir / "lisa_debruine").iterdir()}
+    assert not [p for p in (tmp_path / "uq").rglob("*")
+                if p.is_file() and hashlib.sha256(p.read_bytes()).hexdigest() in originals]
+    # killed and resumed gives what one uninterrupted run gives: the same renders, byte for byte, and scores
+    straight = run_study(spec, tmp_path / "uq-straight", settings=settings, progress=False)
+    renders = sorted(p.relative_to(tmp_path / "uq") for p in (tmp_path / "uq" / "cells").rglob("*.png"))
+    assert renders and renders == sorted(p.relative_to(straight) for p in (straight / "cells").rglob("*.png"))
+    assert all((tmp_path / "uq" / r).read_bytes() == (straight / r).read_bytes() for r in renders)
+    straight_table = pd.read_parquet(straight / "study.parquet")
+    assert _comparable(table, tmp_path / "uq").equals(_comparable(straight_table, straight))
+
+
+def _comparable(table: pd.DataFrame, root) -> pd.DataFrame:
+    """A study table without timings, with its own folder named out of paths, rows in a fixed order."""
+    table = table[~table.metric.str.contains("seconds")]
+    text = table[sorted(c for c in table.columns if "seconds" not in c)].astype(str)
+    text = text.apply(lambda column: column.str.replace(str(root), "<study>", regex=False))
+    return text.sort_values(list(text.columns)).reset_index(drop=True)
 
 
 def test_degraded_cells_train_as_many_steps_as_the_clean_one(tmp_path, faces_dir, settings):

@@ -9,7 +9,9 @@ loaders. Stages read each other's outputs through this module, never through a s
                 scores.parquet, manifest.json                            (GenerationRun)
                 favourites.json (image ids a person starred in the app)
 <study>/        study.parquet, summary.parquet, comparisons.parquet, section-N.parquet,
-                cells/<identity>/r<replicate>/<cell>/{scores.parquet, manifest.json}, report/
+                cells/<identity>/r<replicate>/<cell>/{scores.parquet, manifest.json}, report/,
+                inputs/<identity>/split.json (upload-quality: the original photos' paths and sha256;
+                a cell copies the photos it needs into its folder while it runs and removes them after)
 ```
 """
 

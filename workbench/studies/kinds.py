@@ -16,7 +16,6 @@ from typing import Any
 
 import pandas as pd
 
-from ..artifacts import MANIFEST
 from ..chain import run_chain
 from ..config import Settings
 from ..faces import get_analyzer
@@ -184,22 +183,32 @@ class UploadQuality(StudyKind):
             raise ConfigError(f"{self.spec.source}: an upload-quality study needs a 'degradations' list.")
         return super().plan()
 
-    def split(self, identity: str, out: Path) -> tuple[Path, Path]:
-        """The identity's references and pool, made once (``.complete`` marks a finished split)."""
-        references, pool = out / "inputs" / identity / "references", out / "inputs" / identity / "pool"
+    def split(self, identity: str, out: Path) -> tuple[list[Path], list[Path]]:
+        """The identity's reference photos and pool, drawn once and kept as a list of the original files
+        (``inputs/<identity>/split.json``, with their sha256): the study keeps no copy of anyone's photos."""
+        import json
+
+        from ..provenance import file_sha256
+        from ..store import atomic_write_json
+
+        record = out / "inputs" / identity / "split.json"
         if not self.leader:
-            wait_for(lambda: (pool / ".complete").is_file(), f"shard 0 to split {identity}'s photos")
-        if not (pool / ".complete").is_file():
+            wait_for(record.is_file, f"shard 0 to split {identity}'s photos")
+        if not record.is_file():
             files = list_images(dict(self.spec.identity_sets())[identity])
             count = min(self.spec.reference_photos, max(0, len(files) - 3))
             held = set(random.Random(0).sample(files, count))
-            for folder in (references, pool):
-                shutil.rmtree(folder, ignore_errors=True)
-                folder.mkdir(parents=True)
-            for path in files:
-                shutil.copyfile(path, (references if path in held else pool) / path.name)
-            (pool / ".complete").write_text("")
-        return references, pool
+            atomic_write_json(record, {"references": [str(p.resolve()) for p in files if p in held],
+                                       "pool": [str(p.resolve()) for p in files if p not in held],
+                                       "sha256": {str(p.resolve()): file_sha256(p) for p in files}})
+        split = json.loads(record.read_text())
+        changed = [p for p in split["sha256"] if not Path(p).is_file() or file_sha256(p) != split["sha256"][p]]
+        if changed:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"{identity}: {len(changed)} photo(s) changed or went missing since the study split "
+                              f"them (first: {changed[0]}); start the study in a new folder.")
+        return [Path(p) for p in split["references"]], [Path(p) for p in split["pool"]]
 
     def shared_keys(self, cells):
         return sorted({(c.identity,) for c in cells})
@@ -207,32 +216,39 @@ class UploadQuality(StudyKind):
     def build_shared(self, key, out, settings, progress):
         self.split(key[0], out)
 
-    def steps_for(self, pool: Path, settings: Settings) -> int:
+    def steps_for(self, pool: list[Path], settings: Settings) -> int:
         """The clean cell's optimizer steps: every cell of an identity trains this many (no confound)."""
         if self.spec.train.get("steps"):
             return int(self.spec.train["steps"])
         config = TrainConfig(family=self.spec.family, **{**self.spec.train, "validation": 0, "test": 0})
-        return config.resolve(self.family, len(list_images(pool)), settings.resolved_device()).steps
+        return config.resolve(self.family, len(pool), settings.resolved_device()).steps
 
     def run_cell(self, cell, folder, out, settings, progress):
         references, pool = self.split(cell.identity, out)
-        selfies = pool
-        if cell.params["kind"] != "clean":
-            selfies = folder / "selfies"
-            if not (selfies / MANIFEST).is_file():
-                shutil.rmtree(selfies, ignore_errors=True)
+        # The photos this cell needs, copied into the cell while it runs and removed when it ends
+        # (done, failed or killed): nothing of the person stays in the study but numbers and renders.
+        inputs = folder / "inputs"
+        try:
+            shutil.rmtree(inputs, ignore_errors=True)
+            reference_dir = stage_photos(references, inputs / "references")
+            selfies = stage_photos(pool, inputs / "pool")
+            if cell.params["kind"] != "clean":
+                degraded = inputs / "selfies"
                 others = self.spec.path(self.spec.others) if self.spec.others else None
-                degrade_set(pool, selfies, cell.params["kind"], cell.params["strength"], seed=0,
+                degrade_set(selfies, degraded, cell.params["kind"], cell.params["strength"], seed=0,
                             fraction=cell.params.get("fraction", 1.0), others=others)
-        steps = self.steps_for(pool, settings)
-        chain = run_chain(selfies, folder / "likeness", folder / "run", check_dir=folder / "check",
-                          family=self.spec.family, base=self.spec.base, settings=settings,
-                          train={**self.spec.train, "validation": 0, "test": 0, "ignore_gate": True, "steps": steps,
-                                 "seed": self.train_seed(cell.replicate)},
-                          packs=self.spec.packs, samplers=self.spec.samplers, steps=self.spec.steps,
-                          seeds=self.spec.seeds, guidance=self.spec.guidance,
-                          prompts_per_pack=self.spec.prompts_per_pack, recognizers=self.spec.recognizers,
-                          clip_model=self.spec.clip_model, references=references, progress=progress)
+                selfies = degraded
+            steps = self.steps_for(pool, settings)
+            chain = run_chain(selfies, folder / "likeness", folder / "run", check_dir=folder / "check",
+                              family=self.spec.family, base=self.spec.base, settings=settings,
+                              train={**self.spec.train, "validation": 0, "test": 0, "ignore_gate": True,
+                                     "steps": steps, "seed": self.train_seed(cell.replicate)},
+                              packs=self.spec.packs, samplers=self.spec.samplers, steps=self.spec.steps,
+                              seeds=self.spec.seeds, guidance=self.spec.guidance,
+                              prompts_per_pack=self.spec.prompts_per_pack, recognizers=self.spec.recognizers,
+                              clip_model=self.spec.clip_model, references=reference_dir, progress=progress)
+        finally:
+            shutil.rmtree(inputs, ignore_errors=True)
         table, report = chain.scores, chain.check
         table = pd.concat([table, gate_rows(report, cell)], ignore_index=True)
         table["train_steps"] = steps
@@ -295,6 +311,14 @@ class Arms(SamplerSteps):
         return Assembled(summary, [("Paired differences from the likeness arm (same prompts, seeds and test photos; "
                                     "Holm-adjusted p)", diffs), ("One row per arm (means)", per_arm)],
                          [("arms", arms_plot(summary, arms))])
+
+
+def stage_photos(files: list[Path], folder: Path) -> Path:
+    """Copies of ``files`` in ``folder`` (a cell's working inputs; the caller removes them)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in files:
+        shutil.copyfile(path, folder / path.name)
+    return folder
 
 
 def wait_for(ready, what: str, timeout: float = 6 * 3600) -> None:
