@@ -121,3 +121,26 @@ def test_five_point_pose_agrees_in_sign_with_68_point_pose(analyzer, faces_dir):
         face = analyzer.analyze(image)[0]
         yaw5 = pose_from_5(face.keypoints, image.size)[0]
         assert sign * yaw5 > 15 and abs(yaw5 - face.yaw) < 10, (name, yaw5, face.yaw)
+
+
+def test_batches_on_worker_processes_give_the_faces_of_one_at_a_time(faces_dir, monkeypatch):
+    """dlib's batch entry runs on worker processes (every core); it must find exactly what the
+    one-photo path finds, including no face and the fallback detectors, and survive a dead worker."""
+    from workbench.faces import parallel
+    from workbench.faces.dlib_backend import DlibAnalyzer
+
+    monkeypatch.setenv(parallel.WORKERS_ENV, "2")
+    backend = DlibAnalyzer()
+    files = [*sorted(list_images(faces_dir / "lisa_debruine"))[:3], faces_dir / "_noface" / "01.png",
+             faces_dir / "aws_rek_subject1" / "06.jpg"]  # a profile: only the CNN fallback finds it
+    photos = [load_image(path) for path in files]
+    alone = [backend.analyze(photo) for photo in photos]
+    for attempt in range(2):
+        together = backend.analyze_many(photos)
+        assert [len(f) for f in together] == [len(f) for f in alone] and not together[3]
+        for mine, theirs in zip(together, alone, strict=True):
+            for a, b in zip(mine, theirs, strict=True):
+                assert a.bbox == b.bbox and a.detector == b.detector
+                assert np.array_equal(a.descriptor, b.descriptor)
+        if attempt == 0:  # a worker that died is replaced on the next batch
+            next(iter(parallel._workers.values()))[0].kill()

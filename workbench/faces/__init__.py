@@ -79,18 +79,30 @@ class CachedAnalyzer:
         return self._model_hash
 
     def analyze(self, image: Image.Image) -> list[Face]:
-        key = image_key(image)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        faces = self.backend.analyze(image)
-        self._cache[key] = faces
-        if len(self._cache) > self.capacity:
-            self._cache.popitem(last=False)
-        return faces
+        return self.analyze_many([image])[0]
 
     def analyze_many(self, images: list[Image.Image]) -> list[list[Face]]:
-        return [self.analyze(image) for image in images]
+        """Faces per image; the images not in the cache go to the backend in one batch (its fast path)."""
+        keys = [image_key(image) for image in images]
+        missing = {key: image for key, image in zip(keys, images, strict=True) if key not in self._cache}
+        fresh: dict[str, list[Face]] = {}
+        if missing:
+            found = (self.backend.analyze_many(list(missing.values())) if len(missing) > 1
+                     else [self.backend.analyze(next(iter(missing.values())))])
+            fresh = dict(zip(missing, found, strict=True))
+            for key, faces in fresh.items():
+                self._remember(key, faces)
+        results = []
+        for key in keys:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+            results.append(self._cache.get(key, fresh.get(key)))
+        return results
+
+    def _remember(self, key: str, faces: list[Face]) -> None:
+        self._cache[key] = faces
+        while len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
 
     def similarity(self, a: Face, b: Face) -> float:
         return self.backend.similarity(a, b)

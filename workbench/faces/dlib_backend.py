@@ -128,7 +128,16 @@ class DlibAnalyzer:
         return any(score >= 0.0 for score in scores) or len(self._cnn_detector()(crop, 0)) > 0
 
     def analyze_many(self, images: list[Image.Image]) -> list[list[Face]]:
-        return [self.analyze(image) for image in images]
+        """On every core (dlib holds the GIL, so threads would not help): worker processes, each with
+        its own models; the same faces as ``analyze`` one at a time (tested)."""
+        from .parallel import analyze_in_workers, worker_count
+
+        workers = worker_count(len(images))
+        if workers == 1:
+            return [self.analyze(image) for image in images]
+        factory = (type(self).__module__, type(self).__name__,
+                   {"upsample_small": self.upsample_small, "min_score": self.min_score})
+        return analyze_in_workers(factory, images, workers)
 
     def _describe(self, pixels: np.ndarray, box, score: float, size: tuple[int, int], detector: str) -> Face:
         shape = self._shape(pixels, box)

@@ -36,6 +36,7 @@ LICENCE = ("insightface model packs: non-commercial research use only "
 DET_SIZE = (640, 640)
 DET_THRESHOLD = 0.5
 NMS_THRESHOLD = 0.4
+EMBED_BATCH = 64  # faces per ArcFace call
 
 
 def insightface_root(root: str | os.PathLike | None = None) -> Path:
@@ -251,7 +252,10 @@ class InsightFaceAnalyzer:
         results: list[list[Face]] = [[] for _ in images]
         if not found:
             return results
-        embeddings = self._recognizer.embed([self._recognizer.align(px, kps) for _, px, _, kps in found])
+        crops = [self._recognizer.align(px, kps) for _, px, _, kps in found]
+        # recognizer batches of EMBED_BATCH: one call per batch, memory bounded however many faces a set has
+        embeddings = [e for i in range(0, len(crops), EMBED_BATCH)
+                      for e in self._recognizer.embed(crops[i:i + EMBED_BATCH])]
         for (index, pixels, det, kps), raw in zip(found, embeddings, strict=True):
             landmarks = self._landmarks.landmarks(pixels, det) if self._landmarks else None
             size = (pixels.shape[1], pixels.shape[0])

@@ -42,6 +42,15 @@ def reference_faces(analyzer, files: list[Path]) -> tuple[list, list[str]]:
     return faces, notes
 
 
+def _with_faces(analyzer, items: list[dict], root: Path, batch: int = 32):
+    """(item, image, faces) per generated image; faces are found a batch at a time through the
+    backend's batch entry (every core for dlib, one session call for ArcFace)."""
+    for start in range(0, len(items), batch):
+        chunk = items[start:start + batch]
+        images = [load_image(root / item["path"]) for item in chunk]
+        yield from zip(chunk, images, analyzer.analyze_many(images), strict=True)
+
+
 def score_images(items: list[dict[str, Any]], root: Path, test: list, training: list, analyzer,
                  clip: ClipScorer, progress: bool = True, quality: bool = True,
                  reasons: dict[str, str] | None = None, threshold: tuple[float | None, str] = (None, ""),
@@ -56,10 +65,9 @@ def score_images(items: list[dict[str, Any]], root: Path, test: list, training: 
            "nearest_train_facesim": train_reason, "copy_paste_gap": test_reason if not test else train_reason,
            "id_match_rate": test_reason if not test else threshold[1]}
     rows, faces_by_group, crops_by_group = [], {}, {}
-    for item in tqdm(items, desc=f"scoring ({analyzer.name})", disable=not progress, unit="img"):
+    for item, image, faces in tqdm(_with_faces(analyzer, items, root), total=len(items), unit="img",
+                                   desc=f"scoring ({analyzer.name})", disable=not progress):
         base = {k: item.get(k) for k in ("image_id", *GROUP, "seed", "family")}
-        image = load_image(root / item["path"])
-        faces = analyzer.analyze(image)
         for metric, value in image_identity(analyzer, faces, test, training, threshold[0]).items():
             reason = None
             if value is None:

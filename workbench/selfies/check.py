@@ -15,9 +15,11 @@ from ..artifacts import CHECK_JSON, CHECK_TABLE
 from ..errors import WorkbenchError
 from ..images import folder_entries, list_images
 from ..store import Manifest, atomic_write_json, write_manifest, write_table
-from .photo import PhotoCheck, check_photo
+from .photo import PhotoCheck, finish_photo, read_photo
 from .setcheck import find_duplicates, find_intruders, pose_coverage, variety, verdict
 from .thresholds import DEFAULT_THRESHOLDS, Thresholds
+
+FACE_BATCH = 16  # photos decoded and analysed together: bounded memory (16 x 2000 px), every core busy
 
 
 @dataclass
@@ -71,9 +73,16 @@ def check_selfies(folder: str | os.PathLike, analyzer=None, thresholds: Threshol
     analyzer = analyzer or get_analyzer()
     limits = thresholds or DEFAULT_THRESHOLDS
     started = time.perf_counter()
-    # 1. per photo: a bad file is a failed row, never an exception
-    photos = [check_photo(path, analyzer, limits) for path in tqdm(files, desc="checking photos",
-                                                                   disable=not progress, unit="photo")]
+    # 1. per photo: a bad file is a failed row, never an exception; faces are found a batch at a time
+    # through the backend's batch entry (every core for dlib, one session call for ArcFace)
+    photos = []
+    with tqdm(total=len(files), desc="checking photos", disable=not progress, unit="photo") as bar:
+        for start in range(0, len(files), FACE_BATCH):
+            read = [read_photo(path, limits) for path in files[start:start + FACE_BATCH]]
+            found = iter(analyzer.analyze_many([image for _, image in read if image is not None]))
+            photos += [result if image is None else finish_photo(result, image, next(found), limits)
+                       for result, image in read]
+            bar.update(len(read))
     # 2. set checks
     duplicates = find_duplicates(photos, analyzer, limits)
     intruders = find_intruders(photos, analyzer, limits)

@@ -117,9 +117,16 @@ def refused_entry(path: Path) -> PhotoCheck | None:
 
 def check_photo(path: Path, analyzer, limits: Thresholds, name: str | None = None) -> PhotoCheck:
     """Run every per-photo check on one file; never raises for a bad photo."""
+    result, image = read_photo(path, limits, name)
+    return result if image is None else finish_photo(result, image, analyzer.analyze(image), limits)
+
+
+def read_photo(path: Path, limits: Thresholds, name: str | None = None) -> tuple[PhotoCheck, Image.Image | None]:
+    """The checks before any face detector: readable, size, aspect, resolution. The image (scaled to
+    the analysis size) comes back when faces should be looked for in it, else None."""
     refused = refused_entry(path)
     if refused is not None:
-        return refused
+        return refused, None
     result = PhotoCheck(file=name or path.name)
     # 1. read
     try:
@@ -127,7 +134,7 @@ def check_photo(path: Path, analyzer, limits: Thresholds, name: str | None = Non
     except ImageRefused as exc:
         result.scores["readable"] = 0.0
         result.flag("unreadable", f"{exc.detail}. {exc.fix}")
-        return result
+        return result, None
     result.size = image.info.get("original_size", image.size)
     short, long = min(result.size), max(result.size)
     if short < MIN_PHOTO_SIDE or long > MAX_PHOTO_ASPECT * short:  # refused before any detector sees it
@@ -136,15 +143,21 @@ def check_photo(path: Path, analyzer, limits: Thresholds, name: str | None = Non
                 else f"{result.size[0]}x{result.size[1]} px, a strip rather than a photo")
         result.flag("unreadable", f"The image is {what}; use a photo of at least {MIN_PHOTO_SIDE} px on the "
                     f"short side and no longer than {MAX_PHOTO_ASPECT}:1.")
-        return result
-    scale = result.scale = image.width / result.size[0]
+        return result, None
+    result.scale = image.width / result.size[0]
     result.phash = imagehash.phash(image)
     result.scores["short_side_px"] = float(min(result.size))
     if min(result.size) < limits.min_short_side_px:
         result.flag("low_resolution", f"The photo is only {result.size[0]}x{result.size[1]}; use the original from "
                     f"your phone (at least {limits.min_short_side_px} px on the short side).")
-    # 2. find faces
-    result.faces = analyzer.analyze(image)
+    return result, image
+
+
+def finish_photo(result: PhotoCheck, image: Image.Image, faces: list[Face], limits: Thresholds) -> PhotoCheck:
+    """The checks on the faces found in the photo ``read_photo`` returned."""
+    scale = result.scale
+    # 2. the faces
+    result.faces = faces
     result.scores["faces"] = float(len(result.faces))
     luminance = float(np.asarray(image.convert("L"), dtype=np.float32).mean())
     result.scores["image_brightness"] = luminance

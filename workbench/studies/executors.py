@@ -30,7 +30,11 @@ _WORKER_KINDS: dict[str, StudyKind] = {}
 
 
 def _kind_in_worker(spec_data: dict[str, Any]) -> StudyKind:
-    """One study kind per worker process and spec, so a loaded pipeline serves several cells."""
+    """One study kind per worker process and spec, so a loaded pipeline serves several cells. A cell
+    task holds one CPU, so its face analysis stays in its own process (no face worker processes)."""
+    from ..faces.parallel import WORKERS_ENV
+
+    os.environ.setdefault(WORKERS_ENV, "1")
     key = repr(sorted(spec_data.items()))
     if key not in _WORKER_KINDS:
         spec = StudySpec.model_validate(spec_data)
