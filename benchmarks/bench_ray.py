@@ -1,16 +1,36 @@
-"""Serial vs Ray for a study on this machine: the same spec run both ways into fresh workspaces, wall
-time for each and the ratio (``python benchmarks/bench_ray.py [SPEC] [--workers 2]``). On a GPU cluster
-the same command with ``--address auto`` measures the cluster."""
+"""Serial vs Ray for a study on this machine: the same spec run both ways, each run a fresh process into a
+fresh workspace (nothing cached between runs: no face analysis, no imports, no page-warm model), timed
+end to end as a user's ``workbench study`` is; runs alternate (serial, ray, ray, serial, ...) so neither
+executor always goes first (``python benchmarks/bench_ray.py [SPEC] [--workers 2] [--repeats 2]``). On a
+GPU cluster the same command with ``--address auto`` measures the cluster."""
 
 from __future__ import annotations
 
 import argparse
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def one_run(executor: str, spec_name: str, seeds: int | None, workers: int, address: str | None) -> None:
+    """The timed child: load the spec, run the study, exit."""
+    sys.path.insert(0, str(ROOT))
+    from workbench import resources
+    from workbench.config import Settings
+    from workbench.studies import load_spec, run_study
+
+    spec = load_spec(resources.spec_path(spec_name, "study"))
+    if seeds:
+        spec = spec.model_copy(update={"seeds": list(range(seeds))})
+    home = Path(tempfile.mkdtemp(prefix=f"bench-{executor}-"))
+    settings = Settings(home=home, device="cpu", offline=True)
+    run_study(spec, home / "study", settings=settings, progress=False, executor=executor, address=address,
+              num_cpus=workers)
 
 
 def main() -> None:
@@ -18,33 +38,31 @@ def main() -> None:
     parser.add_argument("spec", nargs="?", default="sampler-steps-tiny")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--address", default=None)
+    parser.add_argument("--repeats", type=int, default=2, help="runs per executor, in alternating order")
     parser.add_argument("--seeds", type=int, default=None, help="override the spec's seeds with 0..N-1 (more work "
                         "per cell)")
+    parser.add_argument("--one", choices=["serial", "ray"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    import ray
-
-    from workbench import resources
-    from workbench.config import Settings
-    from workbench.studies import load_spec, run_study
-
-    spec = load_spec(resources.spec_path(args.spec, "study"))
-    if args.seeds:
-        spec = spec.model_copy(update={"seeds": list(range(args.seeds))})
-    rows = []
-    for executor in ("serial", "ray"):
-        home = Path(tempfile.mkdtemp(prefix=f"bench-{executor}-"))
-        settings = Settings(home=home, device="cpu", offline=True)
+    if args.one:
+        one_run(args.one, args.spec, args.seeds, args.workers, args.address)
+        return
+    order = [("serial", "ray") if i % 2 == 0 else ("ray", "serial") for i in range(args.repeats)]
+    times: dict[str, list[float]] = {"serial": [], "ray": []}
+    for executor in (e for pair in order for e in pair):
+        command = [sys.executable, __file__, args.spec, "--one", executor, "--workers", str(args.workers)]
+        command += [f"--seeds={args.seeds}"] if args.seeds else []
+        command += ["--address", args.address] if args.address else []
         started = time.perf_counter()
-        run_study(spec, home / "study", settings=settings, progress=False, executor=executor, address=args.address,
-                  num_cpus=args.workers)
-        rows.append((executor, time.perf_counter() - started))
-        if executor == "ray":
-            ray.shutdown()
-    serial = rows[0][1]
-    print("| executor | workers | wall s | speed-up vs serial |\n|---|---|---|---|")
-    for executor, seconds in rows:
+        subprocess.run(command, check=True, capture_output=True)
+        times[executor].append(time.perf_counter() - started)
+    serial = statistics.median(times["serial"])
+    print(f"{args.spec}{f' --seeds {args.seeds}' if args.seeds else ''}: each run a fresh process, end to end")
+    print("| executor | workers | runs (s) | median s | speed-up vs serial |\n|---|---|---|---|---|")
+    for executor, runs in times.items():
         workers = 1 if executor == "serial" else args.workers
-        print(f"| {executor} | {workers} | {seconds:.1f} | {serial / seconds:.2f} |")
+        median = statistics.median(runs)
+        print(f"| {executor} | {workers} | {', '.join(f'{t:.1f}' for t in runs)} | {median:.1f} | "
+              f"{serial / median:.2f} |")
 
 
 if __name__ == "__main__":

@@ -144,3 +144,36 @@ def test_batches_on_worker_processes_give_the_faces_of_one_at_a_time(faces_dir, 
                 assert np.array_equal(a.descriptor, b.descriptor)
         if attempt == 0:  # a worker that died is replaced on the next batch
             next(iter(parallel._workers.values()))[0].kill()
+
+
+def test_faces_found_in_one_process_are_reused_by_another(analyzer, faces_dir):
+    """A study's driver hands the faces it found to its workers (``known`` -> pickle -> ``learn``): the
+    worker gets the same faces without running the detector, and still analyses what it has not seen."""
+    import pickle
+
+    from workbench.faces import CachedAnalyzer, image_key
+
+    class Counting:
+        name, version, licence = analyzer.name, analyzer.version, analyzer.licence
+
+        def __init__(self):
+            self.seen = 0
+
+        def analyze_many(self, images):
+            self.seen += len(images)
+            return analyzer.backend.analyze_many(images)
+
+        def analyze(self, image):
+            return self.analyze_many([image])[0]
+
+    photos = [load_image(path) for path in sorted(list_images(faces_dir / "lisa_debruine"))[:4]]
+    driver = analyzer.analyze_many(photos[:3])
+    worker = CachedAnalyzer(Counting())
+    handed = {key: faces for key, faces in analyzer.known().items() if key in {image_key(p) for p in photos[:3]}}
+    assert len(handed) == 3
+    worker.learn(pickle.loads(pickle.dumps(handed)))
+    found = worker.analyze_many(photos)
+    assert worker.backend.seen == 1  # only the photo the driver never analysed
+    for mine, theirs in zip(found[:3], driver, strict=True):
+        assert [f.bbox for f in mine] == [f.bbox for f in theirs]
+        assert all(np.array_equal(a.descriptor, b.descriptor) for a, b in zip(mine, theirs, strict=True))

@@ -50,6 +50,9 @@ def test_sampler_steps_study(settings, faces_dir, tmp_path):
         assert (out / "report" / f"{plot}.png").stat().st_size > 1000
     report = (out / "report" / "report.md").read_text()
     assert "TINY MODEL" in report and "generation seeds and prompts only" in report and is_done(out)
+    # the selfie set was checked once, in the driver, and the likeness trained from that report
+    assert is_done(out / "likenesses" / "lisa_debruine" / "check")
+    assert not (out / "likenesses" / "lisa_debruine" / "r0" / "check").exists()
 
 
 def test_replicates_over_two_identities_resample_both_levels(settings, faces_dir, tmp_path):

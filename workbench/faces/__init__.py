@@ -4,6 +4,7 @@ embedded twice in a process."""
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ class CachedAnalyzer:
         self._cache: OrderedDict[str, list[Face]] = OrderedDict()
         self.capacity = capacity
         self._model_hash: str | None = None
+        self._lock = threading.Lock()
 
     @property
     def model_hash(self) -> str:
@@ -84,25 +86,32 @@ class CachedAnalyzer:
     def analyze_many(self, images: list[Image.Image]) -> list[list[Face]]:
         """Faces per image; the images not in the cache go to the backend in one batch (its fast path)."""
         keys = [image_key(image) for image in images]
-        missing = {key: image for key, image in zip(keys, images, strict=True) if key not in self._cache}
-        fresh: dict[str, list[Face]] = {}
+        with self._lock:  # the app's job thread and a notebook may share one analyzer
+            known = {key: self._cache[key] for key in keys if key in self._cache}
+            for key in known:
+                self._cache.move_to_end(key)
+        missing = {key: image for key, image in zip(keys, images, strict=True) if key not in known}
         if missing:
             found = (self.backend.analyze_many(list(missing.values())) if len(missing) > 1
                      else [self.backend.analyze(next(iter(missing.values())))])
             fresh = dict(zip(missing, found, strict=True))
-            for key, faces in fresh.items():
-                self._remember(key, faces)
-        results = []
-        for key in keys:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-            results.append(self._cache.get(key, fresh.get(key)))
-        return results
+            self.learn(fresh)
+            known.update(fresh)
+        return [known[key] for key in keys]
 
-    def _remember(self, key: str, faces: list[Face]) -> None:
-        self._cache[key] = faces
-        while len(self._cache) > self.capacity:
-            self._cache.popitem(last=False)
+    def known(self) -> dict[str, list[Face]]:
+        """What this analyzer has found so far, by image hash: another process adopts it with ``learn``
+        (a study's driver checks each selfie set once and its workers reuse the faces)."""
+        with self._lock:
+            return dict(self._cache)
+
+    def learn(self, found: dict[str, list[Face]]) -> None:
+        with self._lock:
+            for key, faces in found.items():
+                self._cache[key] = faces
+                self._cache.move_to_end(key)
+            while len(self._cache) > self.capacity:
+                self._cache.popitem(last=False)
 
     def similarity(self, a: Face, b: Face) -> float:
         return self.backend.similarity(a, b)

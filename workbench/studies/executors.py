@@ -5,7 +5,9 @@ With Ray each cell is a task asking for one GPU when the family needs one (CPU o
 the cell's artifacts (likeness, images) into the workspace, which is therefore shared storage on a
 multi-node cluster (NFS, or a bucket mounted with FUSE); the cell's scores come back to the driver,
 which writes the cell's table and manifest — so a cell counts as done only once the driver has it.
-Shared inputs (the likenesses of a sampler-steps study) are built first, one task each. A task whose
+The driver first does what is done once (``StudyKind.prepare``: each selfie set checked once), while
+Ray starts; its result goes to every task. Shared inputs (the likenesses of a sampler-steps study) are built
+first, one task each. A task whose
 worker dies or raises is retried ``max_retries`` times, then recorded as failed with its error while the
 other cells go on; Ctrl-C cancels what is outstanding. Each worker process keeps the study kind (and so
 its loaded pipeline) between the cells it runs.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +32,10 @@ CRASH_ONCE = "WORKBENCH_CRASH_ONCE"  # fault injection for the retry test: "<cel
 _WORKER_KINDS: dict[str, StudyKind] = {}
 
 
-def _kind_in_worker(spec_data: dict[str, Any]) -> StudyKind:
-    """One study kind per worker process and spec, so a loaded pipeline serves several cells. A cell
-    task holds one CPU, so its face analysis stays in its own process (no face worker processes)."""
+def _kind_in_worker(spec_data: dict[str, Any], prepared: dict[Any, Any]) -> StudyKind:
+    """One study kind per worker process and spec, so a loaded pipeline serves several cells; it gets what
+    the driver prepared (the checked selfie sets). A cell task holds one CPU, so its face analysis stays
+    in its own process (no face worker processes)."""
     from ..faces.parallel import WORKERS_ENV
 
     os.environ.setdefault(WORKERS_ENV, "1")
@@ -40,6 +44,7 @@ def _kind_in_worker(spec_data: dict[str, Any]) -> StudyKind:
         spec = StudySpec.model_validate(spec_data)
         _WORKER_KINDS.clear()
         _WORKER_KINDS[key] = STUDY_KINDS[spec.kind](spec)
+    _WORKER_KINDS[key].adopt(prepared)
     return _WORKER_KINDS[key]
 
 
@@ -51,10 +56,11 @@ def _maybe_crash(cell: Cell) -> None:
         os._exit(1)  # the worker process dies, as on a lost machine
 
 
-def cells_task(spec_data: dict[str, Any], cells: list[Cell], out: str, settings: Settings, progress: bool):
+def cells_task(spec_data: dict[str, Any], prepared: dict[Any, Any], cells: list[Cell], out: str, settings: Settings,
+               progress: bool):
     """One or more cells in one worker (cells sharing a likeness: the pipeline loads once for all of them);
     each cell is timed in the worker, so queueing time never counts as the cell's."""
-    kind = _kind_in_worker(spec_data)
+    kind = _kind_in_worker(spec_data, prepared)
     results = []
     for cell in cells:
         _maybe_crash(cell)
@@ -64,17 +70,18 @@ def cells_task(spec_data: dict[str, Any], cells: list[Cell], out: str, settings:
     return results
 
 
-def shared_task(spec_data: dict[str, Any], key: tuple, out: str, settings: Settings, progress: bool) -> str:
-    _kind_in_worker(spec_data).build_shared(key, Path(out), settings, progress)
+def shared_task(spec_data: dict[str, Any], prepared: dict[Any, Any], key: tuple, out: str, settings: Settings,
+                progress: bool) -> str:
+    _kind_in_worker(spec_data, prepared).build_shared(key, Path(out), settings, progress)
     return "ok"
 
 
-def _drain(ray, batches: list[list[Cell]], spec_data, options, out: Path, settings: Settings, progress: bool,
-           finish) -> dict[str, str]:
+def _drain(ray, batches: list[list[Cell]], spec_data, prepared, options, out: Path, settings: Settings,
+           progress: bool, finish) -> dict[str, str]:
     """Submit one task per batch of cells, hand each result to ``finish`` as it lands, record the cells of
     a task whose retries are spent as failed (the others go on); Ctrl-C cancels what is outstanding."""
     remote = ray.remote(cells_task).options(**options)
-    pending = {remote.remote(spec_data, cells, str(out), settings, False): cells for cells in batches}
+    pending = {remote.remote(spec_data, prepared, cells, str(out), settings, False): cells for cells in batches}
     failures: dict[str, str] = {}
     bar = tqdm(total=sum(map(len, batches)), desc="cells", disable=not progress, unit="cell")
     try:
@@ -115,9 +122,14 @@ def run_ray(kind: StudyKind, cells: list[Cell], out: Path, settings: Settings, p
         from ..errors import ConfigError
 
         raise ConfigError("--executor ray needs Ray: `pip install 'likeness-workbench[cluster]'`.") from exc
-    if not ray.is_initialized():
-        ray.init(address=address, num_cpus=num_cpus if address is None else None, ignore_reinit_error=True,
-                 log_to_driver=False, include_dashboard=False)
+    # The driver's own work (checking each selfie set once) overlaps with starting Ray, which mostly waits
+    with ThreadPoolExecutor(1) as pool:
+        preparing = pool.submit(kind.prepare, cells, out, progress)
+        if not ray.is_initialized():
+            ray.init(address=address, num_cpus=num_cpus if address is None else None, ignore_reinit_error=True,
+                     log_to_driver=False, include_dashboard=False)
+        preparing.result()
+    prepared = ray.put(kind.prepared)  # one copy in the object store, resolved in each task
     gpus = 0 if kind.family.tiny or settings.resolved_device() == "cpu" else 1
     options = dict(num_gpus=gpus, num_cpus=1, max_retries=max_retries, retry_exceptions=True)
     spec_data = kind.spec.model_dump()
@@ -127,13 +139,13 @@ def run_ray(kind: StudyKind, cells: list[Cell], out: Path, settings: Settings, p
         groups.setdefault(kind.shared_key(cell), []).append(cell)
     if len(groups) >= workers and all(key is not None for key in groups):
         # enough groups to keep every worker busy: one task per shared likeness, which then loads once
-        return _drain(ray, list(groups.values()), spec_data, options, out, settings, progress, finish)
+        return _drain(ray, list(groups.values()), spec_data, prepared, options, out, settings, progress, finish)
     # 1. shared inputs first (a likeness that several cells render from), one task each
-    shared = [ray.remote(shared_task).options(**options).remote(spec_data, key, str(out), settings, False)
+    shared = [ray.remote(shared_task).options(**options).remote(spec_data, prepared, key, str(out), settings, False)
               for key in kind.shared_keys(cells)]
     try:
         ray.get(shared)
     except Exception as exc:  # a shared input that cannot be built: every cell needing it fails
         return {cell.folder: f"shared input failed: {type(exc).__name__}: {exc}" for cell in cells}
     # 2. the cells, one task each
-    return _drain(ray, [[cell] for cell in cells], spec_data, options, out, settings, progress, finish)
+    return _drain(ray, [[cell] for cell in cells], spec_data, prepared, options, out, settings, progress, finish)

@@ -65,6 +65,7 @@ class StudyKind:
         self.family = get_family(spec.family)
         self.leader = leader  # shard 0 builds what cells share; other shards wait for it
         self._shared: dict[Any, Any] = {}
+        self.prepared: dict[Any, Any] = {}  # what ``prepare`` found in the driver, handed to every worker
 
     def variants(self) -> list[tuple[str, dict[str, Any]]]:
         raise NotImplementedError
@@ -89,6 +90,14 @@ class StudyKind:
 
     def build_shared(self, key: tuple, out: Path, settings: Settings, progress: bool) -> None:
         """Build one shared input (see ``shared_keys``)."""
+
+    def prepare(self, cells: list[Cell], out: Path, progress: bool) -> None:
+        """Work done once in the driver before ``cells`` run, kept in ``prepared`` (picklable: a parallel
+        executor hands it to each worker, and overlaps this with starting its cluster). Nothing by default."""
+
+    def adopt(self, prepared: dict[str, Any]) -> None:
+        """Take what the driver's ``prepare`` found (in a worker process)."""
+        self.prepared = prepared
 
     def assemble(self, table: pd.DataFrame, cells: list[Cell]) -> Assembled:
         raise NotImplementedError
@@ -135,11 +144,32 @@ class SamplerSteps(StudyKind):
     def shared_key(self, cell):
         return (cell.identity, cell.replicate)
 
+    def prepare(self, cells, out, progress):
+        """Check each identity's selfies once (``likenesses/<identity>/check``): every replicate trains from
+        that report, so no worker checks a set again."""
+        if not self.leader:
+            return  # other shards only render likenesses shard 0 trained
+        from ..selfies import check_selfies
+
+        sets, analyzer = dict(self.spec.identity_sets()), get_analyzer(self.spec.recognizers[0])
+        checks = self.prepared.setdefault("checks", {})
+        for identity, replicate in self.shared_keys(cells):
+            if identity not in checks and not is_done(out / "likenesses" / identity / f"r{replicate}"):
+                checks[identity] = check_selfies(sets[identity], analyzer, out=out / "likenesses" / identity / "check",
+                                                 progress=progress)
+        self.prepared["faces"] = {self.spec.recognizers[0]: analyzer.known()}  # test photos are scored from these
+
+    def adopt(self, prepared: dict[str, Any]) -> None:
+        super().adopt(prepared)
+        for recognizer, found in prepared.get("faces", {}).items():
+            get_analyzer(recognizer).learn(found)
+
     def build_shared(self, key, out, settings, progress):
         identity, replicate = key
         train_likeness(dict(self.spec.identity_sets())[identity], out / "likenesses" / identity / f"r{replicate}",
                        family=self.spec.family, base=self.spec.base, settings=settings, progress=progress,
                        analyzer=get_analyzer(self.spec.recognizers[0]),
+                       report=self.prepared.get("checks", {}).get(identity),
                        **{**self.spec.train, "seed": self.train_seed(replicate)})
 
     def run_cell(self, cell, folder, out, settings, progress):

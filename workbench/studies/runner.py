@@ -105,6 +105,7 @@ def run_study(spec: StudySpec | str | os.PathLike, out: str | os.PathLike, setti
     if executor == "ray":
         failures = run_ray(kind, todo, out, settings, progress, finish, address, max_retries, num_cpus)
     elif executor == "serial":
+        kind.prepare(todo, out, progress)
         for cell in todo:
             folder = out / "cells" / cell.folder
             folder.mkdir(parents=True, exist_ok=True)
