@@ -31,47 +31,41 @@ def _comparable(folder) -> pd.DataFrame:
     return table.sort_values(keys, na_position="first").reset_index(drop=True)[[*keys, "value", "reason"]]
 
 
+def _on_ray(spec, out, settings, home, **options):
+    from dataclasses import replace
+
+    try:
+        return run_study(spec, out, settings=replace(settings, home=home), progress=False, executor="ray", num_cpus=2,
+                         **options)
+    finally:
+        ray.shutdown()
+
+
 def test_ray_gives_the_serial_table(spec, settings, tmp_path):
     from dataclasses import replace
 
     serial = run_study(spec, tmp_path / "serial", settings=replace(settings, home=tmp_path / "h1"), progress=False)
-    try:
-        parallel = run_study(spec, tmp_path / "ray", settings=replace(settings, home=tmp_path / "h2"), progress=False,
-                             executor="ray", num_cpus=2)
-    finally:
-        ray.shutdown()
+    parallel = _on_ray(spec, tmp_path / "ray", settings, tmp_path / "h2")
     a, b = _comparable(serial), _comparable(parallel)
     assert len(a) == len(b) and a[["cell", "metric", "image_id"]].equals(b[["cell", "metric", "image_id"]])
     np.testing.assert_array_equal(a["value"].to_numpy(), b["value"].to_numpy())
 
 
 def test_a_cell_whose_worker_dies_is_retried(spec, settings, tmp_path, monkeypatch):
-    from dataclasses import replace
-
     marker = tmp_path / "crashed"
     monkeypatch.setenv(CRASH_ONCE, f"lisa_debruine/r0/euler-2={marker}")
-    try:
-        out = run_study(spec, tmp_path / "retry", settings=replace(settings, home=tmp_path / "h3"), progress=False,
-                        executor="ray", num_cpus=2, max_retries=2)
-    finally:
-        ray.shutdown()
+    out = _on_ray(spec, tmp_path / "retry", settings, tmp_path / "h3", max_retries=2)
     assert marker.is_file()  # the worker did die once
     table = pd.read_parquet(out / "study.parquet")
     assert set(table["cell"]) == {"euler-2", "dpmpp_2m-2"}  # and the study finished with that cell retried
 
 
 def test_a_cell_that_keeps_failing_is_recorded_and_the_others_finish(spec, settings, tmp_path, monkeypatch):
-    from dataclasses import replace
-
     from workbench.store import read_manifest
 
     marker = tmp_path / "never-created" / "marker"  # the crash repeats: its folder does not exist
     monkeypatch.setenv(CRASH_ONCE, f"lisa_debruine/r0/euler-2={marker}")
-    try:
-        out = run_study(spec, tmp_path / "fails", settings=replace(settings, home=tmp_path / "h4"), progress=False,
-                        executor="ray", num_cpus=2, max_retries=1)
-    finally:
-        ray.shutdown()
+    out = _on_ray(spec, tmp_path / "fails", settings, tmp_path / "h4", max_retries=1)
     failed = read_manifest(out / "cells" / "lisa_debruine" / "r0" / "euler-2")
     assert failed.status == "failed" and failed.error
     assert read_manifest(out / "cells" / "lisa_debruine" / "r0" / "dpmpp_2m-2").status == "done"

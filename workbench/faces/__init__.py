@@ -99,11 +99,12 @@ class CachedAnalyzer:
             known.update(fresh)
         return [known[key] for key in keys]
 
-    def known(self) -> dict[str, list[Face]]:
-        """What this analyzer has found so far, by image hash: another process adopts it with ``learn``
-        (a study's driver checks each selfie set once and its workers reuse the faces)."""
+    def known(self, images: list[Image.Image] | None = None) -> dict[str, list[Face]]:
+        """What this analyzer has found (for ``images``, or all), by image hash: another process adopts it
+        with ``learn`` (a study's driver checks each selfie set once and its workers reuse the faces)."""
+        wanted = None if images is None else {image_key(image) for image in images}
         with self._lock:
-            return dict(self._cache)
+            return {key: faces for key, faces in self._cache.items() if wanted is None or key in wanted}
 
     def learn(self, found: dict[str, list[Face]]) -> None:
         with self._lock:

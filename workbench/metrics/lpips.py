@@ -39,11 +39,16 @@ class RandomAlexLike(nn.Module):
         self.stages = nn.ModuleList(stages)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = []
-        for stage in self.stages:
-            x = stage(x)
-            features.append(x)
-        return features
+        return _stage_outputs(self.stages, x)
+
+
+def _stage_outputs(stages: nn.ModuleList, x: torch.Tensor) -> list[torch.Tensor]:
+    """The output of every stage in turn: the feature maps LPIPS compares."""
+    features = []
+    for stage in stages:
+        x = stage(x)
+        features.append(x)
+    return features
 
 
 class TorchvisionAlex(nn.Module):
@@ -58,11 +63,7 @@ class TorchvisionAlex(nn.Module):
         self.slices = nn.ModuleList([layers[a:b] for a, b in zip((0, *cuts), cuts, strict=False)])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        out = []
-        for block in self.slices:
-            x = block(x)
-            out.append(x)
-        return out
+        return _stage_outputs(self.slices, x)
 
 
 class LpipsModel:

@@ -5,12 +5,11 @@ With Ray each cell is a task asking for one GPU when the family needs one (CPU o
 the cell's artifacts (likeness, images) into the workspace, which is therefore shared storage on a
 multi-node cluster (NFS, or a bucket mounted with FUSE); the cell's scores come back to the driver,
 which writes the cell's table and manifest — so a cell counts as done only once the driver has it.
-The driver first does what is done once (``StudyKind.prepare``: each selfie set checked once), while
-Ray starts; its result goes to every task. Shared inputs (the likenesses of a sampler-steps study) are built
-first, one task each. A task whose
-worker dies or raises is retried ``max_retries`` times, then recorded as failed with its error while the
-other cells go on; Ctrl-C cancels what is outstanding. Each worker process keeps the study kind (and so
-its loaded pipeline) between the cells it runs.
+The driver first does what is done once (``StudyKind.prepare``: each selfie set checked once) while Ray
+starts; its result goes to every task. Shared inputs (the likenesses of a sampler-steps study) are built
+first, one task each. A task whose worker dies or raises is retried ``max_retries`` times, then recorded
+as failed with its error while the other cells go on; Ctrl-C cancels what is outstanding. Each worker
+process keeps the study kind (and so its loaded pipeline) between the cells it runs.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ people and training runs, not only generation seeds (``metrics/aggregate.py``).
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from ..chain import run_chain
 from ..config import Settings
 from ..faces import get_analyzer
 from ..generate import generate, load_renderer
-from ..images import list_images
+from ..images import ImageRefused, list_images, load_image
 from ..likeness import Likeness, train_likeness
 from ..likeness.config import TrainConfig
 from ..metrics import paired_difference, score, summarize
@@ -157,7 +158,13 @@ class SamplerSteps(StudyKind):
             if identity not in checks and not is_done(out / "likenesses" / identity / f"r{replicate}"):
                 checks[identity] = check_selfies(sets[identity], analyzer, out=out / "likenesses" / identity / "check",
                                                  progress=progress)
-        self.prepared["faces"] = {self.spec.recognizers[0]: analyzer.known()}  # test photos are scored from these
+        # the faces of those photos (as scoring loads them), so no worker analyses a test photo again
+        photos = []
+        for identity in checks:
+            for path in list_images(sets[identity]):
+                with contextlib.suppress(ImageRefused):  # the check reported it; scoring will say so too
+                    photos.append(load_image(path))
+        self.prepared["faces"] = {self.spec.recognizers[0]: analyzer.known(photos)}
 
     def adopt(self, prepared: dict[str, Any]) -> None:
         super().adopt(prepared)
