@@ -7,6 +7,7 @@ GPU cluster the same command with ``--address auto`` measures the cluster."""
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -41,25 +42,35 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="runs per executor, in alternating order")
     parser.add_argument("--seeds", type=int, default=None, help="override the spec's seeds with 0..N-1 (more work "
                         "per cell)")
-    parser.add_argument("--one", choices=["serial", "ray"], help=argparse.SUPPRESS)
+    parser.add_argument("--one-core-serial", action="store_true", help="also time serial on one core (one torch "
+                        "thread, no face workers): the per-worker work, so Ray's fixed cost and scaling can be read "
+                        "apart, as on a cluster where each worker has its own GPU")
+    parser.add_argument("--one", choices=["serial", "ray", "serial-1core"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        one_run(args.one, args.spec, args.seeds, args.workers, args.address)
+        if args.one == "serial-1core":
+            import torch
+
+            torch.set_num_threads(1)
+        one_run(args.one.removesuffix("-1core"), args.spec, args.seeds, args.workers, args.address)
         return
-    order = [("serial", "ray") if i % 2 == 0 else ("ray", "serial") for i in range(args.repeats)]
-    times: dict[str, list[float]] = {"serial": [], "ray": []}
+    runs = ("serial", "ray", "serial-1core") if args.one_core_serial else ("serial", "ray")
+    order = [runs if i % 2 == 0 else runs[::-1] for i in range(args.repeats)]
+    times: dict[str, list[float]] = {run: [] for run in runs}
     for executor in (e for pair in order for e in pair):
         command = [sys.executable, __file__, args.spec, "--one", executor, "--workers", str(args.workers)]
         command += [f"--seeds={args.seeds}"] if args.seeds else []
         command += ["--address", args.address] if args.address else []
+        env = {**os.environ, **({"WORKBENCH_FACE_WORKERS": "1", "OMP_NUM_THREADS": "1"}
+                                if executor == "serial-1core" else {})}
         started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
+        subprocess.run(command, check=True, capture_output=True, env=env)
         times[executor].append(time.perf_counter() - started)
     serial = statistics.median(times["serial"])
     print(f"{args.spec}{f' --seeds {args.seeds}' if args.seeds else ''}: each run a fresh process, end to end")
     print("| executor | workers | runs (s) | median s | speed-up vs serial |\n|---|---|---|---|---|")
     for executor, runs in times.items():
-        workers = 1 if executor == "serial" else args.workers
+        workers = args.workers if executor == "ray" else 1
         median = statistics.median(runs)
         print(f"| {executor} | {workers} | {', '.join(f'{t:.1f}' for t in runs)} | {median:.1f} | "
               f"{serial / median:.2f} |")
