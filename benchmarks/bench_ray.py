@@ -19,8 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def one_run(executor: str, spec_name: str, seeds: int | None, workers: int, address: str | None) -> None:
-    """The timed child: load the spec, run the study, exit."""
+    """The timed child: as ``workbench study`` does, connect to Ray first (its workers import while this
+    process loads the study), load the spec, run the study, exit."""
     sys.path.insert(0, str(ROOT))
+    if executor == "ray":
+        from workbench.cluster import connect
+
+        connect(address, workers if address is None else None)
     from workbench import resources
     from workbench.config import Settings
     from workbench.studies import load_spec, run_study

@@ -52,6 +52,10 @@ def test_ray_gives_the_serial_table(spec, settings, tmp_path):
 
 
 def test_a_cell_whose_worker_dies_is_retried(spec, settings, tmp_path, monkeypatch):
+    def not_in_the_driver(*args, **kwargs):
+        raise AssertionError("the selfie check runs on a Ray worker, not in the driver")
+
+    monkeypatch.setattr("workbench.selfies.check_selfies", not_in_the_driver)  # this process only
     marker = tmp_path / "crashed"
     monkeypatch.setenv(CRASH_ONCE, f"lisa_debruine/r0/euler-2={marker}")
     out = _on_ray(spec, tmp_path / "retry", settings, tmp_path / "h3", max_retries=2)

@@ -257,6 +257,10 @@ def study(spec: str = typer.Argument(..., help="Study YAML, or a shipped study's
                                           "as failed."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
     """Run or resume a study (sampler-steps or upload-quality): cells -> table -> plots -> report."""
+    if executor == "ray":  # first, so Ray's workers import while this process loads the study
+        from workbench.cluster import connect
+
+        connect(address)
     from workbench import Workspace, is_done, load_spec, parse_shard, run_study
 
     settings = _settings(home, device)
@@ -277,6 +281,10 @@ def suite(spec: str = typer.Argument(..., help="Suite YAML, or a shipped suite's
           address: str = typer.Option(None, help="Ray cluster: auto, or ray://HOST:PORT (default: a local Ray)."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
     """Run a QA suite: builds what is missing, checks each threshold, writes the report; exit 0 = pass, 1 = fail."""
+    if executor == "ray":
+        from workbench.cluster import connect
+
+        connect(address, warm=1)
     from workbench import run_suite
 
     result = run_suite(resources.spec_path(spec, "suite"), settings=_settings(home, device), executor=executor,

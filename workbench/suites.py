@@ -171,12 +171,9 @@ def run_suite(spec: SuiteSpec | str | os.PathLike, settings: Settings | None = N
 
 
 def _run_suite_on_ray(spec: SuiteSpec, settings: Settings, address: str | None) -> SuiteResult:
-    try:
-        import ray
-    except ImportError as exc:
-        raise ConfigError("--executor ray needs Ray: `pip install 'likeness-workbench[cluster]'`.") from exc
-    if not ray.is_initialized():
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
+    from .cluster import connect
+
+    ray = connect(address, warm=1)
     gpus = 0 if get_family(spec.family).tiny or settings.resolved_device() == "cpu" else 1
     task = ray.remote(run_suite).options(num_gpus=gpus, max_retries=1, retry_exceptions=True)
     return ray.get(task.remote(spec, settings, False))

@@ -5,10 +5,12 @@ With Ray each cell is a task asking for one GPU when the family needs one (CPU o
 the cell's artifacts (likeness, images) into the workspace, which is therefore shared storage on a
 multi-node cluster (NFS, or a bucket mounted with FUSE); the cell's scores come back to the driver,
 which writes the cell's table and manifest — so a cell counts as done only once the driver has it.
-The driver first does what is done once (``StudyKind.prepare``: each selfie set checked once) while Ray
-starts; its result goes to every task. Shared inputs (the likenesses of a sampler-steps study) are built
-first, one task each. A task whose worker dies or raises is retried ``max_retries`` times, then recorded
-as failed with its error while the other cells go on; Ctrl-C cancels what is outstanding. Each worker
+What is done once per person (``StudyKind.prepare_identity``: their selfie set checked once) is one task
+per person, run first on the workers; its result is an argument of that person's cell tasks (Ray hands it
+over when it is ready), so the driver analyses no face and starts no face worker. Shared inputs (the
+likenesses of a sampler-steps study) are built first, one task each. A task whose worker dies or raises
+is retried ``max_retries`` times, then recorded as failed with its error while the other cells go on;
+Ctrl-C cancels what is outstanding. Each worker
 process keeps the study kind (and so its loaded pipeline) between the cells it runs.
 """
 
@@ -17,24 +19,24 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..cluster import connect
 from ..config import Settings
-from .kinds import STUDY_KINDS, Cell, StudyKind
+from .kinds import STUDY_KINDS, Cell, StudyKind, by_identity
 from .spec import StudySpec
 
 CRASH_ONCE = "WORKBENCH_CRASH_ONCE"  # fault injection for the retry test: "<cell folder>=<marker file>"
 _WORKER_KINDS: dict[str, StudyKind] = {}
 
 
-def _kind_in_worker(spec_data: dict[str, Any], prepared: dict[Any, Any]) -> StudyKind:
-    """One study kind per worker process and spec, so a loaded pipeline serves several cells; it gets what
-    the driver prepared (the checked selfie sets). A cell task holds one CPU, so its face analysis stays
-    in its own process (no face worker processes)."""
+def _kind_in_worker(spec_data: dict[str, Any], identity: str | None = None, prepared: Any = None) -> StudyKind:
+    """One study kind per worker process and spec, so a loaded pipeline serves several cells; it adopts
+    what ``prepare_identity`` found for the person whose cells it runs. A task holds one CPU, so its face
+    analysis stays in its own process (no face worker processes)."""
     from ..faces.parallel import WORKERS_ENV
 
     os.environ.setdefault(WORKERS_ENV, "1")
@@ -43,7 +45,8 @@ def _kind_in_worker(spec_data: dict[str, Any], prepared: dict[Any, Any]) -> Stud
         spec = StudySpec.model_validate(spec_data)
         _WORKER_KINDS.clear()
         _WORKER_KINDS[key] = STUDY_KINDS[spec.kind](spec)
-    _WORKER_KINDS[key].adopt(prepared)
+    if identity is not None:
+        _WORKER_KINDS[key].adopt(identity, prepared)
     return _WORKER_KINDS[key]
 
 
@@ -55,11 +58,15 @@ def _maybe_crash(cell: Cell) -> None:
         os._exit(1)  # the worker process dies, as on a lost machine
 
 
-def cells_task(spec_data: dict[str, Any], prepared: dict[Any, Any], cells: list[Cell], out: str, settings: Settings,
-               progress: bool):
-    """One or more cells in one worker (cells sharing a likeness: the pipeline loads once for all of them);
-    each cell is timed in the worker, so queueing time never counts as the cell's."""
-    kind = _kind_in_worker(spec_data, prepared)
+def prepare_task(spec_data: dict[str, Any], identity: str, cells: list[Cell], out: str) -> Any:
+    return _kind_in_worker(spec_data).prepare_identity(identity, cells, Path(out), False)
+
+
+def cells_task(spec_data: dict[str, Any], cells: list[Cell], out: str, settings: Settings, progress: bool,
+               prepared: Any):
+    """One or more cells of one person in one worker (cells sharing a likeness: the pipeline loads once for
+    all of them); each cell is timed in the worker, so queueing time never counts as the cell's."""
+    kind = _kind_in_worker(spec_data, cells[0].identity, prepared)
     results = []
     for cell in cells:
         _maybe_crash(cell)
@@ -69,9 +76,9 @@ def cells_task(spec_data: dict[str, Any], prepared: dict[Any, Any], cells: list[
     return results
 
 
-def shared_task(spec_data: dict[str, Any], prepared: dict[Any, Any], key: tuple, out: str, settings: Settings,
-                progress: bool) -> str:
-    _kind_in_worker(spec_data, prepared).build_shared(key, Path(out), settings, progress)
+def shared_task(spec_data: dict[str, Any], key: tuple, out: str, settings: Settings, progress: bool,
+                prepared: Any) -> str:
+    _kind_in_worker(spec_data, key[0], prepared).build_shared(key, Path(out), settings, progress)
     return "ok"
 
 
@@ -80,7 +87,8 @@ def _drain(ray, batches: list[list[Cell]], spec_data, prepared, options, out: Pa
     """Submit one task per batch of cells, hand each result to ``finish`` as it lands, record the cells of
     a task whose retries are spent as failed (the others go on); Ctrl-C cancels what is outstanding."""
     remote = ray.remote(cells_task).options(**options)
-    pending = {remote.remote(spec_data, prepared, cells, str(out), settings, False): cells for cells in batches}
+    pending = {remote.remote(spec_data, cells, str(out), settings, False, prepared[cells[0].identity]): cells
+               for cells in batches}
     failures: dict[str, str] = {}
     bar = tqdm(total=sum(map(len, batches)), desc="cells", disable=not progress, unit="cell")
     try:
@@ -115,24 +123,15 @@ def run_ray(kind: StudyKind, cells: list[Cell], out: Path, settings: Settings, p
             finish: Callable[[Cell, Any, float], None], address: str | None = None, max_retries: int = 2,
             num_cpus: int | None = None) -> dict[str, str]:
     """Run ``cells`` as Ray tasks; returns ``{cell folder: error}`` for cells that failed after retries."""
-    try:
-        import ray
-    except ImportError as exc:
-        from ..errors import ConfigError
-
-        raise ConfigError("--executor ray needs Ray: `pip install 'likeness-workbench[cluster]'`.") from exc
-    # The driver's own work (checking each selfie set once) overlaps with starting Ray, which mostly waits
-    with ThreadPoolExecutor(1) as pool:
-        preparing = pool.submit(kind.prepare, cells, out, progress)
-        if not ray.is_initialized():
-            ray.init(address=address, num_cpus=num_cpus if address is None else None, ignore_reinit_error=True,
-                     log_to_driver=False, include_dashboard=False)
-        preparing.result()
-    prepared = ray.put(kind.prepared)  # one copy in the object store, resolved in each task
+    ray = connect(address, num_cpus)
     gpus = 0 if kind.family.tiny or settings.resolved_device() == "cpu" else 1
     options = dict(num_gpus=gpus, num_cpus=1, max_retries=max_retries, retry_exceptions=True)
-    spec_data = kind.spec.model_dump()
     workers = int(ray.available_resources().get("GPU" if gpus else "CPU", 1))
+    spec_data = kind.spec.model_dump()
+    # once per person, on the workers; each cell task waits for (only) its person's result
+    prepare = ray.remote(prepare_task).options(**options)
+    prepared = {identity: prepare.remote(spec_data, identity, theirs, str(out))
+                for identity, theirs in by_identity(cells).items()}
     groups: dict[tuple, list[Cell]] = {}
     for cell in cells:
         groups.setdefault(kind.shared_key(cell), []).append(cell)
@@ -140,7 +139,8 @@ def run_ray(kind: StudyKind, cells: list[Cell], out: Path, settings: Settings, p
         # enough groups to keep every worker busy: one task per shared likeness, which then loads once
         return _drain(ray, list(groups.values()), spec_data, prepared, options, out, settings, progress, finish)
     # 1. shared inputs first (a likeness that several cells render from), one task each
-    shared = [ray.remote(shared_task).options(**options).remote(spec_data, prepared, key, str(out), settings, False)
+    shared = [ray.remote(shared_task).options(**options).remote(spec_data, key, str(out), settings, False,
+                                                                prepared[key[0]])
               for key in kind.shared_keys(cells)]
     try:
         ray.get(shared)

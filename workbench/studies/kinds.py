@@ -51,6 +51,13 @@ class Cell:
         return f"{self.identity}/r{self.replicate}/{self.id}"
 
 
+def by_identity(cells: list[Cell]) -> dict[str, list[Cell]]:
+    groups: dict[str, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(cell.identity, []).append(cell)
+    return groups
+
+
 @dataclass
 class Assembled:
     summary: pd.DataFrame
@@ -66,7 +73,7 @@ class StudyKind:
         self.family = get_family(spec.family)
         self.leader = leader  # shard 0 builds what cells share; other shards wait for it
         self._shared: dict[Any, Any] = {}
-        self.prepared: dict[Any, Any] = {}  # what ``prepare`` found in the driver, handed to every worker
+        self.prepared: dict[str, Any] = {}  # per identity, what ``prepare_identity`` found
 
     def variants(self) -> list[tuple[str, dict[str, Any]]]:
         raise NotImplementedError
@@ -82,7 +89,8 @@ class StudyKind:
         raise NotImplementedError
 
     def shared_keys(self, cells: list[Cell]) -> list[tuple]:
-        """What several cells share and a parallel executor builds first (none by default)."""
+        """What several cells share and a parallel executor builds first (none by default); a key's first
+        item is the identity it belongs to."""
         return []
 
     def shared_key(self, cell: Cell) -> tuple | None:
@@ -92,13 +100,21 @@ class StudyKind:
     def build_shared(self, key: tuple, out: Path, settings: Settings, progress: bool) -> None:
         """Build one shared input (see ``shared_keys``)."""
 
-    def prepare(self, cells: list[Cell], out: Path, progress: bool) -> None:
-        """Work done once in the driver before ``cells`` run, kept in ``prepared`` (picklable: a parallel
-        executor hands it to each worker, and overlaps this with starting its cluster). Nothing by default."""
+    def prepare_identity(self, identity: str, cells: list[Cell], out: Path, progress: bool) -> Any:
+        """Work done once per person before ``cells`` (theirs) run; the result is picklable, because a
+        parallel executor runs this as one task and hands the result to each of that person's cell tasks.
+        None (nothing) by default."""
+        return None
 
-    def adopt(self, prepared: dict[str, Any]) -> None:
-        """Take what the driver's ``prepare`` found (in a worker process)."""
-        self.prepared = prepared
+    def adopt(self, identity: str, prepared: Any) -> None:
+        """Take what ``prepare_identity`` found for ``identity`` (in whichever process runs its cells)."""
+        if prepared is not None:
+            self.prepared[identity] = prepared
+
+    def prepare(self, cells: list[Cell], out: Path, progress: bool) -> None:
+        """Every person's ``prepare_identity`` in this process (the serial executor)."""
+        for identity, theirs in by_identity(cells).items():
+            self.adopt(identity, self.prepare_identity(identity, theirs, out, progress))
 
     def assemble(self, table: pd.DataFrame, cells: list[Cell]) -> Assembled:
         raise NotImplementedError
@@ -145,30 +161,25 @@ class SamplerSteps(StudyKind):
     def shared_key(self, cell):
         return (cell.identity, cell.replicate)
 
-    def prepare(self, cells, out, progress):
-        """Check each identity's selfies once (``likenesses/<identity>/check``): every replicate trains from
-        that report, so no worker checks a set again."""
-        if not self.leader:
-            return  # other shards only render likenesses shard 0 trained
+    def prepare_identity(self, identity, cells, out, progress):
+        """Check the person's selfies once (``likenesses/<identity>/check``): every replicate trains from that
+        report, so no worker checks the set again; with it go the faces of those photos (as scoring loads
+        them), so no worker analyses a test photo again."""
+        if not self.leader or all(is_done(out / "likenesses" / identity / f"r{c.replicate}") for c in cells):
+            return None  # other shards only render likenesses shard 0 trained; done likenesses need no check
         from ..selfies import check_selfies
 
-        sets, analyzer = dict(self.spec.identity_sets()), get_analyzer(self.spec.recognizers[0])
-        checks = self.prepared.setdefault("checks", {})
-        for identity, replicate in self.shared_keys(cells):
-            if identity not in checks and not is_done(out / "likenesses" / identity / f"r{replicate}"):
-                checks[identity] = check_selfies(sets[identity], analyzer, out=out / "likenesses" / identity / "check",
-                                                 progress=progress)
-        # the faces of those photos (as scoring loads them), so no worker analyses a test photo again
+        folder, analyzer = dict(self.spec.identity_sets())[identity], get_analyzer(self.spec.recognizers[0])
+        check = check_selfies(folder, analyzer, out=out / "likenesses" / identity / "check", progress=progress)
         photos = []
-        for identity in checks:
-            for path in list_images(sets[identity]):
-                with contextlib.suppress(ImageRefused):  # the check reported it; scoring will say so too
-                    photos.append(load_image(path))
-        self.prepared["faces"] = {self.spec.recognizers[0]: analyzer.known(photos)}
+        for path in list_images(folder):
+            with contextlib.suppress(ImageRefused):  # the check reported it; scoring will say so too
+                photos.append(load_image(path))
+        return {"check": check, "faces": {self.spec.recognizers[0]: analyzer.known(photos)}}
 
-    def adopt(self, prepared: dict[str, Any]) -> None:
-        super().adopt(prepared)
-        for recognizer, found in prepared.get("faces", {}).items():
+    def adopt(self, identity, prepared):
+        super().adopt(identity, prepared)
+        for recognizer, found in (prepared or {}).get("faces", {}).items():
             get_analyzer(recognizer).learn(found)
 
     def build_shared(self, key, out, settings, progress):
@@ -176,7 +187,7 @@ class SamplerSteps(StudyKind):
         train_likeness(dict(self.spec.identity_sets())[identity], out / "likenesses" / identity / f"r{replicate}",
                        family=self.spec.family, base=self.spec.base, settings=settings, progress=progress,
                        analyzer=get_analyzer(self.spec.recognizers[0]),
-                       report=self.prepared.get("checks", {}).get(identity),
+                       report=self.prepared.get(identity, {}).get("check"),
                        **{**self.spec.train, "seed": self.train_seed(replicate)})
 
     def run_cell(self, cell, folder, out, settings, progress):

@@ -1,0 +1,42 @@
+"""One way into Ray for studies and suites: connect to a running cluster (``address``: ``auto``,
+``ray://HOST:PORT``, or with none the cluster ``ray start`` left on this machine, as Ray itself does),
+else start a local Ray here.
+
+On connecting, one short task per CPU (up to ``warm``) starts a worker process that imports
+the workbench's task code (torch, diffusers): the workers do that while the driver is still loading its
+study, and the job's later tasks reuse them. (Ray's ``worker_process_setup_hook`` does not do this: with
+it no worker starts before the first task, and each started ~6 s slower here.) The CLI connects before it
+imports anything heavy; this module imports nothing heavy itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import ConfigError
+
+WARM_WORKERS = 8  # a study's default: more would hold memory on a big node for seconds saved once
+
+
+def connect(address: str | None = None, num_cpus: int | None = None, warm: int = WARM_WORKERS) -> Any:
+    """The ``ray`` module, connected (once per process). ``num_cpus`` only sizes a local Ray started here;
+    ``warm``: at most this many workers start importing now (a suite, one task, warms one)."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigError("--executor ray needs Ray: `pip install 'likeness-workbench[cluster]'`.") from exc
+    if not ray.is_initialized():
+        ray.init(address=address, num_cpus=num_cpus if address is None else None, ignore_reinit_error=True,
+                 log_to_driver=False, include_dashboard=False)
+        warm_up = ray.remote(warm_worker).options(num_cpus=1)
+        for _ in range(min(warm, int(ray.available_resources().get("CPU", 0)))):
+            warm_up.remote()  # not awaited: nothing waits on a warm-up, and one that fails costs nothing
+    return ray
+
+
+def warm_worker() -> None:
+    """What a cell or suite task imports first."""
+    from diffusers import StableDiffusionPipeline  # noqa: F401  (loaded lazily; brings what every family's needs)
+
+    import workbench.studies.executors  # noqa: F401
+    import workbench.suites  # noqa: F401
