@@ -19,12 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def one_run(executor: str, spec_name: str, seeds: int | None, workers: int, address: str | None) -> None:
-    """The timed child: as ``workbench study`` does, connect to Ray first (its workers import while this
-    process loads the study), load the spec, run the study, exit."""
+    """The timed child, as ``workbench study`` runs: with Ray, connect first while the study's modules load
+    in a thread; load the spec, run the study, exit."""
     sys.path.insert(0, str(ROOT))
     if executor == "ray":
-        from workbench.cluster import connect
+        from workbench.cluster import connect, preload
 
+        preload("workbench.studies")
         connect(address, workers if address is None else None)
     from workbench import resources
     from workbench.config import Settings
@@ -50,6 +51,9 @@ def main() -> None:
     parser.add_argument("--one-core-serial", action="store_true", help="also time serial on one core (one torch "
                         "thread, no face workers): the per-worker work, so Ray's fixed cost and scaling can be read "
                         "apart, as on a cluster where each worker has its own GPU")
+    parser.add_argument("--running-cluster", action="store_true", help="time Ray against a local cluster started "
+                        "once beforehand (`ray start --head --num-cpus W`, stopped after), as a user running several "
+                        "studies has it; without it each Ray run starts (and stops) its own")
     parser.add_argument("--one", choices=["serial", "ray", "serial-1core"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -59,6 +63,28 @@ def main() -> None:
             torch.set_num_threads(1)
         one_run(args.one.removesuffix("-1core"), args.spec, args.seeds, args.workers, args.address)
         return
+    if args.running_cluster:
+        ray_cli = str(Path(sys.executable).with_name("ray"))
+        subprocess.run([ray_cli, "start", "--head", f"--num-cpus={args.workers}", "--include-dashboard=false",
+                        "--disable-usage-stats"], check=True, capture_output=True)
+        args.address = "auto"
+    try:
+        times = _time_runs(args)
+    finally:
+        if args.running_cluster:
+            subprocess.run([ray_cli, "stop"], check=False, capture_output=True)
+    serial = statistics.median(times["serial"])
+    cluster = " (Ray: a local cluster started beforehand)" if args.running_cluster else ""
+    print(f"{args.spec}{f' --seeds {args.seeds}' if args.seeds else ''}: each run a fresh process, end to end{cluster}")
+    print("| executor | workers | runs (s) | median s | speed-up vs serial |\n|---|---|---|---|---|")
+    for executor, runs in times.items():
+        workers = args.workers if executor == "ray" else 1
+        median = statistics.median(runs)
+        print(f"| {executor} | {workers} | {', '.join(f'{t:.1f}' for t in runs)} | {median:.1f} | "
+              f"{serial / median:.2f} |")
+
+
+def _time_runs(args) -> dict[str, list[float]]:
     runs = ("serial", "ray", "serial-1core") if args.one_core_serial else ("serial", "ray")
     order = [runs if i % 2 == 0 else runs[::-1] for i in range(args.repeats)]
     times: dict[str, list[float]] = {run: [] for run in runs}
@@ -71,14 +97,7 @@ def main() -> None:
         started = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True, env=env)
         times[executor].append(time.perf_counter() - started)
-    serial = statistics.median(times["serial"])
-    print(f"{args.spec}{f' --seeds {args.seeds}' if args.seeds else ''}: each run a fresh process, end to end")
-    print("| executor | workers | runs (s) | median s | speed-up vs serial |\n|---|---|---|---|---|")
-    for executor, runs in times.items():
-        workers = args.workers if executor == "ray" else 1
-        median = statistics.median(runs)
-        print(f"| {executor} | {workers} | {', '.join(f'{t:.1f}' for t in runs)} | {median:.1f} | "
-              f"{serial / median:.2f} |")
+    return times
 
 
 if __name__ == "__main__":

@@ -247,20 +247,25 @@ def delete(path: Path = typer.Argument(None, help="A selfie set, likeness, run, 
                + (f", {len(receipt.skipped)} skipped (in use)" if receipt.skipped else ""))
 
 
+RAY_ADDRESS_HELP = ("Ray cluster: auto, or ray://HOST:PORT (default: the Ray that `ray start` left on this machine, "
+                    "else a local one for this run).")
+
+
 @app.command()
 def study(spec: str = typer.Argument(..., help="Study YAML, or a shipped study's name (sampler-steps-tiny)."),
           out: Path = typer.Option(None, help="Study folder (default: <home>/reports/study-<name>)."),
           shard: str = typer.Option(None, help="i/n: run every n-th cell from i (processes you start yourself)."),
           executor: str = typer.Option("serial", help="serial (this process) or ray (cells as Ray tasks)."),
-          address: str = typer.Option(None, help="Ray cluster: auto, or ray://HOST:PORT (default: a local Ray)."),
+          address: str = typer.Option(None, help=RAY_ADDRESS_HELP),
           max_retries: int = typer.Option(2, min=0, help="Retries of a failed cell (Ray) before it is recorded "
                                           "as failed."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
     """Run or resume a study (sampler-steps or upload-quality): cells -> table -> plots -> report."""
-    if executor == "ray":  # first, so Ray's workers import while this process loads the study
-        from workbench.cluster import connect
+    if executor == "ray":  # first: the study's modules load while Ray starts (or connects)
+        from workbench import connect_ray, preload
 
-        connect(address)
+        preload("workbench.studies")
+        connect_ray(address)
     from workbench import Workspace, is_done, load_spec, parse_shard, run_study
 
     settings = _settings(home, device)
@@ -278,13 +283,14 @@ def study(spec: str = typer.Argument(..., help="Study YAML, or a shipped study's
 def suite(spec: str = typer.Argument(..., help="Suite YAML, or a shipped suite's name (tiny-demo)."),
           executor: str = typer.Option("serial", help="serial, or ray (the suite as one Ray task, on a GPU "
                                        "worker when its family needs one)."),
-          address: str = typer.Option(None, help="Ray cluster: auto, or ray://HOST:PORT (default: a local Ray)."),
+          address: str = typer.Option(None, help=RAY_ADDRESS_HELP),
           home: Path = HomeOpt, device: str = typer.Option(None)):
     """Run a QA suite: builds what is missing, checks each threshold, writes the report; exit 0 = pass, 1 = fail."""
     if executor == "ray":
-        from workbench.cluster import connect
+        from workbench import connect_ray, preload
 
-        connect(address, warm=1)
+        preload("workbench.suites")
+        connect_ray(address, warm=1)
     from workbench import run_suite
 
     result = run_suite(resources.spec_path(spec, "suite"), settings=_settings(home, device), executor=executor,

@@ -2,20 +2,31 @@
 ``ray://HOST:PORT``, or with none the cluster ``ray start`` left on this machine, as Ray itself does),
 else start a local Ray here.
 
-On connecting, one short task per CPU (up to ``warm``) starts a worker process that imports
-the workbench's task code (torch, diffusers): the workers do that while the driver is still loading its
-study, and the job's later tasks reuse them. (Ray's ``worker_process_setup_hook`` does not do this: with
-it no worker starts before the first task, and each started ~6 s slower here.) The CLI connects before it
-imports anything heavy; this module imports nothing heavy itself.
+Starting a local Ray is ~5 s of waiting for its processes, so the CLI first has the modules a study
+needs imported in a background thread (``preload``) and connects meanwhile. (The other way round, Ray
+started from a background thread, fails: Ray ties its processes' lives to the thread that started them.)
+On connecting, one short task per CPU (up to ``warm``) starts a worker process that imports the
+workbench's task code (torch, diffusers) while the driver is still busy, and the job's later tasks reuse
+those workers. (Ray's ``worker_process_setup_hook`` does not do this: with it no worker starts before the
+first task, and each started ~6 s slower here.) This module imports nothing heavy itself.
 """
 
 from __future__ import annotations
 
+import importlib
+import threading
 from typing import Any
 
 from .errors import ConfigError
 
 WARM_WORKERS = 8  # a study's default: more would hold memory on a big node for seconds saved once
+
+
+def preload(*modules: str) -> None:
+    """Import ``modules`` in a background thread (an import elsewhere meanwhile waits for it, as Python's
+    import locks make it)."""
+    threading.Thread(target=lambda: [importlib.import_module(m) for m in modules], name="preload",
+                     daemon=True).start()
 
 
 def connect(address: str | None = None, num_cpus: int | None = None, warm: int = WARM_WORKERS) -> Any:

@@ -58,6 +58,17 @@ class CheckReport:
         return directory
 
 
+def find_faces(path: str | os.PathLike, analyzer, thresholds: Thresholds | None = None) -> dict[str, list]:
+    """The faces ``check_selfies`` finds in one photo, keyed as the analyzer caches them: a parallel executor
+    spreads a set's face analysis over its workers this way, and the process that then checks the set
+    adopts them (``analyzer.learn``) instead of analysing again. Empty for a photo the check refuses."""
+    _, image = read_photo(Path(path), thresholds or DEFAULT_THRESHOLDS)
+    if image is None:
+        return {}
+    analyzer.analyze_many([image])
+    return analyzer.known([image])
+
+
 def check_selfies(folder: str | os.PathLike, analyzer=None, thresholds: Thresholds | None = None,
                   out: str | os.PathLike | None = None, progress: bool = True) -> CheckReport:
     """Check every photo in ``folder`` and the set as a whole. With ``out``, save the report there

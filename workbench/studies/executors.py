@@ -5,9 +5,10 @@ With Ray each cell is a task asking for one GPU when the family needs one (CPU o
 the cell's artifacts (likeness, images) into the workspace, which is therefore shared storage on a
 multi-node cluster (NFS, or a bucket mounted with FUSE); the cell's scores come back to the driver,
 which writes the cell's table and manifest — so a cell counts as done only once the driver has it.
-What is done once per person (``StudyKind.prepare_identity``: their selfie set checked once) is one task
-per person, run first on the workers; its result is an argument of that person's cell tasks (Ray hands it
-over when it is ready), so the driver analyses no face and starts no face worker. Shared inputs (the
+The faces in each person's photos are found first, a task per photo so that the slow ones spread over
+every worker; they are arguments of that person's cell tasks (Ray hands them over when ready), and each
+worker checks the person's set from them once (``StudyKind.prepare_identity``; the faces, the expensive
+part, are never found twice). The driver analyses no face and starts no face worker. Shared inputs (the
 likenesses of a sampler-steps study) are built first, one task each. A task whose worker dies or raises
 is retried ``max_retries`` times, then recorded as failed with its error while the other cells go on;
 Ctrl-C cancels what is outstanding. Each worker
@@ -33,10 +34,13 @@ CRASH_ONCE = "WORKBENCH_CRASH_ONCE"  # fault injection for the retry test: "<cel
 _WORKER_KINDS: dict[str, StudyKind] = {}
 
 
-def _kind_in_worker(spec_data: dict[str, Any], identity: str | None = None, prepared: Any = None) -> StudyKind:
-    """One study kind per worker process and spec, so a loaded pipeline serves several cells; it adopts
-    what ``prepare_identity`` found for the person whose cells it runs. A task holds one CPU, so its face
-    analysis stays in its own process (no face worker processes)."""
+def _kind_in_worker(spec_data: dict[str, Any], cells: list[Cell] | None = None, out: str = "",
+                    found: tuple[dict, ...] = ()) -> StudyKind:
+    """One study kind per worker process and spec, so a loaded pipeline serves several cells. For ``cells``
+    (one person's) it takes the faces found in that person's photos (``found``) and, once per process,
+    what ``prepare_identity`` makes of them. A task holds one CPU, so its face analysis stays in its own
+    process (no face worker processes)."""
+    from ..faces import get_analyzer
     from ..faces.parallel import WORKERS_ENV
 
     os.environ.setdefault(WORKERS_ENV, "1")
@@ -45,9 +49,14 @@ def _kind_in_worker(spec_data: dict[str, Any], identity: str | None = None, prep
         spec = StudySpec.model_validate(spec_data)
         _WORKER_KINDS.clear()
         _WORKER_KINDS[key] = STUDY_KINDS[spec.kind](spec)
-    if identity is not None:
-        _WORKER_KINDS[key].adopt(identity, prepared)
-    return _WORKER_KINDS[key]
+    kind = _WORKER_KINDS[key]
+    if cells:
+        for faces in found:
+            get_analyzer(kind.spec.recognizers[0]).learn(faces)
+        identity = cells[0].identity
+        if identity not in kind.prepared:
+            kind.adopt(identity, kind.prepare_identity(identity, cells, Path(out), False))
+    return kind
 
 
 def _maybe_crash(cell: Cell) -> None:
@@ -58,15 +67,19 @@ def _maybe_crash(cell: Cell) -> None:
         os._exit(1)  # the worker process dies, as on a lost machine
 
 
-def prepare_task(spec_data: dict[str, Any], identity: str, cells: list[Cell], out: str) -> Any:
-    return _kind_in_worker(spec_data).prepare_identity(identity, cells, Path(out), False)
+def faces_task(spec_data: dict[str, Any], path: str) -> dict[str, Any]:
+    """The faces in one of a person's photos (``StudyKind.face_photos``), for their cell tasks to adopt."""
+    from ..faces import get_analyzer
+    from ..selfies.check import find_faces
+
+    return find_faces(path, get_analyzer(_kind_in_worker(spec_data).spec.recognizers[0]))
 
 
 def cells_task(spec_data: dict[str, Any], cells: list[Cell], out: str, settings: Settings, progress: bool,
-               prepared: Any):
+               *found: dict):
     """One or more cells of one person in one worker (cells sharing a likeness: the pipeline loads once for
     all of them); each cell is timed in the worker, so queueing time never counts as the cell's."""
-    kind = _kind_in_worker(spec_data, cells[0].identity, prepared)
+    kind = _kind_in_worker(spec_data, cells, out, found)
     results = []
     for cell in cells:
         _maybe_crash(cell)
@@ -76,18 +89,18 @@ def cells_task(spec_data: dict[str, Any], cells: list[Cell], out: str, settings:
     return results
 
 
-def shared_task(spec_data: dict[str, Any], key: tuple, out: str, settings: Settings, progress: bool,
-                prepared: Any) -> str:
-    _kind_in_worker(spec_data, key[0], prepared).build_shared(key, Path(out), settings, progress)
+def shared_task(spec_data: dict[str, Any], key: tuple, cells: list[Cell], out: str, settings: Settings,
+                progress: bool, *found: dict) -> str:
+    _kind_in_worker(spec_data, cells, out, found).build_shared(key, Path(out), settings, progress)
     return "ok"
 
 
-def _drain(ray, batches: list[list[Cell]], spec_data, prepared, options, out: Path, settings: Settings,
+def _drain(ray, batches: list[list[Cell]], spec_data, found, options, out: Path, settings: Settings,
            progress: bool, finish) -> dict[str, str]:
     """Submit one task per batch of cells, hand each result to ``finish`` as it lands, record the cells of
     a task whose retries are spent as failed (the others go on); Ctrl-C cancels what is outstanding."""
     remote = ray.remote(cells_task).options(**options)
-    pending = {remote.remote(spec_data, cells, str(out), settings, False, prepared[cells[0].identity]): cells
+    pending = {remote.remote(spec_data, cells, str(out), settings, False, *found[cells[0].identity]): cells
                for cells in batches}
     failures: dict[str, str] = {}
     bar = tqdm(total=sum(map(len, batches)), desc="cells", disable=not progress, unit="cell")
@@ -126,25 +139,31 @@ def run_ray(kind: StudyKind, cells: list[Cell], out: Path, settings: Settings, p
     ray = connect(address, num_cpus)
     gpus = 0 if kind.family.tiny or settings.resolved_device() == "cpu" else 1
     options = dict(num_gpus=gpus, num_cpus=1, max_retries=max_retries, retry_exceptions=True)
-    workers = int(ray.available_resources().get("GPU" if gpus else "CPU", 1))
+    workers = int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1))
     spec_data = kind.spec.model_dump()
-    # once per person, on the workers; each cell task waits for (only) its person's result
-    prepare = ray.remote(prepare_task).options(**options)
-    prepared = {identity: prepare.remote(spec_data, identity, theirs, str(out))
-                for identity, theirs in by_identity(cells).items()}
+    # the faces in each person's photos first, a task per photo over every worker; each task of a person's
+    # cells gets theirs and checks the set from them once per worker process
+    people = by_identity(cells)
+    find = ray.remote(faces_task).options(**options)
+    found = {identity: [find.remote(spec_data, str(path)) for path in kind.face_photos(identity, theirs, out)]
+             for identity, theirs in people.items()}
+    # every face before any cell: Ray has no priorities, and a worker that took a cell early would leave
+    # the slow photos (profiles: ~2 s each on CPU) to the others
+    faces = [ref for refs in found.values() for ref in refs]
+    ray.wait(faces, num_returns=len(faces), fetch_local=False)
     groups: dict[tuple, list[Cell]] = {}
     for cell in cells:
         groups.setdefault(kind.shared_key(cell), []).append(cell)
     if len(groups) >= workers and all(key is not None for key in groups):
         # enough groups to keep every worker busy: one task per shared likeness, which then loads once
-        return _drain(ray, list(groups.values()), spec_data, prepared, options, out, settings, progress, finish)
+        return _drain(ray, list(groups.values()), spec_data, found, options, out, settings, progress, finish)
     # 1. shared inputs first (a likeness that several cells render from), one task each
-    shared = [ray.remote(shared_task).options(**options).remote(spec_data, key, str(out), settings, False,
-                                                                prepared[key[0]])
+    shared = [ray.remote(shared_task).options(**options).remote(spec_data, key, people[key[0]], str(out), settings,
+                                                                False, *found[key[0]])
               for key in kind.shared_keys(cells)]
     try:
         ray.get(shared)
     except Exception as exc:  # a shared input that cannot be built: every cell needing it fails
         return {cell.folder: f"shared input failed: {type(exc).__name__}: {exc}" for cell in cells}
     # 2. the cells, one task each
-    return _drain(ray, [[cell] for cell in cells], spec_data, prepared, options, out, settings, progress, finish)
+    return _drain(ray, [[cell] for cell in cells], spec_data, found, options, out, settings, progress, finish)

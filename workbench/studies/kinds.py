@@ -21,7 +21,7 @@ from ..chain import run_chain
 from ..config import Settings
 from ..faces import get_analyzer
 from ..generate import generate, load_renderer
-from ..images import ImageRefused, list_images, load_image
+from ..images import ImageRefused, folder_entries, list_images, load_image
 from ..likeness import Likeness, train_likeness
 from ..likeness.config import TrainConfig
 from ..metrics import paired_difference, score, summarize
@@ -106,6 +106,11 @@ class StudyKind:
         None (nothing) by default."""
         return None
 
+    def face_photos(self, identity: str, cells: list[Cell], out: Path) -> list[Path]:
+        """The person's photos whose faces ``prepare_identity`` looks for (with the first recognizer): a
+        parallel executor finds them first, a task per photo over all its workers (none by default)."""
+        return []
+
     def adopt(self, identity: str, prepared: Any) -> None:
         """Take what ``prepare_identity`` found for ``identity`` (in whichever process runs its cells)."""
         if prepared is not None:
@@ -161,12 +166,21 @@ class SamplerSteps(StudyKind):
     def shared_key(self, cell):
         return (cell.identity, cell.replicate)
 
+    def needs_check(self, identity: str, cells: list[Cell], out: Path) -> bool:
+        """Shard 0 checks a person's set unless every likeness of theirs is trained (other shards only render)."""
+        return self.leader and not all(is_done(out / "likenesses" / identity / f"r{c.replicate}") for c in cells)
+
+    def face_photos(self, identity, cells, out):
+        if not self.needs_check(identity, cells, out):
+            return []
+        return [path for path in folder_entries(dict(self.spec.identity_sets())[identity]) if path.is_file()]
+
     def prepare_identity(self, identity, cells, out, progress):
         """Check the person's selfies once (``likenesses/<identity>/check``): every replicate trains from that
         report, so no worker checks the set again; with it go the faces of those photos (as scoring loads
         them), so no worker analyses a test photo again."""
-        if not self.leader or all(is_done(out / "likenesses" / identity / f"r{c.replicate}") for c in cells):
-            return None  # other shards only render likenesses shard 0 trained; done likenesses need no check
+        if not self.needs_check(identity, cells, out):
+            return None
         from ..selfies import check_selfies
 
         folder, analyzer = dict(self.spec.identity_sets())[identity], get_analyzer(self.spec.recognizers[0])
