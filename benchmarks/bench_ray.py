@@ -1,8 +1,10 @@
 """Serial vs Ray for a study on this machine: the same spec run both ways, each run a fresh process into a
 fresh workspace (nothing cached between runs: no face analysis, no imports, no page-warm model), timed
 end to end as a user's ``workbench study`` is; runs alternate (serial, ray, ray, serial, ...) so neither
-executor always goes first (``python benchmarks/bench_ray.py [SPEC] [--workers 2] [--repeats 2]``). On a
-GPU cluster the same command with ``--address auto`` measures the cluster."""
+executor always goes first (``python benchmarks/bench_ray.py [SPEC] [--workers 2] [--repeats 2]``).
+``--running-cluster`` times Ray against a local cluster started once beforehand (as a user running several
+studies has it) instead of one started inside each run. On a GPU cluster the same command with
+``--address auto`` measures the cluster."""
 
 from __future__ import annotations
 
