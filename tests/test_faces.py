@@ -147,8 +147,9 @@ def test_batches_on_worker_processes_give_the_faces_of_one_at_a_time(faces_dir, 
 
 
 def test_faces_found_in_one_process_are_reused_by_another(analyzer, faces_dir):
-    """A study's driver hands the faces it found to its workers (``known`` -> pickle -> ``learn``): the
-    worker gets the same faces without running the detector, and still analyses what it has not seen."""
+    """Faces found in one process reach another (``known`` -> pickle -> ``learn``, as a Ray study's face tasks
+    hand them to its cell tasks): it gets the same faces without running the detector, and still analyses
+    what it has not seen."""
     import pickle
 
     from workbench.faces import CachedAnalyzer, image_key
@@ -167,13 +168,13 @@ def test_faces_found_in_one_process_are_reused_by_another(analyzer, faces_dir):
             return self.analyze_many([image])[0]
 
     photos = [load_image(path) for path in sorted(list_images(faces_dir / "lisa_debruine"))[:4]]
-    driver = analyzer.analyze_many(photos[:3])
+    finder = analyzer.analyze_many(photos[:3])
     worker = CachedAnalyzer(Counting())
-    handed = analyzer.known(photos[:3])  # only what the driver found for these photos
+    handed = analyzer.known(photos[:3])  # only what was found for these photos
     assert set(handed) == {image_key(p) for p in photos[:3]}
     worker.learn(pickle.loads(pickle.dumps(handed)))
     found = worker.analyze_many(photos)
-    assert worker.backend.seen == 1  # only the photo the driver never analysed
-    for mine, theirs in zip(found[:3], driver, strict=True):
+    assert worker.backend.seen == 1  # only the photo never analysed
+    for mine, theirs in zip(found[:3], finder, strict=True):
         assert [f.bbox for f in mine] == [f.bbox for f in theirs]
         assert all(np.array_equal(a.descriptor, b.descriptor) for a, b in zip(mine, theirs, strict=True))

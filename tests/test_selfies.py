@@ -112,3 +112,32 @@ def test_large_photos_are_checked_downscaled_but_reported_in_original_pixels(ana
     centre = lambda box: np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])  # noqa: E731
     ratio = centre(large.subject_bbox) / centre(small.subject_bbox)
     assert np.allclose(ratio, 2, atol=0.1), ratio
+
+
+def test_a_set_checked_from_faces_found_photo_by_photo_runs_no_detector(analyzer, faces_dir):
+    """A Ray study finds a set's faces one photo per task (``find_faces``, on any worker) and checks the
+    set from them elsewhere: that check must run no detector and say what a check finding them itself says."""
+    import json
+    import pickle
+
+    from workbench.faces import CachedAnalyzer
+    from workbench.images import folder_entries
+    from workbench.selfies.check import find_faces
+
+    class NoDetector:  # the recognizer's models for comparing faces, but any detection fails the test
+        def __getattr__(self, name):
+            return getattr(analyzer.backend, name)
+
+        def analyze(self, image):
+            raise AssertionError("the check ran a detector")
+
+        analyze_many = analyze
+
+    folder = faces_dir / "aws_rek_subject1"  # profiles: the fallback detectors find them
+    found = [pickle.loads(pickle.dumps(find_faces(path, analyzer))) for path in folder_entries(folder)]
+    worker = CachedAnalyzer(NoDetector())
+    for faces in found:
+        worker.learn(faces)
+    adopted, direct = check_selfies(folder, worker, progress=False), check_selfies(folder, analyzer, progress=False)
+    assert json.dumps(adopted.as_dict(), default=str) == json.dumps(direct.as_dict(), default=str)
+    assert adopted.set["usable"] >= 3

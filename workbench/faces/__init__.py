@@ -101,7 +101,7 @@ class CachedAnalyzer:
 
     def known(self, images: list[Image.Image] | None = None) -> dict[str, list[Face]]:
         """What this analyzer has found (for ``images``, or all), by image hash: another process adopts it
-        with ``learn`` (a study's driver checks each selfie set once and its workers reuse the faces)."""
+        with ``learn`` (a Ray study finds each photo's faces once, in one task, and its cell tasks reuse them)."""
         wanted = None if images is None else {image_key(image) for image in images}
         with self._lock:
             return {key: faces for key, faces in self._cache.items() if wanted is None or key in wanted}
