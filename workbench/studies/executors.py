@@ -11,8 +11,8 @@ worker checks the person's set from them once (``StudyKind.prepare_identity``; t
 part, are never found twice). The driver analyses no face and starts no face worker. Shared inputs (the
 likenesses of a sampler-steps study) are built first, one task each. A task whose worker dies or raises
 is retried ``max_retries`` times, then recorded as failed with its error while the other cells go on;
-Ctrl-C cancels what is outstanding. Each worker
-process keeps the study kind (and so its loaded pipeline) between the cells it runs.
+Ctrl-C cancels what is outstanding. Each worker process keeps the study kind (and so its loaded
+pipeline) between the cells it runs.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def _kind_in_worker(spec_data: dict[str, Any], cells: list[Cell] | None = None, 
     from ..faces.parallel import WORKERS_ENV
 
     os.environ.setdefault(WORKERS_ENV, "1")
-    key = repr(sorted(spec_data.items()))
+    key = repr((sorted(spec_data.items()), out))  # a rerun into another folder checks (and writes) afresh
     if key not in _WORKER_KINDS:
         spec = StudySpec.model_validate(spec_data)
         _WORKER_KINDS.clear()
@@ -70,9 +70,11 @@ def _maybe_crash(cell: Cell) -> None:
 def faces_task(spec_data: dict[str, Any], path: str) -> dict[str, Any]:
     """The faces in one of a person's photos (``StudyKind.face_photos``), for their cell tasks to adopt."""
     from ..faces import get_analyzer
+    from ..faces.parallel import WORKERS_ENV
     from ..selfies.check import find_faces
 
-    return find_faces(path, get_analyzer(_kind_in_worker(spec_data).spec.recognizers[0]))
+    os.environ.setdefault(WORKERS_ENV, "1")
+    return find_faces(path, get_analyzer(StudySpec.model_validate(spec_data).recognizers[0]))
 
 
 def cells_task(spec_data: dict[str, Any], cells: list[Cell], out: str, settings: Settings, progress: bool,
