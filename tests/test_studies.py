@@ -166,3 +166,17 @@ def test_a_study_under_a_distributed_launcher_is_refused(monkeypatch):
     with pytest.raises(ConfigError, match="executor ray"):
         study_runner.parse_shard(None)
     assert study_runner.parse_shard("1/2") == (1, 2)  # explicit shards in separate processes are fine
+
+
+def test_a_worker_checks_a_set_once_per_study_folder(faces_dir, tmp_path):
+    """A Ray worker keeps its study kind between tasks, and with it the person's checked set; a second
+    study into another folder (a notebook rerun in one Ray session) must still check and write its own."""
+    from workbench.studies.executors import _kind_in_worker
+
+    spec = _spec(tmp_path, faces_dir, kind="sampler-steps")
+    cells = study_kinds.STUDY_KINDS[spec.kind](spec).plan()
+    for out in (tmp_path / "first", tmp_path / "second"):
+        kind = _kind_in_worker(spec.model_dump(), cells, str(out))
+        assert (out / "likenesses" / "lisa_debruine" / "check" / "check.json").is_file()
+        assert kind.prepared["lisa_debruine"]["check"].verdict
+    assert _kind_in_worker(spec.model_dump(), cells, str(tmp_path / "second")) is kind  # same folder: kept
