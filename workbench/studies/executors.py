@@ -151,8 +151,11 @@ def run_ray(kind: StudyKind, cells: list[Cell], out: Path, settings: Settings, p
              for identity, theirs in people.items()}
     # every face before any cell: Ray has no priorities, and a worker that took a cell early would leave
     # the slow photos (profiles: ~2 s each on CPU) to the others
-    faces = [ref for refs in found.values() for ref in refs]
-    ray.wait(faces, num_returns=len(faces), fetch_local=False)
+    waiting = [ref for refs in found.values() for ref in refs]
+    with tqdm(total=len(waiting), desc="faces in the selfies", disable=not progress, unit="photo") as bar:
+        while waiting:
+            done, waiting = ray.wait(waiting, num_returns=1, fetch_local=False)
+            bar.update(len(done))
     groups: dict[tuple, list[Cell]] = {}
     for cell in cells:
         groups.setdefault(kind.shared_key(cell), []).append(cell)
