@@ -8,7 +8,6 @@ people and training runs, not only generation seeds (``metrics/aggregate.py``).
 
 from __future__ import annotations
 
-import contextlib
 import random
 import shutil
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from ..chain import run_chain
 from ..config import Settings
 from ..faces import get_analyzer
 from ..generate import generate, load_renderer
-from ..images import ImageRefused, folder_entries, list_images, load_image
+from ..images import folder_entries, list_images
 from ..likeness import Likeness, train_likeness
 from ..likeness.config import TrainConfig
 from ..metrics import paired_difference, score, summarize
@@ -177,24 +176,15 @@ class SamplerSteps(StudyKind):
 
     def prepare_identity(self, identity, cells, out, progress):
         """Check the person's selfies once (``likenesses/<identity>/check``): every replicate trains from that
-        report, so no worker checks the set again; with it go the faces of those photos (as scoring loads
-        them), so no worker analyses a test photo again."""
+        report. The faces the check finds stay in this process's analyzer, where scoring the test photos
+        finds them."""
         if not self.needs_check(identity, cells, out):
             return None
         from ..selfies import check_selfies
 
         folder, analyzer = dict(self.spec.identity_sets())[identity], get_analyzer(self.spec.recognizers[0])
-        check = check_selfies(folder, analyzer, out=out / "likenesses" / identity / "check", progress=progress)
-        photos = []
-        for path in list_images(folder):
-            with contextlib.suppress(ImageRefused):  # the check reported it; scoring will say so too
-                photos.append(load_image(path))
-        return {"check": check, "faces": {self.spec.recognizers[0]: analyzer.known(photos)}}
-
-    def adopt(self, identity, prepared):
-        super().adopt(identity, prepared)
-        for recognizer, found in (prepared or {}).get("faces", {}).items():
-            get_analyzer(recognizer).learn(found)
+        return {"check": check_selfies(folder, analyzer, out=out / "likenesses" / identity / "check",
+                                       progress=progress)}
 
     def build_shared(self, key, out, settings, progress):
         identity, replicate = key
