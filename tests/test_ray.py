@@ -88,3 +88,12 @@ def test_a_suite_runs_as_one_ray_task(settings, tmp_path):
     finally:
         ray.shutdown()
     assert result.passed and (tmp_path / "h5" / "reports" / "suite-tiny-demo" / "checks.parquet").is_file()
+
+
+def test_an_unreachable_ray_address_is_one_line_naming_the_fix():
+    from workbench.cluster import connect
+    from workbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"could not reach Ray at 'bogus:::'.*--address auto"):
+        connect("bogus:::")
+    assert not ray.is_initialized()

@@ -261,6 +261,7 @@ def study(spec: str = typer.Argument(..., help="Study YAML, or a shipped study's
                                           "as failed."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
     """Run or resume a study (sampler-steps or upload-quality): cells -> table -> plots -> report."""
+    path = resources.spec_path(spec, "study")  # a misspelt name is refused before anything starts
     if executor == "ray":  # first: the study's modules load while Ray starts (or connects)
         from workbench import connect_ray, preload
 
@@ -269,7 +270,7 @@ def study(spec: str = typer.Argument(..., help="Study YAML, or a shipped study's
     from workbench import Workspace, is_done, load_spec, parse_shard, run_study
 
     settings = _settings(home, device)
-    loaded = load_spec(resources.spec_path(spec, "study"))
+    loaded = load_spec(path)
     out = out or Workspace(settings.home).area("reports") / f"study-{loaded.name}"
     folder = run_study(loaded, out, settings=settings, shard=parse_shard(shard), executor=executor, address=address,
                        max_retries=max_retries)
@@ -286,6 +287,7 @@ def suite(spec: str = typer.Argument(..., help="Suite YAML, or a shipped suite's
           address: str = typer.Option(None, help=RAY_ADDRESS_HELP),
           home: Path = HomeOpt, device: str = typer.Option(None)):
     """Run a QA suite: builds what is missing, checks each threshold, writes the report; exit 0 = pass, 1 = fail."""
+    path = resources.spec_path(spec, "suite")
     if executor == "ray":
         from workbench import connect_ray, preload
 
@@ -293,7 +295,7 @@ def suite(spec: str = typer.Argument(..., help="Suite YAML, or a shipped suite's
         connect_ray(address, warm=1)
     from workbench import run_suite
 
-    result = run_suite(resources.spec_path(spec, "suite"), settings=_settings(home, device), executor=executor,
+    result = run_suite(path, settings=_settings(home, device), executor=executor,
                        address=address)
     for check in result.checks:
         typer.echo(("PASS  " if check["passed"] else "FAIL  ") + check["message"])

@@ -37,8 +37,14 @@ def connect(address: str | None = None, num_cpus: int | None = None, warm: int =
     except ImportError as exc:
         raise ConfigError("--executor ray needs Ray: `pip install 'likeness-workbench[cluster]'`.") from exc
     if not ray.is_initialized():
-        ray.init(address=address, num_cpus=num_cpus if address is None else None, ignore_reinit_error=True,
-                 log_to_driver=False, include_dashboard=False)
+        try:
+            ray.init(address=address, num_cpus=num_cpus if address is None else None, ignore_reinit_error=True,
+                     log_to_driver=False, include_dashboard=False)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            where = f"at {address!r}" if address else "on this machine"
+            raise ConfigError(f"could not reach Ray {where}: {str(exc).splitlines()[0][:300]}. Pass --address auto "
+                              "(a Ray started here with `ray start --head`) or ray://HOST:10001 (a cluster's "
+                              "client port), or leave --address out to start a local Ray.") from exc
         warm_up = ray.remote(warm_worker).options(num_cpus=1)
         for _ in range(min(warm, int(ray.available_resources().get("CPU", 0)))):
             warm_up.remote()  # not awaited: nothing waits on a warm-up, and one that fails costs nothing

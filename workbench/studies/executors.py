@@ -125,15 +125,6 @@ def _drain(ray, batches: list[list[Cell]], spec_data, found, options, out: Path,
     return failures
 
 
-def run_serial(kind: StudyKind, cells: list[Cell], out: Path, settings: Settings, progress: bool,
-               finish: Callable[[Cell, Any, float], None]) -> dict[str, str]:
-    for cell in cells:
-        started = time.perf_counter()
-        finish(cell, kind.run_cell(cell, out / "cells" / cell.folder, out, settings, progress),
-               time.perf_counter() - started)
-    return {}
-
-
 def run_ray(kind: StudyKind, cells: list[Cell], out: Path, settings: Settings, progress: bool,
             finish: Callable[[Cell, Any, float], None], address: str | None = None, max_retries: int = 2,
             num_cpus: int | None = None) -> dict[str, str]:

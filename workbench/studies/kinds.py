@@ -100,9 +100,9 @@ class StudyKind:
         """Build one shared input (see ``shared_keys``)."""
 
     def prepare_identity(self, identity: str, cells: list[Cell], out: Path, progress: bool) -> Any:
-        """Work done once per person before ``cells`` (theirs) run; the result is picklable, because a
-        parallel executor runs this as one task and hands the result to each of that person's cell tasks.
-        None (nothing) by default."""
+        """Work done for a person before ``cells`` (theirs) run, once in each process that runs their cells
+        (the serial driver up front; on Ray, each worker from the faces of ``face_photos``, which are found
+        only once); ``adopt`` keeps the result there. None (nothing) by default."""
         return None
 
     def face_photos(self, identity: str, cells: list[Cell], out: Path) -> list[Path]:
