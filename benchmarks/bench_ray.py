@@ -25,10 +25,9 @@ def one_run(executor: str, spec_name: str, seeds: int | None, workers: int, addr
     in a thread; load the spec, run the study, exit."""
     sys.path.insert(0, str(ROOT))
     if executor == "ray":
-        from workbench.cluster import connect, preload
+        from workbench.cluster import connect
 
-        preload("workbench.studies")
-        connect(address, workers if address is None else None)
+        connect(address, workers if address is None else None, imports=["workbench.studies"])
     from workbench import resources
     from workbench.config import Settings
     from workbench.studies import load_spec, run_study

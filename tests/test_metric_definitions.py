@@ -11,7 +11,7 @@ from workbench.images import list_images, load_image
 from workbench.metrics.identity import image_identity, real_copy_paste_gaps
 from workbench.metrics.lpips import LpipsModel, RandomAlexLike, aligned_crop, face_div_lpips
 from workbench.metrics.registry import METRICS, get_metric
-from workbench.metrics.score import reference_faces
+from workbench.metrics.scoring import reference_faces
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from workbench.images import list_images
 from workbench.metrics import bootstrap_ci, paired_difference, summarize
 from workbench.metrics.clip import ClipScorer
-from workbench.metrics.score import reference_faces, score, score_images
+from workbench.metrics.scoring import reference_faces, score, score_images
 
 
 def test_bootstrap_ci_known_case():

@@ -3,6 +3,9 @@ retried while the study still finishes."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -49,6 +52,15 @@ def test_ray_gives_the_serial_table(spec, settings, tmp_path):
     a, b = _comparable(serial), _comparable(parallel)
     assert len(a) == len(b) and a[["cell", "metric", "image_id"]].equals(b[["cell", "metric", "image_id"]])
     np.testing.assert_array_equal(a["value"].to_numpy(), b["value"].to_numpy())
+    # the driver (a cluster's head node) plans, collects and assembles without torch, diffusers or a face model
+    code = (f"import sys; from workbench.config import Settings; from workbench.studies import load_spec, run_study\n"
+            f"from workbench.studies.executors import run_ray  # noqa\n"
+            f"run_study(load_spec({str(spec.source)!r}), {str(tmp_path / 'ray')!r}, progress=False, executor='ray', "
+            f"settings=Settings(home={str(tmp_path / 'h2')!r}, device='cpu', offline=True))\n"
+            "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'cv2', 'dlib') if m in sys.modules))")
+    driver = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert driver.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "ray" / "report" / "index.html").is_file()
 
 
 def test_a_cell_whose_worker_dies_is_retried(spec, settings, tmp_path, monkeypatch):

@@ -263,10 +263,9 @@ def study(spec: str = typer.Argument(..., help="Study YAML, or a shipped study's
     """Run or resume a study (sampler-steps or upload-quality): cells -> table -> plots -> report."""
     path = resources.spec_path(spec, "study")  # a misspelt name is refused before anything starts
     if executor == "ray":  # first: the study's modules load while Ray starts (or connects)
-        from workbench import connect_ray, preload
+        from workbench import connect_ray
 
-        preload("workbench.studies")
-        connect_ray(address)
+        connect_ray(address, imports=["workbench.studies"])
     from workbench import Workspace, is_done, load_spec, parse_shard, run_study
 
     settings = _settings(home, device)
@@ -289,10 +288,9 @@ def suite(spec: str = typer.Argument(..., help="Suite YAML, or a shipped suite's
     """Run a QA suite: builds what is missing, checks each threshold, writes the report; exit 0 = pass, 1 = fail."""
     path = resources.spec_path(spec, "suite")
     if executor == "ray":
-        from workbench import connect_ray, preload
+        from workbench import connect_ray
 
-        preload("workbench.suites")
-        connect_ray(address, warm=1)
+        connect_ray(address, warm=1, imports=["workbench.suites"])
     from workbench import run_suite
 
     result = run_suite(path, settings=_settings(home, device), executor=executor,

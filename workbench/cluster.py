@@ -2,9 +2,11 @@
 ``ray://HOST:PORT``, or with none the cluster ``ray start`` left on this machine, as Ray itself does),
 else start a local Ray here.
 
-Starting a local Ray is ~5 s of waiting for its processes, so the CLI first has the modules a study
-needs imported in a background thread (``preload``) and connects meanwhile. (The other way round, Ray
-started from a background thread, fails: Ray ties its processes' lives to the thread that started them.)
+Starting a local Ray is ~5 s of waiting for its processes, so ``connect(imports=...)`` has the modules a
+study's driver needs imported in a background thread meanwhile — started once ``ray`` itself is imported,
+so the two imports do not take turns on the GIL and the workers are asked for as early as possible. (The
+other way round, Ray started from a background thread, fails: Ray ties its processes' lives to the
+thread that started them.)
 On connecting, one short task per CPU (up to ``warm``) starts a worker process that imports the
 workbench's task code (torch, diffusers) while the driver is still busy, and the job's later tasks reuse
 those workers. (Ray's ``worker_process_setup_hook`` does not do this: with it no worker starts before the
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from .errors import ConfigError
@@ -29,13 +32,17 @@ def preload(*modules: str) -> None:
                      daemon=True).start()
 
 
-def connect(address: str | None = None, num_cpus: int | None = None, warm: int = WARM_WORKERS) -> Any:
+def connect(address: str | None = None, num_cpus: int | None = None, warm: int = WARM_WORKERS,
+            imports: Sequence[str] = ()) -> Any:
     """The ``ray`` module, connected (once per process). ``num_cpus`` only sizes a local Ray started here;
-    ``warm``: at most this many workers start importing now (a suite, one task, warms one)."""
+    ``warm``: at most this many workers start importing now (a suite, one task, warms one); ``imports``:
+    modules this process loads in a background thread (``preload``) while Ray connects."""
     try:
         import ray
     except ImportError as exc:
         raise ConfigError("--executor ray needs Ray: `pip install 'likeness-workbench[cluster]'`.") from exc
+    if imports:
+        preload(*imports)
     if not ray.is_initialized():
         try:
             ray.init(address=address, num_cpus=num_cpus if address is None else None, ignore_reinit_error=True,

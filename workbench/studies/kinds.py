@@ -4,6 +4,9 @@ Adding a kind is one class here registered in ``STUDY_KINDS``.
 Every kind runs each cell for every identity (person) and replicate (independent training seed), so the
 table carries ``identity`` and ``replicate`` columns and the CIs can cover the noise that matters:
 people and training runs, not only generation seeds (``metrics/aggregate.py``).
+
+What trains, renders and scores (torch, diffusers, the scoring models) is imported where a cell runs, so
+a study's driver — which plans, collects tables and assembles, a Ray head node included — never loads it.
 """
 
 from __future__ import annotations
@@ -16,17 +19,13 @@ from typing import Any
 
 import pandas as pd
 
-from ..chain import run_chain
 from ..config import Settings
 from ..faces import get_analyzer
-from ..generate import generate, load_renderer
 from ..images import folder_entries, list_images
-from ..likeness import Likeness, train_likeness
-from ..likeness.config import TrainConfig
-from ..metrics import paired_difference, score, summarize
+from ..likeness import Likeness, TrainConfig
+from ..metrics import paired_difference, summarize
 from ..metrics.aggregate import holm
 from ..models import get_family
-from ..selfies.degrade import degrade_set
 from ..store import is_done
 from .plots import arms_plot, sampler_steps_plot, tradeoff_plot, upload_quality_plot
 from .spec import StudySpec
@@ -151,6 +150,8 @@ class SamplerSteps(StudyKind):
             folder = out / "likenesses" / identity / f"r{replicate}"
             if not self.leader:
                 wait_for(lambda: is_done(folder), f"shard 0 to train {folder}")
+            from ..generate import load_renderer
+
             self.build_shared(key, out, settings, progress)
             likeness = Likeness.load(folder)
             self._shared.clear()  # one renderer in memory at a time
@@ -187,6 +188,8 @@ class SamplerSteps(StudyKind):
                                        progress=progress)}
 
     def build_shared(self, key, out, settings, progress):
+        from ..likeness import train_likeness
+
         identity, replicate = key
         train_likeness(dict(self.spec.identity_sets())[identity], out / "likenesses" / identity / f"r{replicate}",
                        family=self.spec.family, base=self.spec.base, settings=settings, progress=progress,
@@ -195,6 +198,9 @@ class SamplerSteps(StudyKind):
                        **{**self.spec.train, "seed": self.train_seed(replicate)})
 
     def run_cell(self, cell, folder, out, settings, progress):
+        from ..generate import generate
+        from ..metrics import score
+
         likeness, renderer = self.likeness(cell.identity, cell.replicate, out, settings, progress)
         run = generate(likeness, self.spec.packs, folder / "run", samplers=[cell.params["sampler"]],
                        steps=[cell.params["steps"]], seeds=self.spec.seeds, guidance=self.spec.guidance,
@@ -276,6 +282,9 @@ class UploadQuality(StudyKind):
         return config.resolve(self.family, len(pool), settings.resolved_device()).steps
 
     def run_cell(self, cell, folder, out, settings, progress):
+        from ..chain import run_chain
+        from ..selfies.degrade import degrade_set
+
         references, pool = self.split(cell.identity, out)
         # The photos this cell needs, copied into the cell while it runs and removed when it ends
         # (done, failed or killed): nothing of the person stays in the study but numbers and renders.
@@ -333,6 +342,9 @@ class Arms(SamplerSteps):
 
     def run_cell(self, cell, folder, out, settings, progress):
         import torch
+
+        from ..generate import generate
+        from ..metrics import score
 
         key = (cell.identity, cell.replicate)
         self.build_shared(key, out, settings, progress)

@@ -103,7 +103,8 @@ def run_study(spec: StudySpec | str | os.PathLike, out: str | os.PathLike, setti
 
     failures: dict[str, str] = {}
     if executor == "ray":
-        failures = run_ray(kind, todo, out, settings, progress, finish, address, max_retries, num_cpus)
+        if todo:  # nothing left to run (a finished study re-assembled): no cluster needed
+            failures = run_ray(kind, todo, out, settings, progress, finish, address, max_retries, num_cpus)
     elif executor == "serial":
         kind.prepare(todo, out, progress)
         for cell in todo:
