@@ -58,6 +58,10 @@ def main() -> None:
     parser.add_argument("--one", choices=["serial", "ray", "serial-1core"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
+        import atexit
+        import gc
+
+        atexit.register(gc.freeze)  # as workbench's CLI exits
         if args.one == "serial-1core":
             import torch
 
@@ -83,6 +87,28 @@ def main() -> None:
         median = statistics.median(runs)
         print(f"| {executor} | {workers} | {', '.join(f'{t:.1f}' for t in runs)} | {median:.1f} | "
               f"{serial / median:.2f} |")
+    print(paired_reading(times["serial"], times["ray"]))
+
+
+def paired_reading(serial: list[float], ray: list[float]) -> str:
+    """Run i of each executor ran back to back (alternating which went first), so they pair: the mean
+    saving with its 95% t-interval, the ratio of means, and a two-sided sign test."""
+    from math import comb
+
+    from scipy import stats
+
+    saved = [a - b for a, b in zip(serial, ray, strict=True)]
+    n, mean = len(saved), statistics.fmean(saved)
+    if n < 2:
+        return f"Ray saved {mean:.2f} s (one pair: no interval)"
+    half = stats.t.ppf(0.975, n - 1) * statistics.stdev(saved) / n ** 0.5
+    faster = sum(d > 0 for d in saved)
+    tail = sum(comb(n, k) for k in range(min(faster, n - faster) + 1)) / 2 ** n
+    verdict = "faster" if mean - half > 0 else "slower" if mean + half < 0 else "not shown different"
+    return (f"paired (n = {n}): Ray saved {mean:.2f} s per run, 95% t-interval {mean - half:.2f} to "
+            f"{mean + half:.2f} s; ratio of means {statistics.fmean(serial) / statistics.fmean(ray):.3f}; "
+            f"Ray faster in {faster} of {n} "
+            f"(sign test p = {min(1.0, 2 * tail):.3f}): {verdict}")
 
 
 def _time_runs(args) -> dict[str, list[float]]:

@@ -109,3 +109,51 @@ def test_an_unreachable_ray_address_is_one_line_naming_the_fix():
     with pytest.raises(ConfigError, match=r"could not reach Ray at 'bogus:::'.*--address auto"):
         connect("bogus:::")
     assert not ray.is_initialized()
+
+
+def test_a_persons_cells_wait_for_their_photos_and_for_no_photo_to_wait_for_a_worker():
+    """The release rule of ``_drain``, on a scripted Ray: person A's photos finish first, but their cells go
+    in only when fewer photos are outstanding than workers (else a cell would take a worker a photo waits
+    for); B's cells only once B's photos are done."""
+    from workbench.studies.executors import _drain
+    from workbench.studies.kinds import Cell
+
+    class ScriptedRay:
+        def __init__(self, faces_in_order):
+            self.faces, self.submitted, self.results = list(faces_in_order), [], {}
+
+        def remote(self, function):
+            ray = self
+
+            class Handle:
+                def options(self, **_):
+                    return self
+
+                def remote(self, spec, cells, *rest):
+                    ref = f"cells-{len(ray.submitted)}"
+                    ray.submitted.append((cells[0].identity, len(ray.faces)))  # photos still outstanding
+                    ray.results[ref] = [(cell, pd.DataFrame(), 0.0) for cell in cells]
+                    return ref
+
+            return Handle()
+
+        def wait(self, refs, num_returns, fetch_local):
+            face = next((f for f in self.faces if f in refs), None)
+            if face is not None:
+                self.faces.remove(face)
+                return [face], []
+            return [next(r for r in refs if r.startswith("cells"))], []
+
+        def get(self, ref):
+            return self.results[ref]
+
+    found = {"A": ["a1", "a2", "a3"], "B": ["b1", "b2"]}
+    finding = {ref: person for person, refs in found.items() for ref in refs}
+    ray_ = ScriptedRay(["a1", "a2", "a3", "b1", "b2"])
+    batches = [[Cell("x", "A", 0)], [Cell("x", "A", 1)], [Cell("x", "B", 0)]]
+    finished = []
+    failures = _drain(ray_, batches, {}, found, {}, "out", None, False, lambda cell, *_: finished.append(cell),
+                      workers=2, finding=finding)
+    # A's photos were done with two of B's outstanding (one per worker): A's cells waited for one more
+    assert ray_.submitted == [("A", 1), ("A", 1), ("B", 0)]
+    assert not failures and len(finished) == 3

@@ -6,8 +6,9 @@ the cell's artifacts (likeness, images) into the workspace, which is therefore s
 multi-node cluster (NFS, or a bucket mounted with FUSE); the cell's scores come back to the driver,
 which writes the cell's table and manifest — so a cell counts as done only once the driver has it.
 The faces in each person's photos are found first, a task per photo so that the slow ones spread over
-every worker; they are arguments of that person's cell tasks (Ray hands them over when ready), and each
-worker checks the person's set from them once (``StudyKind.prepare_identity``; the faces, the expensive
+every worker; a person's cell tasks go in once their photos are done and no photo is left waiting for a
+worker. The faces are arguments of those tasks (Ray hands them over), and each worker checks the
+person's set from them once (``StudyKind.prepare_identity``; the faces, the expensive
 part, are never found twice). The driver analyses no face and starts no face worker. Shared inputs (the
 likenesses of a sampler-steps study) are built first, one task each. A task whose worker dies or raises
 is retried ``max_retries`` times, then recorded as failed with its error while the other cells go on;
@@ -98,29 +99,55 @@ def shared_task(spec_data: dict[str, Any], key: tuple, cells: list[Cell], out: s
 
 
 def _drain(ray, batches: list[list[Cell]], spec_data, found, options, out: Path, settings: Settings,
-           progress: bool, finish) -> dict[str, str]:
+           progress: bool, finish, workers: int, finding: dict | None = None) -> dict[str, str]:
     """Submit one task per batch of cells, hand each result to ``finish`` as it lands, record the cells of
-    a task whose retries are spent as failed (the others go on); Ctrl-C cancels what is outstanding."""
+    a task whose retries are spent as failed (the others go on); Ctrl-C cancels what is outstanding.
+
+    ``finding`` (face task -> person) are the photos still being analysed: a person's batches are submitted
+    once their photos are done and fewer photos are outstanding than there are workers — Ray has no
+    priorities, and a cell taken while photos still wait for a worker would leave the slow ones (profiles:
+    ~2 s each on CPU) to the others, while waiting for every person's photos leaves a worker idle at the end."""
     remote = ray.remote(cells_task).options(**options)
-    pending = {remote.remote(spec_data, cells, str(out), settings, False, *found[cells[0].identity]): cells
-               for cells in batches}
+    finding = dict(finding or {})
+    left: dict[str, int] = {}
+    for identity in finding.values():
+        left[identity] = left.get(identity, 0) + 1
+    waiting, pending = list(batches), {}
     failures: dict[str, str] = {}
+    faces_bar = tqdm(total=len(finding), desc="faces in the selfies", disable=not progress or not finding,
+                     unit="photo")
     bar = tqdm(total=sum(map(len, batches)), desc="cells", disable=not progress, unit="cell")
+
+    def release() -> None:
+        if len(finding) >= workers:
+            return
+        for cells in [b for b in waiting if not left.get(b[0].identity)]:
+            waiting.remove(cells)
+            refs = found[cells[0].identity]
+            pending[remote.remote(spec_data, cells, str(out), settings, False, *refs)] = cells
+
     try:
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            cells = pending.pop(done[0])
-            try:
-                for cell, table, seconds in ray.get(done[0]):
-                    finish(cell, table, seconds)
-            except Exception as exc:  # retries exhausted: recorded, the others go on
-                failures.update({c.folder: f"{type(exc).__name__}: {str(exc)[:500]}" for c in cells})
-            bar.update(len(cells))
+        release()
+        while pending or finding:
+            done, _ = ray.wait([*pending, *finding], num_returns=1, fetch_local=False)
+            if done[0] in finding:
+                left[finding.pop(done[0])] -= 1
+                faces_bar.update(1)
+            else:
+                cells = pending.pop(done[0])
+                try:
+                    for cell, table, seconds in ray.get(done[0]):
+                        finish(cell, table, seconds)
+                except Exception as exc:  # retries exhausted: recorded, the others go on
+                    failures.update({c.folder: f"{type(exc).__name__}: {str(exc)[:500]}" for c in cells})
+                bar.update(len(cells))
+            release()
     except KeyboardInterrupt:
-        for ref in pending:
+        for ref in [*pending, *finding]:
             ray.cancel(ref, force=True)
         raise
     finally:
+        faces_bar.close()
         bar.close()
     return failures
 
@@ -140,20 +167,20 @@ def run_ray(kind: StudyKind, cells: list[Cell], out: Path, settings: Settings, p
     find = ray.remote(faces_task).options(**options)
     found = {identity: [find.remote(spec_data, str(path)) for path in kind.face_photos(identity, theirs, out)]
              for identity, theirs in people.items()}
-    # every face before any cell: Ray has no priorities, and a worker that took a cell early would leave
-    # the slow photos (profiles: ~2 s each on CPU) to the others
-    waiting = [ref for refs in found.values() for ref in refs]
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(kind.shared_key(cell), []).append(cell)
+    finding = {ref: identity for identity, refs in found.items() for ref in refs}
+    if len(groups) >= workers and all(key is not None for key in groups):
+        # enough groups to keep every worker busy: one task per shared likeness, which then loads once
+        return _drain(ray, list(groups.values()), spec_data, found, options, out, settings, progress, finish,
+                      workers, finding)
+    # 1. every face, then the shared inputs (a likeness that several cells render from), one task each
+    waiting = list(finding)
     with tqdm(total=len(waiting), desc="faces in the selfies", disable=not progress, unit="photo") as bar:
         while waiting:
             done, waiting = ray.wait(waiting, num_returns=1, fetch_local=False)
             bar.update(len(done))
-    groups: dict[tuple, list[Cell]] = {}
-    for cell in cells:
-        groups.setdefault(kind.shared_key(cell), []).append(cell)
-    if len(groups) >= workers and all(key is not None for key in groups):
-        # enough groups to keep every worker busy: one task per shared likeness, which then loads once
-        return _drain(ray, list(groups.values()), spec_data, found, options, out, settings, progress, finish)
-    # 1. shared inputs first (a likeness that several cells render from), one task each
     shared = [ray.remote(shared_task).options(**options).remote(spec_data, key, people[key[0]], str(out), settings,
                                                                 False, *found[key[0]])
               for key in kind.shared_keys(cells)]
@@ -162,4 +189,4 @@ def run_ray(kind: StudyKind, cells: list[Cell], out: Path, settings: Settings, p
     except Exception as exc:  # a shared input that cannot be built: every cell needing it fails
         return {cell.folder: f"shared input failed: {type(exc).__name__}: {exc}" for cell in cells}
     # 2. the cells, one task each
-    return _drain(ray, [[cell] for cell in cells], spec_data, found, options, out, settings, progress, finish)
+    return _drain(ray, [[cell] for cell in cells], spec_data, found, options, out, settings, progress, finish, workers)
