@@ -70,8 +70,11 @@ def main() -> None:
         return
     if args.running_cluster:
         ray_cli = str(Path(sys.executable).with_name("ray"))
-        subprocess.run([ray_cli, "start", "--head", f"--num-cpus={args.workers}", "--include-dashboard=false",
-                        "--disable-usage-stats"], check=True, capture_output=True)
+        started = subprocess.run([ray_cli, "start", "--head", f"--num-cpus={args.workers}", "--include-dashboard=false",
+                                  "--disable-usage-stats"], capture_output=True, text=True)
+        if started.returncode:
+            raise SystemExit(f"`ray start --head` failed (is a Ray already running here? `ray stop` first):\n"
+                             f"{started.stderr[-800:]}")
         args.address = "auto"
     try:
         times = _time_runs(args)
