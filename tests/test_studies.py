@@ -134,15 +134,18 @@ def test_degraded_cells_train_as_many_steps_as_the_clean_one(tmp_path, faces_dir
     assert kind.steps_for(pool, settings) == 480  # 6 pool photos x 80, inside 400-1200
 
 
-def test_shards_split_the_cells(settings, faces_dir, tmp_path, capsys):
-    spec = _spec(tmp_path, faces_dir, kind="sampler-steps", steps=[2, 3])
+def test_shards_split_the_cells_by_likeness_and_never_wait_for_each_other(settings, faces_dir, tmp_path, capsys):
+    """Shard 1 runs alone first: it trains the likeness its cells render from instead of waiting for
+    shard 0 (which would never come); shard 0 then does the rest and the last one assembles."""
+    spec = _spec(tmp_path, faces_dir, kind="sampler-steps", steps=[2, 3], replicates=2)
     out = tmp_path / "sharded"
-    run_study(spec, out, settings=settings, shard=(0, 2), progress=False)
-    cells = out / "cells" / "lisa_debruine" / "r0"
-    assert is_done(cells / "euler-2") and not is_done(cells / "euler-3") and not is_done(out)
-    assert "missing lisa_debruine/r0/euler-3" in capsys.readouterr().out
     run_study(spec, out, settings=settings, shard=(1, 2), progress=False)
-    assert is_done(out) and (out / "study.parquet").is_file()
+    cells = out / "cells" / "lisa_debruine"
+    assert is_done(cells / "r1" / "euler-2") and is_done(cells / "r1" / "euler-3")
+    assert not is_done(cells / "r0" / "euler-2") and not is_done(out / "likenesses" / "lisa_debruine" / "r0")
+    assert "missing lisa_debruine/r0/euler-2, lisa_debruine/r0/euler-3" in capsys.readouterr().out
+    run_study(spec, out, settings=settings, shard=(0, 2), progress=False)
+    assert is_done(out) and len(pd.read_parquet(out / "study.parquet")["cell"].unique()) == 2
 
 
 def test_bad_specs_name_the_problem(tmp_path, faces_dir):

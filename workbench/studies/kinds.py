@@ -66,10 +66,9 @@ class Assembled:
 class StudyKind:
     name = ""
 
-    def __init__(self, spec: StudySpec, leader: bool = True):
+    def __init__(self, spec: StudySpec):
         self.spec = spec
         self.family = get_family(spec.family)
-        self.leader = leader  # shard 0 builds what cells share; other shards wait for it
         self._shared: dict[Any, Any] = {}
         self.prepared: dict[str, Any] = {}  # per identity, what ``prepare_identity`` found
 
@@ -148,8 +147,6 @@ class SamplerSteps(StudyKind):
         key = (identity, replicate)
         if key not in self._shared:
             folder = out / "likenesses" / identity / f"r{replicate}"
-            if not self.leader:
-                wait_for(lambda: is_done(folder), f"shard 0 to train {folder}")
             from ..generate import load_renderer
 
             self.build_shared(key, out, settings, progress)
@@ -167,8 +164,8 @@ class SamplerSteps(StudyKind):
         return (cell.identity, cell.replicate)
 
     def needs_check(self, identity: str, cells: list[Cell], out: Path) -> bool:
-        """Shard 0 checks a person's set unless every likeness of theirs is trained (other shards only render)."""
-        return self.leader and not all(is_done(out / "likenesses" / identity / f"r{c.replicate}") for c in cells)
+        """A person's set is checked unless every likeness of theirs these cells render from is trained."""
+        return not all(is_done(out / "likenesses" / identity / f"r{c.replicate}") for c in cells)
 
     def face_photos(self, identity, cells, out):
         if not self.needs_check(identity, cells, out):
@@ -250,9 +247,7 @@ class UploadQuality(StudyKind):
         from ..store import atomic_write_json
 
         record = out / "inputs" / identity / "split.json"
-        if not self.leader:
-            wait_for(record.is_file, f"shard 0 to split {identity}'s photos")
-        if not record.is_file():
+        if not record.is_file():  # the same draw in any process (shards may race: same content, atomic write)
             files = list_images(dict(self.spec.identity_sets())[identity])
             count = min(self.spec.reference_photos, max(0, len(files) - 3))
             held = set(random.Random(0).sample(files, count))
@@ -383,20 +378,6 @@ def stage_photos(files: list[Path], folder: Path) -> Path:
     for path in files:
         shutil.copyfile(path, folder / path.name)
     return folder
-
-
-def wait_for(ready, what: str, timeout: float = 6 * 3600) -> None:
-    """Shards other than 0 wait for what shard 0 builds (a shared likeness, a photo split)."""
-    import time
-
-    from ..errors import ConfigError
-
-    waited = 0.0
-    while not ready():
-        if waited > timeout:
-            raise ConfigError(f"gave up waiting for {what}; is shard 0 running?")
-        time.sleep(2)
-        waited += 2
 
 
 def warm_up(pipe, family) -> None:

@@ -3,8 +3,9 @@ replicate, run the ones not done yet, then assemble one tidy table, the summary,
 plots and the report.
 
 A cell is done when its ``manifest.json`` says so; a rerun skips done cells. With ``shard=(i, n)`` a
-process runs cells i, i+n, ...; the process that finds every cell done assembles the table, and one that
-does not says which cells are missing.
+process runs groups i, i+n, ... of the cells that share an input (a sampler-steps likeness; otherwise one
+cell each), so no process waits for another's work; the process that finds every cell done assembles the
+table, and one that does not says which cells are missing.
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return shard
 
 
+def shard_cells(kind: StudyKind, cells: list[Cell], shard: tuple[int, int]) -> list[Cell]:
+    """Shard i of n: groups i, i+n, ... of the cells sharing an input, in plan order."""
+    groups: dict[object, list[Cell]] = {}
+    for index, cell in enumerate(cells):
+        key = kind.shared_key(cell)
+        groups.setdefault(("cell", index) if key is None else key, []).append(cell)
+    return [cell for group in list(groups.values())[shard[0]::shard[1]] for cell in group]
+
+
 def log_cell(spec: StudySpec, cell: Cell, table: pd.DataFrame, out: Path) -> dict[str, str]:
     """One tracker run per cell (config and mean of each metric), so the tracker's compare view works."""
     if not spec.log_with:
@@ -82,13 +92,13 @@ def run_study(spec: StudySpec | str | os.PathLike, out: str | os.PathLike, setti
     settings = settings or Settings()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    kind = STUDY_KINDS[spec.kind](spec, leader=shard[0] == 0)
+    kind = STUDY_KINDS[spec.kind](spec)
     cells = kind.plan()
     manifest = Manifest(kind="study", status="running", inputs=study_inputs(spec), config=spec.model_dump(),
                         seeds=list(spec.seeds), outputs={"cells": [c.folder for c in cells], "executor": executor})
     if shard[0] == 0 and not is_done(out):
         write_manifest(out, manifest)
-    todo = [c for c in cells[shard[0]::shard[1]] if not is_done(out / "cells" / c.folder)]
+    todo = [c for c in shard_cells(kind, cells, shard) if not is_done(out / "cells" / c.folder)]
 
     def finish(cell: Cell, table: pd.DataFrame, seconds: float) -> None:
         """The driver records a finished cell: its table, its tracker run, its manifest (= done)."""
