@@ -133,6 +133,8 @@ def _drain(ray, batches: list[list[Cell]], spec_data, found, options, out: Path,
             if done[0] in finding:
                 left[finding.pop(done[0])] -= 1
                 faces_bar.update(1)
+                if not finding:
+                    faces_bar.close()  # its rate and time stop here, not when the cells end
             else:
                 cells = pending.pop(done[0])
                 try:
