@@ -111,46 +111,72 @@ def test_an_unreachable_ray_address_is_one_line_naming_the_fix():
     assert not ray.is_initialized()
 
 
+class ScriptedRay:
+    """Just enough of Ray for ``_drain``: face tasks finish in the scripted order, then cell tasks in order;
+    ``interrupt_after`` waits, Ctrl-C arrives."""
+
+    def __init__(self, faces_in_order, interrupt_after: int | None = None):
+        self.faces, self.submitted, self.results, self.cancelled = list(faces_in_order), [], {}, []
+        self.waits, self.interrupt_after = 0, interrupt_after
+
+    def remote(self, function):
+        ray = self
+
+        class Handle:
+            def options(self, **_):
+                return self
+
+            def remote(self, spec, cells, *rest):
+                ref = f"cells-{len(ray.submitted)}"
+                ray.submitted.append((cells[0].identity, len(ray.faces)))  # photos still outstanding
+                ray.results[ref] = [(cell, pd.DataFrame(), 0.0) for cell in cells]
+                return ref
+
+        return Handle()
+
+    def wait(self, refs, num_returns, fetch_local):
+        self.waits += 1
+        if self.interrupt_after is not None and self.waits > self.interrupt_after:
+            raise KeyboardInterrupt
+        face = next((f for f in self.faces if f in refs), None)
+        if face is not None:
+            self.faces.remove(face)
+            return [face], []
+        return [next(r for r in refs if r.startswith("cells"))], []
+
+    def get(self, ref):
+        return self.results[ref]
+
+    def cancel(self, ref, force):
+        self.cancelled.append(ref)
+
+
+def _two_people():
+    from workbench.studies.kinds import Cell
+
+    found = {"A": ["a1", "a2", "a3"], "B": ["b1", "b2"]}
+    finding = {ref: person for person, refs in found.items() for ref in refs}
+    return found, finding, [[Cell("x", "A", 0)], [Cell("x", "A", 1)], [Cell("x", "B", 0)]]
+
+
+def test_ctrl_c_cancels_every_outstanding_task_and_stops_the_study():
+    from workbench.studies.executors import _drain
+
+    found, finding, batches = _two_people()
+    ray_ = ScriptedRay(["a1", "a2", "a3", "b1", "b2"], interrupt_after=4)  # A's cells are in, B's last photo not
+    with pytest.raises(KeyboardInterrupt):
+        _drain(ray_, batches, {}, found, {}, "out", None, False, lambda *_: None, workers=2, finding=finding)
+    assert sorted(ray_.cancelled) == ["b2", "cells-0", "cells-1"]
+
+
 def test_a_persons_cells_wait_for_their_photos_and_for_no_photo_to_wait_for_a_worker():
     """The release rule of ``_drain``, on a scripted Ray: person A's photos finish first, but their cells go
     in only when fewer photos are outstanding than workers (else a cell would take a worker a photo waits
     for); B's cells only once B's photos are done."""
     from workbench.studies.executors import _drain
-    from workbench.studies.kinds import Cell
 
-    class ScriptedRay:
-        def __init__(self, faces_in_order):
-            self.faces, self.submitted, self.results = list(faces_in_order), [], {}
-
-        def remote(self, function):
-            ray = self
-
-            class Handle:
-                def options(self, **_):
-                    return self
-
-                def remote(self, spec, cells, *rest):
-                    ref = f"cells-{len(ray.submitted)}"
-                    ray.submitted.append((cells[0].identity, len(ray.faces)))  # photos still outstanding
-                    ray.results[ref] = [(cell, pd.DataFrame(), 0.0) for cell in cells]
-                    return ref
-
-            return Handle()
-
-        def wait(self, refs, num_returns, fetch_local):
-            face = next((f for f in self.faces if f in refs), None)
-            if face is not None:
-                self.faces.remove(face)
-                return [face], []
-            return [next(r for r in refs if r.startswith("cells"))], []
-
-        def get(self, ref):
-            return self.results[ref]
-
-    found = {"A": ["a1", "a2", "a3"], "B": ["b1", "b2"]}
-    finding = {ref: person for person, refs in found.items() for ref in refs}
+    found, finding, batches = _two_people()
     ray_ = ScriptedRay(["a1", "a2", "a3", "b1", "b2"])
-    batches = [[Cell("x", "A", 0)], [Cell("x", "A", 1)], [Cell("x", "B", 0)]]
     finished = []
     failures = _drain(ray_, batches, {}, found, {}, "out", None, False, lambda cell, *_: finished.append(cell),
                       workers=2, finding=finding)
