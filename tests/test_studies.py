@@ -159,6 +159,9 @@ def test_bad_specs_name_the_problem(tmp_path, faces_dir):
     missing.write_text("name: x\nkind: sampler-steps\nselfies: no-such-folder\n")
     with pytest.raises(ConfigError, match="no-such-folder.*does not exist"):
         load_spec(missing).identity_sets()  # a relative path that is not there is an error, not a fallback
+    with pytest.raises(ConfigError, match="executor 'rayy'"):
+        run_study(_spec(tmp_path, faces_dir, kind="sampler-steps"), tmp_path / "never", executor="rayy")
+    assert not (tmp_path / "never").exists()  # refused before anything is written
     assert study_runner.parse_shard("1/3") == (1, 3)
     with pytest.raises(ConfigError):
         study_runner.parse_shard("3/3")

@@ -88,6 +88,8 @@ def run_study(spec: StudySpec | str | os.PathLike, out: str | os.PathLike, setti
     done. ``executor``: ``serial`` (this process) or ``ray`` (``address``: a cluster, default a local one)."""
     from .executors import run_ray
 
+    if executor not in ("serial", "ray"):  # before anything is written
+        raise ConfigError(f"executor {executor!r}: expected serial or ray.")
     spec = spec if isinstance(spec, StudySpec) else load_spec(spec)
     settings = settings or Settings()
     out = Path(out)
@@ -115,7 +117,7 @@ def run_study(spec: StudySpec | str | os.PathLike, out: str | os.PathLike, setti
     if executor == "ray":
         if todo:  # nothing left to run (a finished study re-assembled): no cluster needed
             failures = run_ray(kind, todo, out, settings, progress, finish, address, max_retries, num_cpus)
-    elif executor == "serial":
+    else:  # serial
         kind.prepare(todo, out, progress)
         for cell in todo:
             folder = out / "cells" / cell.folder
@@ -126,8 +128,6 @@ def run_study(spec: StudySpec | str | os.PathLike, out: str | os.PathLike, setti
             with stage(folder, cell_manifest):
                 table = kind.run_cell(cell, folder, out, settings, progress)
             finish(cell, table, time.perf_counter() - started)
-    else:
-        raise ConfigError(f"executor {executor!r}: expected serial or ray.")
     for folder, error in failures.items():
         write_manifest(out / "cells" / folder, Manifest(kind="study-cell", status="failed", error=error))
     missing = [c.folder for c in cells if not is_done(out / "cells" / c.folder)]
