@@ -29,11 +29,14 @@ _workers: dict[tuple, list[subprocess.Popen]] = {}
 _lock = threading.Lock()
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def worker_count(images: int) -> int:
     """Workers worth using for ``images`` images (1: analyse in this process)."""
     configured = os.environ.get(WORKERS_ENV)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workers = int(configured) if configured else cores
+    workers = int(configured) if configured else _cores()
     return max(1, min(workers, images // MIN_PER_WORKER))
 
 
@@ -50,9 +53,14 @@ def _receive(stream) -> Any:
     return pickle.loads(stream.read(struct.unpack("<Q", header)[0]))
 
 
-def _start(factory: tuple[str, str, dict]) -> subprocess.Popen:
+def _start(factory: tuple[str, str, dict], workers: int) -> subprocess.Popen:
+    # Each worker's thread pools (OpenCV's, onnxruntime's via OMP_NUM_THREADS, BLAS) get its share of the
+    # cores: N workers each starting N threads oversubscribe them. A count the caller set is kept.
+    threads = str(max(1, _cores() // workers))
+    env = {name: threads for name in ("OPENCV_FOR_THREADS_NUM", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    env = {**env, **os.environ, WORKERS_ENV: "1"}
     worker = subprocess.Popen([sys.executable, "-m", "workbench.faces.parallel"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, env={**os.environ, WORKERS_ENV: "1"})
+                              stdout=subprocess.PIPE, env=env)
     _send(worker.stdin, factory)
     return worker
 
@@ -73,7 +81,7 @@ def analyze_in_workers(factory: tuple[str, str, dict], images: list[Image.Image]
     with _lock:  # one batch at a time per worker set (the app's job thread and a notebook may share them)
         pool = _workers.get(key)
         if pool is None or any(w.poll() is not None for w in pool):
-            pool = _workers[key] = [_start(factory) for _ in range(workers)]
+            pool = _workers[key] = [_start(factory, workers) for _ in range(workers)]
         tasks: queue.Queue = queue.Queue()
         for index, image in enumerate(images):
             tasks.put((index, np.asarray(image.convert("RGB"))))
@@ -94,7 +102,7 @@ def analyze_in_workers(factory: tuple[str, str, dict], images: list[Image.Image]
                         pool[slot].kill()
                         results[index] = exc
                         if attempt == 0:
-                            pool[slot] = _start(factory)
+                            pool[slot] = _start(factory, workers)
 
         threads = [threading.Thread(target=drive, args=(slot,), daemon=True) for slot in range(len(pool))]
         for thread in threads:

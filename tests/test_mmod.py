@@ -1,0 +1,68 @@
+"""The MMOD face detector on onnxruntime gives dlib's own detections: same boxes, same scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workbench.faces.dlib_backend import _model_dir
+from workbench.faces.mmod import MMODDetector, MMODFormatError
+from workbench.images import load_image
+
+MODEL = _model_dir() / "mmod_human_face_detector.dat"
+
+
+def _rgb(path, max_side=None, crop_left=0):
+    image = load_image(path).convert("RGB")
+    if max_side and max(image.size) > max_side:
+        scale = max_side / max(image.size)
+        image = image.resize((round(image.width * scale), round(image.height * scale)))
+    return np.ascontiguousarray(np.asarray(image)[:, crop_left:])
+
+
+@pytest.fixture(scope="module")
+def detectors():
+    import dlib
+
+    return dlib.cnn_face_detection_model_v1(str(MODEL)), MMODDetector(MODEL)
+
+
+def test_same_detections_as_dlib(detectors, faces_dir):
+    """Three faces on deeper pyramid levels, a profile, a face cut by the left edge (its box starts at
+    -4.5, which dlib rounds away from zero), and a photo with no face."""
+    native, ours = detectors
+    photos = [_rgb(faces_dir / "_multi" / "01.png", 640), _rgb(faces_dir / "aws_rek_subject1" / "07.jpg"),
+              _rgb(faces_dir / "_occluded" / "03.png", crop_left=188), _rgb(faces_dir / "_noface" / "05.jpg", 320)]
+    counts = []
+    for rgb in photos:
+        expected = [((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), d.confidence)
+                    for d in native(rgb, 0)]
+        found = ours(rgb)
+        assert [box for box, _ in found] == [box for box, _ in expected]
+        assert np.allclose([s for _, s in found], [s for _, s in expected], atol=1e-4)
+        counts.append(len(found))
+    assert counts == [3, 1, 1, 0]
+    assert ours(photos[2])[0][0][0] == -5
+    assert ours(photos[0], threshold=1.09) == [d for d in ours(photos[0]) if d[1] > 1.09]
+
+
+def test_tiny_and_odd_images_give_no_detections(detectors):
+    _, ours = detectors
+    assert ours(np.zeros((16, 16, 3), np.uint8)) == []
+    assert ours(np.full((3, 400, 3), 128, np.uint8)) == []
+    with pytest.raises(ValueError, match="H x W x 3"):
+        ours(np.zeros((40, 40), np.uint8))
+
+
+def test_other_files_are_refused_with_the_reason(tmp_path):
+    shape_model = _model_dir() / "shape_predictor_68_face_landmarks.dat"
+    with pytest.raises(MMODFormatError, match="loss_mmod_"):
+        MMODDetector(shape_model)
+    truncated = tmp_path / "truncated.dat"
+    truncated.write_bytes(MODEL.read_bytes()[:300_000])
+    with pytest.raises(MMODFormatError):
+        MMODDetector(truncated)
+
+
+def test_the_analyzer_uses_it(analyzer):
+    assert isinstance(analyzer.backend._cnn_detector(), MMODDetector)
