@@ -15,105 +15,63 @@ the threshold, its 80 x 80 window mapped back through the convolutions and the p
 to it, then greedy non-maximum suppression with dlib's box-overlap test (intersection over the
 *bounding box* of both, not their union).
 
-The file is parsed with dlib's serialization rules (integers as a length byte plus little-endian
-bytes, floats as mantissa and exponent, tensors as raw float32). Anything unexpected raises
-``MMODFormatError``; the caller then uses dlib's own detector.
+The file is read by ``dlib_dnn``; anything unexpected raises ``MMODFormatError`` (a
+``DlibFormatError``), and the caller then uses dlib's own detector.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 
+from .dlib_dnn import DlibFormatError, Reader, conv_node, folded_conv, session
+
+MMODFormatError = DlibFormatError  # the name this module's callers catch
+
+
 PYRAMID_RATE = 5 / 6  # pyramid_down<6>: every level is 5/6 of the one above
 MIN_LEVEL_HEIGHT = 5  # dlib stops the pyramid below this
-
-
-class MMODFormatError(ValueError):
-    """The detector file is not the dlib MMOD network this module knows how to run."""
-
-
-class _Reader:
-    """dlib's stream serialization: just the primitives the detector file uses."""
-
-    def __init__(self, data: bytes, pos: int = 0):
-        self.data, self.pos = data, pos
-
-    def int(self) -> int:
-        head = self.data[self.pos]
-        size = head & 0x0F
-        if size > 8:
-            raise MMODFormatError(f"bad integer at byte {self.pos}")
-        value = int.from_bytes(self.data[self.pos + 1:self.pos + 1 + size], "little")
-        self.pos += 1 + size
-        return -value if head & 0x80 else value
-
-    def float(self) -> float:
-        mantissa = self.int()
-        return mantissa * 2.0 ** self.int()
-
-    def string(self) -> str:
-        size = self.int()
-        text = self.data[self.pos:self.pos + size].decode("latin-1")
-        self.pos += size
-        return text
-
-    def tensor(self) -> np.ndarray:
-        if self.int() != 2:
-            raise MMODFormatError(f"unknown tensor version at byte {self.pos}")
-        shape = [self.int() for _ in range(4)]
-        count = math.prod(shape)
-        if self.pos + 4 * count > len(self.data):
-            raise MMODFormatError("tensor runs past the end of the file")
-        values = np.frombuffer(self.data, "<f4", count, self.pos).reshape(shape)
-        self.pos += 4 * count
-        return values
-
-    def alias_shape(self) -> list[int]:
-        self.int()  # alias_tensor version
-        return [self.int() for _ in range(4)]
 
 
 def _parse(data: bytes) -> tuple[np.ndarray, tuple[int, int], float, list[tuple]]:
     """(mean colour, detection window (w, h), NMS IoU, [(weights, bias, stride, padding, relu)])."""
     start = data.find(b"loss_mmod_")
     if start < 0:
-        raise MMODFormatError("no loss_mmod_ layer: not a dlib MMOD detector")
-    options = _Reader(data, start + len(b"loss_mmod_"))
+        raise DlibFormatError("no loss_mmod_ layer: not a dlib MMOD detector")
+    options = Reader(data, start + len(b"loss_mmod_"))
     if options.int() != 1:
-        raise MMODFormatError("unsupported mmod_options version (only the single-window version 1)")
+        raise DlibFormatError("unsupported mmod_options version (only the single-window version 1)")
     window = (options.int(), options.int())
     for _ in range(3):  # loss per false alarm, loss per miss, truth-match IoU: training only
         options.float()
     nms_iou, nms_covered = options.float(), options.float()
     if nms_covered < 1.0:
-        raise MMODFormatError("unsupported NMS rule (covered-fraction test)")
+        raise DlibFormatError("unsupported NMS rule (covered-fraction test)")
 
     found = re.search(rb"\x01(\x17|\x18)input_rgb_image_pyramid2?", data)
     if found is None:
-        raise MMODFormatError("no input_rgb_image_pyramid layer")
-    pyramid = _Reader(data, found.start())
+        raise DlibFormatError("no input_rgb_image_pyramid layer")
+    pyramid = Reader(data, found.start())
     tag = pyramid.string()
     mean = np.array([pyramid.float() for _ in range(3)], np.float32)
     padding = (pyramid.int(), pyramid.int()) if tag.endswith("2") else (10, 11)
     if padding != (10, 11):
-        raise MMODFormatError(f"unsupported pyramid padding {padding}")
+        raise DlibFormatError(f"unsupported pyramid padding {padding}")
 
     layers: list[list] = []
     for match in re.finditer(rb"\x01\x05con_4|\x01\x07bn_con2", data):
-        reader = _Reader(data, match.start())
+        reader = Reader(data, match.start())
         tag, params = reader.string(), reader.tensor().ravel()
         if tag == "con_4":
             _, rows, cols, stride, stride_x, pad, pad_x = (reader.int() for _ in range(7))
             shape = reader.alias_shape()
             if rows != cols or stride != stride_x or pad != pad_x or shape[2:] != [rows, cols]:
-                raise MMODFormatError("non-square convolution")
+                raise DlibFormatError("non-square convolution")
             if layers and shape[1] != layers[-1][0].shape[0]:
-                raise MMODFormatError("convolution channels do not chain")
+                raise DlibFormatError("convolution channels do not chain")
             count = math.prod(shape)
             layers.append([params[:count].reshape(shape).copy(), params[count:].copy(), stride, pad, False])
         else:
@@ -126,16 +84,15 @@ def _parse(data: bytes) -> tuple[np.ndarray, tuple[int, int], float, list[tuple]
                 reader.float()
             eps = reader.float()
             if not layers or layers[-1][4] or layers[-1][0].shape[0] != channels:
-                raise MMODFormatError("batch norm does not follow a convolution of its width")
+                raise DlibFormatError("batch norm does not follow a convolution of its width")
             # dlib loads bn_con as affine_: gamma / sqrt(var + eps), beta - gamma' mean; then a relu.
             gain = params[:channels] / np.sqrt(running_var + eps)
-            layers[-1][0] *= gain[:, None, None, None]
-            layers[-1][1] = layers[-1][1] * gain + params[channels:] - gain * running_mean
+            layers[-1][:2] = folded_conv(layers[-1][0], layers[-1][1], gain, params[channels:] - gain * running_mean)
             layers[-1][4] = True
     if not layers or layers[-1][0].shape[0] != 1 or layers[0][0].shape[1] != 3:
-        raise MMODFormatError("expected an RGB input and a one-channel score map")
+        raise DlibFormatError("expected an RGB input and a one-channel score map")
     if data.count(b"\x05relu_") != sum(layer[4] for layer in layers):
-        raise MMODFormatError("expected a relu after every batch norm")
+        raise DlibFormatError("expected a relu after every batch norm")
     return mean, window, nms_iou, [tuple(layer) for layer in layers]
 
 
@@ -266,29 +223,15 @@ def _resize_bilinear(src: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 
 def _session(layers: list[tuple], threads: int | None):
-    """The convolutions (batch norm folded in) and relus as an ONNX graph on onnxruntime's CPU kernels,
-    ``threads`` intra-op threads (default: OMP_NUM_THREADS when set, which the face workers set to
-    their share of the cores; else onnxruntime's own choice)."""
-    import onnxruntime
-    from onnx import TensorProto, helper, numpy_helper
+    """The convolutions (batch norm folded in) and relus as an ONNX graph."""
+    from onnx import TensorProto, helper
 
     nodes, weights, current = [], [], "pyramid"
     for index, (kernel, bias, stride, pad, relu) in enumerate(layers):
-        weights += [numpy_helper.from_array(np.ascontiguousarray(kernel, np.float32), f"w{index}"),
-                    numpy_helper.from_array(np.ascontiguousarray(bias, np.float32), f"b{index}")]
-        nodes.append(helper.make_node("Conv", [current, f"w{index}", f"b{index}"], [f"conv{index}"],
-                                      kernel_shape=list(kernel.shape[2:]), strides=[stride, stride], pads=[pad] * 4))
-        current = f"conv{index}"
+        current = conv_node(nodes, weights, current, f"conv{index}", kernel, bias, stride, pad)
         if relu:
             nodes.append(helper.make_node("Relu", [current], [f"relu{index}"]))
             current = f"relu{index}"
-    graph = helper.make_graph(
-        nodes, "dlib_mmod_face_detector",
-        [helper.make_tensor_value_info("pyramid", TensorProto.FLOAT, [1, 3, "rows", "cols"])],
-        [helper.make_tensor_value_info(current, TensorProto.FLOAT, [1, 1, "out_rows", "out_cols"])], weights)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    options = onnxruntime.SessionOptions()
-    threads = threads if threads is not None else int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
-    options.intra_op_num_threads = max(0, threads)
-    options.inter_op_num_threads = 1
-    return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    inputs = [helper.make_tensor_value_info("pyramid", TensorProto.FLOAT, [1, 3, "rows", "cols"])]
+    outputs = [helper.make_tensor_value_info(current, TensorProto.FLOAT, [1, 1, "out_rows", "out_cols"])]
+    return session(nodes, weights, inputs, outputs, "dlib_mmod_face_detector", threads)

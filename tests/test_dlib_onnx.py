@@ -1,4 +1,5 @@
-"""The MMOD face detector on onnxruntime gives dlib's own detections: same boxes, same scores."""
+"""dlib's networks on onnxruntime give dlib's own answers: the MMOD detector's boxes and scores, the
+ResNet's descriptors."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import numpy as np
 import pytest
 
 from workbench.faces.dlib_backend import _model_dir
+from workbench.faces.dlib_descriptor import DescriptorNet
+from workbench.faces.dlib_dnn import DlibFormatError
 from workbench.faces.mmod import MMODDetector, MMODFormatError
 from workbench.images import load_image
 
 MODEL = _model_dir() / "mmod_human_face_detector.dat"
+RESNET = _model_dir() / "dlib_face_recognition_resnet_model_v1.dat"
 
 
 def _rgb(path, max_side=None, crop_left=0):
@@ -64,5 +68,29 @@ def test_other_files_are_refused_with_the_reason(tmp_path):
         MMODDetector(truncated)
 
 
-def test_the_analyzer_uses_it(analyzer):
-    assert isinstance(analyzer.backend._cnn_detector(), MMODDetector)
+def test_same_descriptors_as_dlib(faces_dir):
+    """On faces of several sizes and poses (a profile, a three-quarter view, a 12 MP selfie): dlib's
+    compute_face_descriptor and its chip through the onnxruntime ResNet agree to float rounding."""
+    import dlib
+
+    from workbench.faces.dlib_backend import DlibAnalyzer
+
+    backend, net = DlibAnalyzer(), DescriptorNet(RESNET)
+    chips, expected = [], []
+    for name in ("aws_rek_subject1/02.jpg", "aws_rek_subject1/06.jpg", "aws_rek_dani/01.jpg", "_multi/01.png"):
+        pixels = _rgb(faces_dir / name)
+        for face in backend.analyze(load_image(faces_dir / name)):
+            shape = backend._shape(pixels, dlib.rectangle(*(round(v) for v in face.bbox)))
+            expected.append(np.array(backend._recognizer.compute_face_descriptor(pixels, shape)))
+            chips.append(dlib.get_face_chip(pixels, shape, size=150, padding=0.25))
+    found = net(np.stack(chips))
+    assert found.shape == (6, 128) and np.abs(found - np.array(expected)).max() < 1e-5
+    with pytest.raises(DlibFormatError):
+        DescriptorNet(MODEL)
+
+
+def test_the_analyzer_uses_them(analyzer, faces_dir):
+    backend = analyzer.backend
+    face = backend.analyze(load_image(faces_dir / "lisa_debruine" / "01.jpg"))[0]
+    assert isinstance(backend._cnn_detector(), MMODDetector) and isinstance(backend._net, DescriptorNet)
+    assert face.descriptor.shape == (128,) and np.isclose(np.linalg.norm(face.embedding), 1.0)
