@@ -21,7 +21,7 @@ class DlibFormatError(ValueError):
 
 
 class Reader:
-    """dlib's stream serialization: just the primitives the detector file uses."""
+    """dlib's stream serialization: the primitives its network files use."""
 
     def __init__(self, data: bytes, pos: int = 0):
         self.data, self.pos = data, pos
@@ -59,7 +59,6 @@ class Reader:
     def alias_shape(self) -> list[int]:
         self.int()  # alias_tensor version
         return [self.int() for _ in range(4)]
-
 
 
 def folded_conv(kernel: np.ndarray, bias: np.ndarray, gain: np.ndarray,
