@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One GPU, about 8 minutes, no download: the real-size chain (train -> generate -> score) for
 # random-sd15, random-sdxl and random-flux in one process (precision switches fp16 -> bf16 on the way,
-# SDXL latents checked for NaN), then the speed table against plain diffusers (benchmarks/gpu_speed.py).
+# SDXL latents checked for NaN), then the speed table against plain diffusers (benchmarks/gpu_speed.py),
+# then face analysis photos/s per backend (benchmarks/bench_faces.py, ~15 s).
 # Writes chain.json, speed.json and gpu.log into $OUT (default benchmarks/out); copy the table into
 # benchmarks/RESULTS.md with the card it ran on.
 #
@@ -30,4 +31,6 @@ timeout "${CHAIN_SECONDS:-230}" python3 benchmarks/realsize_chain.py --device cu
 echo "== speed vs plain diffusers =="
 timeout "${SPEED_SECONDS:-250}" python3 benchmarks/gpu_speed.py --device cuda --recognizer "$RECOGNIZER" \
   --json "$OUT/speed.json" ${SPEED_ARGS:-} || status=1
+echo "== face analysis, photos/s per backend on this host's cores =="
+timeout "${FACES_SECONDS:-90}" python3 benchmarks/bench_faces.py || status=1
 exit $status
