@@ -94,3 +94,22 @@ def test_the_analyzer_uses_them(analyzer, faces_dir):
     face = backend.analyze(load_image(faces_dir / "lisa_debruine" / "01.jpg"))[0]
     assert isinstance(backend._cnn_detector(), MMODDetector) and isinstance(backend._net, DescriptorNet)
     assert face.descriptor.shape == (128,) and np.isclose(np.linalg.norm(face.embedding), 1.0)
+
+
+def test_dlib_networks_are_the_fallback(monkeypatch, analyzer, faces_dir):
+    """A model file these readers do not know: a warning, then dlib's own networks, same faces."""
+    from workbench.faces import dlib_descriptor, mmod
+    from workbench.faces.dlib_backend import DlibAnalyzer
+
+    def refuse(self, *args, **kwargs):
+        raise DlibFormatError("a layer this reader does not know")
+
+    photo = load_image(faces_dir / "aws_rek_subject1" / "07.jpg")  # a profile: only the CNN finds it
+    expected = analyzer.backend.analyze(photo)[0]
+    monkeypatch.setattr(mmod.MMODDetector, "__init__", refuse)
+    monkeypatch.setattr(dlib_descriptor.DescriptorNet, "__init__", refuse)
+    backend = DlibAnalyzer()
+    with pytest.warns(UserWarning, match="slower"):
+        face = backend.analyze(photo)[0]
+    assert face.detector == "cnn" and face.bbox == expected.bbox
+    assert np.abs(face.descriptor - expected.descriptor).max() < 1e-5
