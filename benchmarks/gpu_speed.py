@@ -8,7 +8,8 @@ Sections (each writes its rows to the JSON as soon as it ends, so a timeout keep
   train     SDXL LoRA r16 at 1024^2. Plain: diffusers' DreamBooth-LoRA loop at batch 1 (VAE encode every step,
             fp32 VAE, autocast, AdamW). Workbench: ``train_likeness`` (cached latents, batch from free memory,
             fused AdamW). Per sample; a 1000-sample likeness is projected from the measured steps.
-  flux      FLUX.1 transformer step at 1024^2 (4096 image + 512 text tokens), eager vs regional compile.
+  flux      FLUX.1 transformer step at 1024^2 (4096 image + 512 text tokens), eager vs regional compile,
+            and the opt-in fp8 path (row-wise float8 linears, compiled) with its difference from eager bf16.
 
 GPU: ``python benchmarks/gpu_speed.py --json OUT`` (called by gpu.sh).
 CPU smoke run (tiny models, seconds): ``python benchmarks/gpu_speed.py --device cpu --quick``.
@@ -315,6 +316,38 @@ def bench_flux(args, settings) -> None:
     record(args, section="flux", arm="workbench (regional compile)", size=size, ms_per_step=round(compiled * 1e3, 1),
            tflops=round(flops / compiled / 1e12, 1), compile_seconds=round(compile_s, 1),
            ratio_vs_plain=round(eager / compiled, 2), max_abs_diff_vs_eager=diff, peak_gb=peak_gb(args.device))
+    bench_flux_fp8(args, pipe, inputs, eager, eager_out, flops, size)
+
+
+def bench_flux_fp8(args, pipe, inputs, eager: float, eager_out, flops: float, size: int) -> None:
+    """The opt-in fp8 path (``--fp8``: the blocks' linears float8 row-wise, regionally compiled) against
+    the same eager bf16 step, with its difference from it."""
+    import torch
+
+    from workbench.errors import ConfigError
+    from workbench.models.fp8 import check_fp8_device, quantize_fp8
+
+    try:
+        check_fp8_device(args.device)
+    except ConfigError as error:
+        record(args, section="flux", arm="workbench fp8 (row-wise, regional compile)", size=size, skipped=str(error))
+        return
+    transformer = pipe.transformer
+    with torch.no_grad():
+        swapped = quantize_fp8(transformer)
+        torch._dynamo.reset()  # the blocks' compiled graphs were traced with bf16 linears
+        started = time.perf_counter()
+        transformer(**inputs)
+        transformer(**inputs)
+        sync(args.device)
+        compile_s = time.perf_counter() - started
+        fp8 = timed(lambda: transformer(**inputs), args.device, repeat=args.flux_repeat)
+        out = transformer(**inputs)[0].float()
+    record(args, section="flux", arm="workbench fp8 (row-wise, regional compile)", size=size,
+           ms_per_step=round(fp8 * 1e3, 1), tflops=round(flops / fp8 / 1e12, 1), compile_seconds=round(compile_s, 1),
+           ratio_vs_plain=round(eager / fp8, 2), max_abs_diff_vs_eager=(out - eager_out).abs().max().item(),
+           rel_l2_diff_vs_eager=((out - eager_out).norm() / eager_out.norm()).item(), fp8_linears=swapped,
+           peak_gb=peak_gb(args.device))
 
 
 def main() -> int:
@@ -366,7 +399,8 @@ def main() -> int:
 
 def print_table() -> None:
     keys = ["section", "arm", "seconds_per_image", "pack_seconds", "seconds_per_sample",
-            "projected_1000_samples_seconds", "ms_per_step", "ms_per_step_cfg", "tflops", "peak_gb", "ratio_vs_plain"]
+            "projected_1000_samples_seconds", "ms_per_step", "ms_per_step_cfg", "tflops", "peak_gb", "ratio_vs_plain",
+            "rel_l2_diff_vs_eager", "skipped"]
     print("\n| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
     for row in ROWS:
         print("| " + " | ".join(str(row.get(k, row.get("error", "")) if k == "arm" else row.get(k, "")) for k in keys)

@@ -182,6 +182,8 @@ def generate_cmd(likeness: str = typer.Argument(..., help="Likeness folder, or '
                                                "resolution (inpainting), keeping the rest of the image."),
                  prompts_per_pack: int = typer.Option(None, min=1),
                  grid: bool = typer.Option(False, help="Contact sheet."),
+                 fp8: bool = typer.Option(False, "--fp8", help="The denoiser blocks' linears in float8 (Ada/Hopper "
+                                          "GPUs; faster, not exact: compare against a bf16 run)."),
                  home: Path = HomeOpt, device: str = typer.Option(None)):
     """Render packs x samplers x steps x seeds with a likeness."""
     from workbench import generate
@@ -193,7 +195,8 @@ def generate_cmd(likeness: str = typer.Argument(..., help="Likeness folder, or '
     run = generate(None if likeness == "none" else likeness, pack, out, samplers=sampler or None,
                    steps=steps or None, seeds=seeds, guidance=guidance, family=family, base=base, size=size,
                    batch_size=batch_size, compile=compile, prompts_per_pack=prompts_per_pack,
-                   settings=_settings(home, device), arm=arm, ip_scale=ip_scale, detailer={} if detailer else None)
+                   settings=_settings(home, device), arm=arm, ip_scale=ip_scale, detailer={} if detailer else None,
+                   fp8=fp8)
     if grid:
         from workbench import contact_sheets
 

@@ -95,11 +95,13 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
              base: str | None = None, size: int | None = None, prompts_per_pack: int | None = None,
              batch_size: int = 4, settings: Settings | None = None, progress: bool = True,
              compile: bool = False, renderer: tuple[Any, Any] | None = None, callback=None,
-             arm: str = "likeness", ip_scale: float = 0.6, detailer: dict | None = None) -> GenerationRun:
+             arm: str = "likeness", ip_scale: float = 0.6, detailer: dict | None = None,
+             fp8: bool = False) -> GenerationRun:
     """Render the grid into ``out``. ``likeness=None`` renders the base model alone (baseline arm).
     The LoRA is fused into the base weights for rendering (no per-layer LoRA matmuls); ``compile``
     compiles the denoiser's repeated blocks (regional ``torch.compile``), its cost kept apart in the
-    manifest's timings."""
+    manifest's timings. ``fp8`` renders with the blocks' linears in float8 (``models/fp8.py``; Ada or
+    Hopper GPUs; not exact, so a run folder keeps the setting it was started with)."""
     settings = settings or Settings()
     out = Path(out)
     # 1. resolve what to render
@@ -121,13 +123,17 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
     rows = {r["image_id"]: r for r in done.to_dict("records") if (out / r["path"]).is_file()}
     todo = [j for j in jobs if j.image_id not in rows]
     manifest = read_manifest(out) or Manifest(kind="generation")
+    if rows and bool(manifest.config.get("fp8", False)) != fp8:
+        raise ConfigError(f"{out} was rendered {'with' if manifest.config.get('fp8') else 'without'} fp8, which "
+                          f"changes the pixels; resume it {'with' if manifest.config.get('fp8') else 'without'} "
+                          "--fp8 or render into another --out.")
     manifest.inputs = {"likeness": str(likeness.path) if likeness else None, "packs": [p.name for p in pack_objs]}
     manifest.config = {"family": fam.name, "base": base, "samplers": sorted({j.sampler for j in jobs}),
                        "steps": sorted({j.steps for j in jobs}), "guidance": guidance, "size": size,
                        "prompts_per_pack": prompts_per_pack, "batch_size": batch_size, "arm": chosen.name,
                        "arm_description": chosen.describe(ip_scale),
                        "ip_scale": ip_scale if chosen.ip_adapter else None,
-                       "detailer": detailer, "licence_notes": chosen.licence or None}
+                       "detailer": detailer, "licence_notes": chosen.licence or None, "fp8": fp8}
     manifest.seeds, manifest.status, manifest.error = list(seeds), "running", None
     with stage(out, manifest):  # one writer per run folder; a crash or Ctrl-C is recorded, never 'running'
         write_manifest(out, manifest)
@@ -135,7 +141,7 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
         context = RenderContext(likeness, chosen, ip_scale, detailer if detailer is not None else packs_detailer,
                                 subject=subject)
         render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, settings, batch_size, progress, compile,
-                       renderer, callback, context)
+                       renderer, callback, context, fp8=fp8)
         # 4. the table: images of earlier renders with other settings stay in the record (first), then this
         # plan's, in plan order. A run folder only ever gains images.
         planned = {j.image_id for j in jobs}
@@ -148,15 +154,24 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
 
 
 def load_renderer(likeness: Likeness | None, fam, base: str | None, settings: Settings,
-                  compile: bool = False) -> tuple[Any, Any]:
+                  compile: bool = False, fp8: bool = False) -> tuple[Any, Any]:
     """``(pipeline, source)`` ready to render a likeness: the LoRA fused into the base weights (no
-    per-layer LoRA matmuls), optionally regionally compiled. Load it once and pass it to several
-    ``generate`` calls (``renderer=``) to keep load time out of their timings."""
+    per-layer LoRA matmuls), optionally the blocks' linears in fp8, optionally regionally compiled. Load
+    it once and pass it to several ``generate`` calls (``renderer=``) to keep load time out of their
+    timings."""
+    if fp8:
+        from ..models.fp8 import check_fp8_device
+
+        check_fp8_device(settings.resolved_device())
     pipe, source = load_pipeline(fam, base, settings)
     if likeness:
         pipe.load_lora_weights(likeness.path, weight_name=LORA_FILE, adapter_name="likeness")
         pipe.fuse_lora(lora_scale=1.0)
         pipe.unload_lora_weights()  # the fused weights stay; the LoRA layers go
+    if fp8:
+        from ..models.fp8 import quantize_fp8
+
+        quantize_fp8(getattr(pipe, "transformer", None) or pipe.unet)
     if compile:
         compile_denoiser(pipe)
     return pipe, source
@@ -188,7 +203,7 @@ class RenderContext:
 
 
 def render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, settings, batch_size, progress, compile,
-                   renderer, callback=None, context: RenderContext | None = None) -> None:
+                   renderer, callback=None, context: RenderContext | None = None, fp8: bool = False) -> None:
     """3. Render what is missing. Batches are planned over the whole grid, never over what is left: CPU
     and GPU kernels may round differently at another batch size, so a resumed image is re-rendered in its
     original batch (only the missing files are written) and comes out bit-identical."""
@@ -197,7 +212,8 @@ def render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, setting
     if pending:
         started = time.perf_counter()
         context = context or RenderContext(likeness, get_arm("likeness" if likeness else "base"))
-        pipe, source = renderer or load_renderer(likeness if context.arm.lora else None, fam, base, settings, compile)
+        pipe, source = renderer or load_renderer(likeness if context.arm.lora else None, fam, base, settings, compile,
+                                                 fp8)
         if context.arm.ip_adapter:
             from ..arms import identity_embedding, load_ip_adapter, reference_faces
 
