@@ -169,26 +169,32 @@ def bench_pack(args, settings) -> None:
     likeness = Likeness(lora_dir, card)
     (lora_dir / "likeness.json").write_text(json.dumps(card))
     for variant in args.variants.split(","):
-        batch, compiled = (int(v) for v in variant.split(":"))
+        batch, compiled, *rest = (int(v) for v in variant.split(":"))
+        fp8 = bool(rest and rest[0])
+        from workbench.errors import ConfigError
         from workbench.generate import load_renderer
 
         fresh(args.device)
         started = time.perf_counter()
-        renderer = load_renderer(likeness, fam, None, settings, compile=bool(compiled))
+        try:
+            renderer = load_renderer(likeness, fam, None, settings, compile=bool(compiled), fp8=fp8)
+        except ConfigError as error:  # fp8 on a card without float8 matmuls
+            record(args, section="pack", arm=f"workbench generate() b{batch} {variant}", skipped=str(error))
+            continue
         load = time.perf_counter() - started
         passes = [("first pass (compiles)", pack)] if compiled else []
         passes.append(("steady", pack))
         for label, which in passes:
-            folder = work / f"run-b{batch}-c{compiled}-{label.split()[0]}"
+            folder = work / f"run-b{batch}-c{compiled}-f{int(fp8)}-{label.split()[0]}"
             started = time.perf_counter()
             run = generate(likeness, [which], folder, steps=[steps], seeds=seeds, size=size, batch_size=batch,
-                           settings=settings, progress=False, renderer=renderer)
+                           settings=settings, progress=False, renderer=renderer, fp8=fp8)
             seconds = time.perf_counter() - started
             ours = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(run.path / run.table.iloc[0]["path"])
                               .convert("RGB"), dtype=np.float32)
             diff = np.abs(ours - reference)
             record(args, section="pack", arm=f"workbench generate() b{batch}" + (" compiled" if compiled else "")
-                   + (f", {label}" if compiled else ""), images=len(run.table), batch=batch,
+                   + (" fp8" if fp8 else "") + (f", {label}" if compiled else ""), images=len(run.table), batch=batch,
                    pack_seconds=round(seconds, 1), load_seconds=round(load, 1),
                    seconds_per_image=round(seconds / len(run.table), 3),
                    ratio_vs_plain=round(plain_s / (seconds / len(run.table)), 2), peak_gb=peak_gb(args.device),
@@ -359,8 +365,9 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--plain-images", type=int, default=4)
     parser.add_argument("--pack-steps", type=int, default=30)
-    parser.add_argument("--variants", default="8:0", help="workbench arms as batch:compile, comma-separated "
-                        "(e.g. 8:0,16:0,8:1); a compiled arm renders the pack twice: compile, then steady")
+    parser.add_argument("--variants", default="8:0", help="workbench arms as batch:compile[:fp8], comma-separated "
+                        "(e.g. 8:0,16:0,8:1,8:1:1); a compiled arm renders the pack twice: compile, then steady; "
+                        "an fp8 arm reports its image difference from the plain arm's first image")
     parser.add_argument("--train-steps", type=int, default=10)
     parser.add_argument("--train-batch", type=int, default=None, help="workbench samples per step (default: auto)")
     parser.add_argument("--flux-repeat", type=int, default=10)
