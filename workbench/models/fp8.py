@@ -63,6 +63,12 @@ def check_fp8_device(device: torch.device | str) -> None:
                               f"{capability[0]}.{capability[1]}. Render without --fp8.")
     elif device.type != "cpu":
         raise ConfigError(f"fp8 rendering runs on CUDA (8.9+) or the CPU, not {device.type}.")
+    try:  # the kernel itself: a torch build or driver without row-wise fp8 says so here, not mid-render
+        probe = Float8Linear(nn.Linear(16, 16, bias=False).to(device))
+        probe(torch.ones(16, 16, device=device, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32))
+    except RuntimeError as error:
+        raise ConfigError(f"this torch build cannot run row-wise fp8 matmuls on {device}: {error}. "
+                          "Render without --fp8.") from error
 
 
 def quantize_fp8(denoiser: Any) -> int:
