@@ -105,3 +105,13 @@ def test_registry_resolves_insightface_and_auto(pack, tmp_path, monkeypatch):
     from workbench.faces import available_recognizers
 
     assert available_recognizers() == ["insightface", "dlib"]
+
+
+def test_it_says_where_it_runs(pack):
+    """The providers the recognizer got; with the CPU-only onnxruntime (this box, CI) the hint to swap it."""
+    import onnxruntime
+
+    runs_on = InsightFaceAnalyzer(str(pack)).runs_on
+    assert "CPUExecutionProvider" in runs_on
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        assert "pip install onnxruntime-gpu" in runs_on

@@ -370,8 +370,9 @@ def faces_list():
         except ModelNotAvailable as missing:
             typer.echo(f"{name:12} missing    {missing}")
             continue
+        runs_on = getattr(getattr(analyzer, "backend", analyzer), "runs_on", "?")
         typer.echo(f"{name:12} ready      {analyzer.version}\n{'':12} licence: {analyzer.licence}\n"
-                   f"{'':12} model sha256: {analyzer.model_hash[:16]}")
+                   f"{'':12} runs on: {runs_on}\n{'':12} model sha256: {analyzer.model_hash[:16]}")
         record = find(analyzer, _settings(None).home)
         if record is None:
             typer.echo(f"{'':12} calibration: none (run `workbench faces calibrate DIR --recognizer {name}`)")

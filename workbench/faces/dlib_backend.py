@@ -57,6 +57,7 @@ def _model_dir() -> Path:
 class DlibAnalyzer:
     name = "dlib-resnet"
     licence = "dlib models: Boost Software License / CC0 (face-recognition-models); usable commercially"
+    runs_on = "CPU: HOG, landmarks and chips in dlib; the CNN detector and the descriptor on onnxruntime"
 
     def __init__(self, upsample_small: bool = True, min_score: float = MIN_DET_SCORE):
         import dlib

@@ -239,6 +239,14 @@ class InsightFaceAnalyzer:
         self._landmarks = Landmark68(roles["landmark_3d_68"]) if "landmark_3d_68" in roles else None
         self.version = f"{directory.name} ({roles['recognizer'].name}, onnxruntime {metadata.version('onnxruntime')})"
 
+    @property
+    def runs_on(self) -> str:
+        """The onnxruntime providers the recognizer got: a GPU box with the CPU-only package says so."""
+        providers = self._recognizer.session.get_providers()
+        hint = "" if "CUDAExecutionProvider" in providers else (
+            " (on a GPU box: pip uninstall -y onnxruntime && pip install onnxruntime-gpu)")
+        return "onnxruntime " + ", ".join(providers) + hint
+
     def analyze(self, image: Image.Image) -> list[Face]:
         return self.analyze_many([image])[0]
 
