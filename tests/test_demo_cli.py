@@ -52,3 +52,11 @@ def test_models_and_packs_commands(tmp_path):
     assert result.exit_code == 0 and "not downloaded" in result.output and "Non-Commercial" in result.output
     result = runner.invoke(app, ["packs", "list"])
     assert result.exit_code == 0 and "corporate-headshot" in result.output
+
+
+def test_faces_list_says_what_runs_where(tmp_path, monkeypatch):
+    monkeypatch.setenv("INSIGHTFACE_HOME", str(tmp_path))  # no pack there: insightface reports missing
+    result = runner.invoke(app, ["faces", "list"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "dlib         ready" in result.output and "runs on: CPU" in result.output
+    assert "insightface  missing" in result.output and "curl -LO" in result.output
