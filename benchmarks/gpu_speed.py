@@ -188,7 +188,7 @@ def bench_pack(args, settings) -> None:
             folder = work / f"run-b{batch}-c{compiled}-f{int(fp8)}-{label.split()[0]}"
             started = time.perf_counter()
             run = generate(likeness, [which], folder, steps=[steps], seeds=seeds, size=size, batch_size=batch,
-                           settings=settings, progress=False, renderer=renderer, fp8=fp8)
+                           settings=settings, progress=False, renderer=renderer)
             seconds = time.perf_counter() - started
             ours = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(run.path / run.table.iloc[0]["path"])
                               .convert("RGB"), dtype=np.float32)

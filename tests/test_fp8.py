@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from workbench.errors import ConfigError
-from workbench.models.fp8 import Float8Linear, check_fp8_device, quantize_fp8
+from workbench.models.fp8 import Float8Linear, check_fp8_device, quantize_fp8, uses_fp8
 
 
 def test_exact_when_every_value_is_representable():
@@ -46,7 +46,8 @@ def test_only_block_linears_change():
                    for m in block.modules()) + sum(type(m) is torch.nn.Linear
                                                    for block in transformer.single_transformer_blocks
                                                    for m in block.modules())
-    assert quantize_fp8(transformer) == eligible > 0
+    assert not uses_fp8(transformer)
+    assert quantize_fp8(transformer) == eligible > 0 and uses_fp8(transformer)
     assert type(transformer.x_embedder) is torch.nn.Linear and type(transformer.proj_out) is torch.nn.Linear
     with pytest.raises(ConfigError, match="no block linears"):
         quantize_fp8(torch.nn.Sequential(torch.nn.Linear(16, 16)))
@@ -74,3 +75,18 @@ def test_generate_with_fp8(settings, tmp_path):
     assert json.loads((fp8.path / "manifest.json").read_text())["config"]["fp8"] is True
     with pytest.raises(ConfigError, match="rendered with fp8"):
         generate(None, ["studio-portrait"], tmp_path / "fp8", **{**kwargs, "seeds": [0, 1]})
+
+
+def test_a_renderer_decides_its_own_fp8(settings, tmp_path):
+    """With ``renderer=``, the manifest records what the renderer does; a contradicting flag is refused."""
+    from workbench import generate
+    from workbench.generate import load_renderer
+    from workbench.models import get_family
+
+    renderer = load_renderer(None, get_family("tiny-flux"), None, settings, fp8=True)
+    kwargs = dict(family="tiny-flux", seeds=[0], prompts_per_pack=1, settings=settings, progress=False,
+                  renderer=renderer)
+    run = generate(None, ["studio-portrait"], tmp_path / "run", **kwargs)
+    assert json.loads((run.path / "manifest.json").read_text())["config"]["fp8"] is True
+    with pytest.raises(ConfigError, match="loaded with fp8"):
+        generate(None, ["studio-portrait"], tmp_path / "other", fp8=False, **kwargs)

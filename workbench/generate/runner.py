@@ -96,14 +96,24 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
              batch_size: int = 4, settings: Settings | None = None, progress: bool = True,
              compile: bool = False, renderer: tuple[Any, Any] | None = None, callback=None,
              arm: str = "likeness", ip_scale: float = 0.6, detailer: dict | None = None,
-             fp8: bool = False) -> GenerationRun:
+             fp8: bool | None = None) -> GenerationRun:
     """Render the grid into ``out``. ``likeness=None`` renders the base model alone (baseline arm).
     The LoRA is fused into the base weights for rendering (no per-layer LoRA matmuls); ``compile``
     compiles the denoiser's repeated blocks (regional ``torch.compile``), its cost kept apart in the
     manifest's timings. ``fp8`` renders with the blocks' linears in float8 (``models/fp8.py``; Ada or
-    Hopper GPUs; not exact, so a run folder keeps the setting it was started with)."""
+    Hopper GPUs; not exact, so a run folder keeps the setting it was started with); with ``renderer=``
+    it is read from the renderer, and a contradicting ``fp8`` is refused."""
     settings = settings or Settings()
     out = Path(out)
+    if renderer is not None:
+        from ..models.fp8 import uses_fp8
+
+        loaded = uses_fp8(getattr(renderer[0], "transformer", None) or renderer[0].unet)
+        if fp8 is not None and fp8 != loaded:
+            raise ConfigError(f"fp8={fp8}, but the renderer was loaded {'with' if loaded else 'without'} fp8; "
+                              "pass the same fp8 to load_renderer.")
+        fp8 = loaded
+    fp8 = bool(fp8)
     # 1. resolve what to render
     if likeness is not None and not isinstance(likeness, Likeness):
         likeness = Likeness.load(likeness)
@@ -123,10 +133,10 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
     rows = {r["image_id"]: r for r in done.to_dict("records") if (out / r["path"]).is_file()}
     todo = [j for j in jobs if j.image_id not in rows]
     manifest = read_manifest(out) or Manifest(kind="generation")
-    if rows and bool(manifest.config.get("fp8", False)) != fp8:
-        raise ConfigError(f"{out} was rendered {'with' if manifest.config.get('fp8') else 'without'} fp8, which "
-                          f"changes the pixels; resume it {'with' if manifest.config.get('fp8') else 'without'} "
-                          "--fp8 or render into another --out.")
+    started_with = "with" if manifest.config.get("fp8", False) else "without"
+    if rows and (started_with == "with") != fp8:
+        raise ConfigError(f"{out} was rendered {started_with} fp8, which changes the pixels; resume it "
+                          f"{started_with} --fp8 or render into another --out.")
     manifest.inputs = {"likeness": str(likeness.path) if likeness else None, "packs": [p.name for p in pack_objs]}
     manifest.config = {"family": fam.name, "base": base, "samplers": sorted({j.sampler for j in jobs}),
                        "steps": sorted({j.steps for j in jobs}), "guidance": guidance, "size": size,

@@ -71,6 +71,11 @@ def check_fp8_device(device: torch.device | str) -> None:
                           "Render without --fp8.") from error
 
 
+def uses_fp8(denoiser: Any) -> bool:
+    """Whether ``quantize_fp8`` has run on this denoiser (read from the modules, never tracked apart)."""
+    return any(isinstance(module, Float8Linear) for module in denoiser.modules())
+
+
 def quantize_fp8(denoiser: Any) -> int:
     """Swap the linears of the denoiser's repeated blocks for ``Float8Linear``; returns how many."""
     block_names = set(getattr(denoiser, "_repeated_blocks", None) or BLOCK_CLASSES)
