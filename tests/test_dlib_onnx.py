@@ -9,7 +9,7 @@ import pytest
 from workbench.faces.dlib_backend import _model_dir
 from workbench.faces.dlib_descriptor import DescriptorNet
 from workbench.faces.dlib_dnn import DlibFormatError
-from workbench.faces.mmod import MMODDetector, MMODFormatError
+from workbench.faces.mmod import MMODDetector
 from workbench.images import load_image
 
 MODEL = _model_dir() / "mmod_human_face_detector.dat"
@@ -60,11 +60,11 @@ def test_tiny_and_odd_images_give_no_detections(detectors):
 
 def test_other_files_are_refused_with_the_reason(tmp_path):
     shape_model = _model_dir() / "shape_predictor_68_face_landmarks.dat"
-    with pytest.raises(MMODFormatError, match="loss_mmod_"):
+    with pytest.raises(DlibFormatError, match="loss_mmod_"):
         MMODDetector(shape_model)
     truncated = tmp_path / "truncated.dat"
     truncated.write_bytes(MODEL.read_bytes()[:300_000])
-    with pytest.raises(MMODFormatError):
+    with pytest.raises(DlibFormatError):
         MMODDetector(truncated)
 
 

@@ -120,11 +120,12 @@ class DlibAnalyzer:
         """dlib's MMOD network on onnxruntime (``mmod.py``: the same boxes, ~5x faster end to end here);
         dlib's own detector if the model file is not the version that module reads."""
         if self._cnn is None:
-            from .mmod import MMODDetector, MMODFormatError
+            from .dlib_dnn import DlibFormatError
+            from .mmod import MMODDetector
 
             try:
                 self._cnn = MMODDetector(self._cnn_path)
-            except MMODFormatError as error:
+            except DlibFormatError as error:
                 warnings.warn(f"{self._cnn_path}: {error}; using dlib's slower CNN detector", stacklevel=2)
                 native = self._dlib.cnn_face_detection_model_v1(str(self._cnn_path))
                 self._cnn = lambda rgb, threshold: [

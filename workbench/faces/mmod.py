@@ -15,8 +15,8 @@ the threshold, its 80 x 80 window mapped back through the convolutions and the p
 to it, then greedy non-maximum suppression with dlib's box-overlap test (intersection over the
 *bounding box* of both, not their union).
 
-The file is read by ``dlib_dnn``; anything unexpected raises ``MMODFormatError`` (a
-``DlibFormatError``), and the caller then uses dlib's own detector.
+The file is read by ``dlib_dnn``; anything unexpected raises ``DlibFormatError``, and the caller then
+uses dlib's own detector.
 """
 
 from __future__ import annotations
@@ -28,9 +28,6 @@ from pathlib import Path
 import numpy as np
 
 from .dlib_dnn import DlibFormatError, Reader, conv_node, folded_conv, session
-
-MMODFormatError = DlibFormatError  # the name this module's callers catch
-
 
 PYRAMID_RATE = 5 / 6  # pyramid_down<6>: every level is 5/6 of the one above
 MIN_LEVEL_HEIGHT = 5  # dlib stops the pyramid below this
