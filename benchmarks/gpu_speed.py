@@ -5,13 +5,19 @@ Sections (each writes its rows to the JSON as soon as it ends, so a timeout keep
   pack      SDXL pack of N images at 1024^2, 30 steps, CFG, LoRA r16. Plain: one image per pipeline call
             with the LoRA loaded unfused (what a diffusers user writes). Workbench: ``generate()`` (fused
             LoRA, batched), model load excluded. Plus the pixel difference of one image rendered both ways.
-  train     SDXL LoRA r16 at 1024^2. Plain: diffusers' DreamBooth-LoRA loop at batch 1 (VAE encode every step,
-            fp32 VAE, autocast, AdamW). Workbench: ``train_likeness`` (cached latents, batch from free memory,
-            fused AdamW). Per sample; a 1000-sample likeness is projected from the measured steps.
+  train     SDXL LoRA r16 at 1024^2. Plain: diffusers' DreamBooth-LoRA loop (``--plain-train``; the first arm,
+            batch 1 with a VAE encode every step and fp32 VAE, is the ratio's baseline; ``4:1`` adds batch 4 on
+            cached latents, the trainer's own batch, to tell the trainer's overhead from the batch's).
+            Workbench: ``train_likeness`` per ``--train-variants`` arm (batch, regional compile, gradient
+            checkpointing). All arms at the trainer's precision. Per sample; a 1000-sample likeness is
+            projected from the measured steps. ``--train-profile``: GPU kernel time against wall time per
+            step, host syncs, kernel launches and the top ops, for plain b>1 and the first trainer arm.
   flux      FLUX.1 transformer step at 1024^2 (4096 image + 512 text tokens), eager vs regional compile,
             and the opt-in fp8 path (row-wise float8 linears, compiled) with its difference from eager bf16.
 
-GPU: ``python benchmarks/gpu_speed.py --json OUT`` (called by gpu.sh).
+GPU: ``python benchmarks/gpu_speed.py --json OUT`` (called by gpu.sh). Training diagnosis (one call, ~4 min):
+``python benchmarks/gpu_speed.py --sections train --plain-train 1:0,4:1 --train-variants 4:0,4:1,8:1:1
+--train-profile --json OUT``.
 CPU smoke run (tiny models, seconds): ``python benchmarks/gpu_speed.py --device cpu --quick``.
 """
 
@@ -21,6 +27,7 @@ import argparse
 import gc
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -127,6 +134,7 @@ def bench_pack(args, settings) -> None:
     from workbench.generate import generate
     from workbench.likeness import Likeness
     from workbench.models import get_family, load_pipeline
+    from workbench.store import read_manifest
 
     fam = get_family(args.sdxl)
     size, steps, seeds = args.size or fam.resolution, args.pack_steps, list(range(args.seeds))
@@ -196,6 +204,7 @@ def bench_pack(args, settings) -> None:
             record(args, section="pack", arm=f"workbench generate() b{batch}" + (" compiled" if compiled else "")
                    + (" fp8" if fp8 else "") + (f", {label}" if compiled else ""), images=len(run.table), batch=batch,
                    pack_seconds=round(seconds, 1), load_seconds=round(load, 1),
+                   compile_seconds=round(read_manifest(run.path).timings.get("compile_seconds", 0.0), 1),
                    seconds_per_image=round(seconds / len(run.table), 3),
                    ratio_vs_plain=round(plain_s / (seconds / len(run.table)), 2), peak_gb=peak_gb(args.device),
                    same_image_max_abs_diff=float(diff.max()), same_image_mean_abs_diff=round(float(diff.mean()), 3))
@@ -203,49 +212,105 @@ def bench_pack(args, settings) -> None:
 
 
 def bench_train(args, settings) -> None:
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-    from peft import LoraConfig
-
-    from workbench.images import load_image
+    """Plain arms first (``--plain-train``), then the workbench's trainer once per ``--train-variants`` arm,
+    all at the trainer's precision. ``--train-profile`` adds, for plain b4 and the first trainer arm, where a
+    step's time goes: GPU kernel time against wall time per step (how idle the GPU is), host syncs, top ops."""
     from workbench.likeness import train_likeness
-    from workbench.models import get_family, load_pipeline
+    from workbench.likeness.config import TrainConfig
+    from workbench.models import get_family
 
     fam = get_family(args.sdxl)
     size = args.size or fam.resolution
+    precision = args.train_precision or TrainConfig(family=fam.name).resolve(fam, 7, args.device).precision
+    plain_s = None
+    for arm in args.plain_train.split(","):
+        batch, cached = (int(v) for v in arm.split(":"))
+        seconds = plain_train_arm(args, settings, fam, size, precision, batch, bool(cached))
+        plain_s = plain_s or seconds  # the first plain arm (b1, VAE every step) is the ratio's baseline
+    for n, variant in enumerate(args.train_variants.split(",")):
+        batch, compiled, *rest = variant.split(":")
+        checkpointing = bool(int(rest[0])) if rest else None
+        fresh(args.device)
+        work = Path(tempfile.mkdtemp(prefix="bench-train-"))
+        profile = StepProfile(args.device, f"workbench {variant}") if args.train_profile and n == 0 else None
+        steps = max(args.train_steps, profile.warm + profile.steps - 1 if profile else 0) + 2
+        started = time.perf_counter()
+        likeness = train_likeness(SELFIES, work / "lk", family=fam.name, settings=settings, progress=False,
+                                  steps=steps, checkpoint_every=steps, probe_steps=4,
+                                  probe_seeds=[0], resolution=size, precision=precision,
+                                  batch_size=None if batch == "auto" else int(batch), compile=bool(int(compiled)),
+                                  gradient_checkpointing=checkpointing, ignore_gate=True, analyzer=args.analyzer,
+                                  callback=profile.callback if profile else None)
+        total = time.perf_counter() - started
+        timings = json.loads((work / "lk" / "manifest.json").read_text())["timings"]
+        config = likeness.card["config"]
+        per_step = timings["seconds_per_step"]
+        per_sample = per_step / config["batch_size"]
+        record(args, section="train", arm=f"workbench train_likeness() {variant}", size=size,
+               seconds_per_step=round(per_step, 3), samples_per_step=config["batch_size"],
+               seconds_per_sample=round(per_sample, 3), projected_1000_samples_seconds=round(per_sample * 1000, 1),
+               ratio_vs_plain=round(plain_s / per_sample, 2) if plain_s else None, memory_tier=config["memory"],
+               gradient_checkpointing=config["gradient_checkpointing"], compiled=config["compile"],
+               compile_seconds=round(timings.get("compile_seconds", 0.0), 1), precision=config["precision"],
+               whole_call_seconds=round(total, 1), peak_gb=peak_gb(args.device),
+               **(profile.summary() if profile else {}))
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def plain_train_arm(args, settings, fam, size: int, precision: str, batch: int, cached: bool) -> float:
+    """diffusers' train_dreambooth_lora_sdxl.py step, written out: fp32 VAE (encoding every step unless
+    ``cached``), autocast at ``precision`` with a gradient scaler for fp16, fp32 LoRA r16, AdamW, clip 1.0.
+    Returns seconds per sample."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from diffusers import DDPMScheduler
+    from peft import LoraConfig
+
+    from workbench.images import load_image
+    from workbench.models import load_pipeline
+
     fresh(args.device)
-    pipe, _ = load_pipeline(fam, settings=settings)
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[precision]
+    pipe, _ = load_pipeline(fam, settings=settings, dtype=str(dtype).removeprefix("torch."))
     unet, vae = pipe.unet, pipe.vae
     vae.to(torch.float32)  # diffusers' SDXL scripts keep the VAE in fp32
     unet.requires_grad_(False)
     unet.add_adapter(LoraConfig(r=16, lora_alpha=16, init_lora_weights="gaussian",
                                 target_modules=list(fam.lora_targets)))
+    unet.train()
     params = [p for p in unet.parameters() if p.requires_grad]
     for p in params:
         p.data = p.data.float()
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    optimizer = torch.optim.AdamW(params, lr=1e-4, fused=args.device.startswith("cuda") or None)
     photos = sorted(SELFIES.glob("*.jpg"))
-    pixels = [torch.from_numpy(np.asarray(load_image(p).convert("RGB").resize((size, size)), dtype=np.float32)
-                               / 127.5 - 1).permute(2, 0, 1)[None] for p in photos]
+    pixels = torch.cat([torch.from_numpy(np.asarray(load_image(p).convert("RGB").resize((size, size)),
+                                                    dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+                        for p in photos])
     with torch.no_grad():
         embeds, _, pooled, _ = pipe.encode_prompt(["photo of ohwx person"], device=pipe.device,
-                                                  num_images_per_prompt=1, do_classifier_free_guidance=False)
-    time_ids = torch.tensor([[size, size, 0, 0, size, size]], device=pipe.device, dtype=embeds.dtype)
-    autocast_dtype = unet.dtype
-    scaler = torch.amp.GradScaler(enabled=autocast_dtype == torch.float16 and args.device.startswith("cuda"))
-    from diffusers import DDPMScheduler
-
+                                                  num_images_per_prompt=batch, do_classifier_free_guidance=False)
+        latents_cache = None
+        if cached:
+            latents_cache = torch.cat([vae.encode(pixels[i:i + 1].to(pipe.device)).latent_dist.sample()
+                                       for i in range(len(pixels))]) * vae.config.scaling_factor
+            latents_cache = latents_cache.to(dtype)
+    time_ids = torch.tensor([[size, size, 0, 0, size, size]] * batch, device=pipe.device, dtype=embeds.dtype)
+    scaler = torch.amp.GradScaler(enabled=dtype == torch.float16 and args.device.startswith("cuda"))
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
 
     def step(i: int):
+        index = [(i * batch + j) % len(pixels) for j in range(batch)]
         with torch.no_grad():
-            latents = vae.encode(pixels[i % len(pixels)].to(pipe.device)).latent_dist.sample()
-            latents = (latents * vae.config.scaling_factor).to(unet.dtype)
+            if cached:
+                latents = latents_cache[index]
+            else:
+                latents = vae.encode(pixels[index].to(pipe.device)).latent_dist.sample()
+                latents = (latents * vae.config.scaling_factor).to(dtype)
         noise = torch.randn_like(latents)
-        t = torch.randint(0, 1000, (1,), device=pipe.device)
+        t = torch.randint(0, 1000, (batch,), device=pipe.device)
         noisy = noise_scheduler.add_noise(latents, noise, t)
-        with torch.autocast(pipe.device.type, dtype=autocast_dtype, enabled=autocast_dtype != torch.float32):
+        with torch.autocast(pipe.device.type, dtype=dtype, enabled=dtype != torch.float32):
             pred = unet(noisy, t, embeds, added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids}).sample
             loss = F.mse_loss(pred.float(), noise.float())
         scaler.scale(loss).backward()
@@ -257,35 +322,72 @@ def bench_train(args, settings) -> None:
 
     for i in range(2):
         step(i)
-    plain_s = timed(lambda: [step(i) for i in range(args.train_steps)], args.device) / args.train_steps
-    record(args, section="train", arm="plain diffusers loop (b1, VAE per step)", size=size,
-           seconds_per_step=round(plain_s, 3), samples_per_step=1, seconds_per_sample=round(plain_s, 3),
-           projected_1000_samples_seconds=round(plain_s * 1000, 1), peak_gb=peak_gb(args.device))
-    pipe = unet = vae = optimizer = params = None  # free the plain arm
-    fresh(args.device)
-    work = Path(tempfile.mkdtemp(prefix="bench-train-"))
-    started = time.perf_counter()
-    likeness = train_likeness(SELFIES, work / "lk", family=fam.name, settings=settings, progress=False,
-                              steps=args.train_steps + 2, checkpoint_every=args.train_steps + 2, probe_steps=4,
-                              probe_seeds=[0], resolution=size, batch_size=args.train_batch, ignore_gate=True,
-                              analyzer=args.analyzer)
-    total = time.perf_counter() - started
-    manifest = json.loads((work / "lk" / "manifest.json").read_text())
-    config = likeness.card["config"]
-    per_step = manifest["timings"]["seconds_per_step"]
-    per_sample = per_step / config["batch_size"]
-    record(args, section="train", arm="workbench train_likeness()", size=size, seconds_per_step=round(per_step, 3),
-           samples_per_step=config["batch_size"], seconds_per_sample=round(per_sample, 3),
-           projected_1000_samples_seconds=round(per_sample * 1000, 1), ratio_vs_plain=round(plain_s / per_sample, 2),
-           memory_tier=config["memory"], gradient_checkpointing=config["gradient_checkpointing"],
-           precision=config["precision"], whole_call_seconds=round(total, 1), peak_gb=peak_gb(args.device))
+    seconds = timed(lambda: [step(i) for i in range(args.train_steps)], args.device) / args.train_steps
+    label = f"plain diffusers loop b{batch}, " + ("cached latents" if cached else "VAE every step")
+    extra = {}
+    if args.train_profile and batch > 1:
+        profile = StepProfile(args.device, label)
+        for i in range(profile.warm + profile.steps):
+            step(i)
+            profile.callback(i + 1)
+        extra = profile.summary()
+    record(args, section="train", arm=label, size=size, precision=precision, seconds_per_step=round(seconds, 3),
+           samples_per_step=batch, seconds_per_sample=round(seconds / batch, 3),
+           projected_1000_samples_seconds=round(seconds / batch * 1000, 1), peak_gb=peak_gb(args.device), **extra)
+    return seconds / batch
+
+
+class StepProfile:
+    """torch.profiler over ``steps`` optimizer steps after ``warm`` ones, driven by the trainer's callback
+    (called after every step). Prints the top ops; ``summary()``: wall vs GPU-kernel time per step."""
+
+    def __init__(self, device: str, label: str, warm: int = 2, steps: int = 3):
+        self.device, self.label, self.warm, self.steps = device, label, warm, steps
+        self.profiler, self.started, self.wall = None, 0.0, None
+
+    def callback(self, done: int, total: int | None = None, **_) -> None:
+        from torch.profiler import ProfilerActivity, profile
+
+        if done == self.warm:
+            activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device.startswith("cuda") else [])
+            sync(self.device)
+            self.profiler = profile(activities=activities)
+            self.profiler.start()
+            self.started = time.perf_counter()
+        elif done == self.warm + self.steps and self.profiler is not None:
+            sync(self.device)
+            self.wall = (time.perf_counter() - self.started) / self.steps
+            self.profiler.stop()
+            cuda = self.device.startswith("cuda")
+            print(f"== profile: {self.label}, {self.steps} steps ==")
+            print(self.profiler.key_averages().table(
+                sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total", row_limit=15))
+
+    def summary(self) -> dict:
+        """Per profiled step: wall time, GPU kernel time (their gap is GPU idle: launch overhead, host syncs),
+        host syncs and kernel launches. Profiled steps run a little slower than the timed ones."""
+        if self.profiler is None or self.wall is None or not self.device.startswith("cuda"):
+            return {"profile_wall_ms_per_step": round(self.wall * 1e3, 1)} if self.wall else {}
+        events = self.profiler.key_averages()
+        kernel_us = sum(getattr(e, "self_device_time_total", 0) or 0 for e in events)
+        syncs = sum(e.count for e in events if e.key in SYNC_EVENTS)
+        launches = sum(e.count for e in events if e.key in LAUNCH_EVENTS)
+        return {"profile_wall_ms_per_step": round(self.wall * 1e3, 1),
+                "profile_gpu_kernel_ms_per_step": round(kernel_us / 1e3 / self.steps, 1),
+                "profile_host_syncs_per_step": round(syncs / self.steps, 1),
+                "profile_kernel_launches_per_step": round(launches / self.steps)}
+
+
+LAUNCH_EVENTS = {"cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC"}
+# The host waits for the GPU: an .item()/float() or a pageable copy ends in a stream synchronize.
+SYNC_EVENTS = {"cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy"}
 
 
 def bench_flux(args, settings) -> None:
     import torch
 
-    from workbench.generate.runner import compile_denoiser
     from workbench.models import get_family, load_pipeline
+    from workbench.models.regional import compile_denoiser
 
     fam = get_family(args.flux)
     size = args.size or fam.resolution
@@ -311,8 +413,7 @@ def bench_flux(args, settings) -> None:
         record(args, section="flux", arm="plain diffusers (eager)", size=size, ms_per_step=round(eager * 1e3, 1),
                tflops=round(flops / eager / 1e12, 1), peak_gb=peak_gb(args.device))
         started = time.perf_counter()
-        pipe.transformer = transformer
-        compile_denoiser(pipe)
+        compile_denoiser(transformer)
         transformer(**inputs)
         transformer(**inputs)
         sync(args.device)
@@ -369,7 +470,14 @@ def main() -> int:
                         "(e.g. 8:0,16:0,8:1,8:1:1); a compiled arm renders the pack twice: compile, then steady; "
                         "an fp8 arm reports its image difference from the plain arm's first image")
     parser.add_argument("--train-steps", type=int, default=10)
-    parser.add_argument("--train-batch", type=int, default=None, help="workbench samples per step (default: auto)")
+    parser.add_argument("--plain-train", default="1:0", help="plain training arms as batch:cached, comma-separated "
+                        "(1:0 = diffusers' script at batch 1, VAE every step: the ratio's baseline; 4:1 = batch 4 "
+                        "on cached latents, the trainer's own batch)")
+    parser.add_argument("--train-variants", default="auto:0", help="trainer arms as batch:compile[:checkpointing], "
+                        "comma-separated (batch auto = from free memory; e.g. auto:0,4:1,8:1:1)")
+    parser.add_argument("--train-precision", default=None, help="fp16, bf16 or fp32 for every training arm "
+                        "(default: the trainer's for the family)")
+    parser.add_argument("--train-profile", action="store_true", help="profile plain b>1 and the first trainer arm")
     parser.add_argument("--flux-repeat", type=int, default=10)
     parser.add_argument("--size", type=int, default=None)
     parser.add_argument("--recognizer", default="auto")

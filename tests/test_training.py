@@ -89,6 +89,87 @@ def test_killed_run_resumes_to_exactly_the_same_result(kill_at, settings, analyz
     assert (straight.path / kohya).read_bytes() == (resumed.path / kohya).read_bytes()
 
 
+@pytest.mark.parametrize(("family", "checkpointing"), [("tiny-sd", False), ("tiny-flux", True)])
+def test_compiled_blocks_give_the_eager_loss_and_lora_gradients(family, checkpointing, settings):
+    """One training micro-step through the regionally compiled denoiser (LoRA inside the compiled blocks)
+    gives eager's loss and LoRA gradients: a compiled graph that dropped the LoRA, or detached it,
+    gives zero or different gradients."""
+    from workbench.likeness.adapters import adapter_for
+    from workbench.likeness.config import TrainConfig
+    from workbench.models import get_family
+    from workbench.models.regional import compile_denoiser, is_compiled
+
+    fam = get_family(family)
+    pipe, _ = load_pipeline(fam, settings=settings)
+    adapter = adapter_for(fam.arch, pipe, fam.text_length)
+    config = TrainConfig(family=family, gradient_checkpointing=checkpointing).resolve(fam, 5, "cpu")
+    denoiser, _, params = train_module.add_lora(pipe, adapter, config, fam)
+    for p in params:  # a trained-looking LoRA: B is zero at init, which would hide a missing LoRA path
+        torch.nn.init.normal_(p, std=0.05)
+    latents = torch.randn(2, *adapter.encode_images(torch.zeros(1, 3, 64, 64)).shape[1:],
+                          generator=torch.Generator().manual_seed(1))
+    cond = adapter.encode_captions(["photo of ohwx person"] * 2)
+
+    def grads():
+        for p in params:
+            p.grad = None
+        loss = adapter.loss(denoiser, latents, cond, torch.Generator().manual_seed(2))
+        loss.backward()
+        return float(loss.detach()), [p.grad.clone() for p in params]
+
+    eager_loss, eager = grads()
+    compile_denoiser(denoiser)
+    assert is_compiled(denoiser)
+    compiled_loss, compiled = grads()
+    assert compiled_loss == pytest.approx(eager_loss, rel=1e-5)
+    scale = max(float(g.abs().max()) for g in eager)
+    assert scale > 0
+    for a, b in zip(compiled, eager, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4 * scale)
+
+
+def test_train_with_compile(tiny_likeness, settings, analyzer, faces_dir, tmp_path, monkeypatch):
+    """``compile=True`` reaches the trainer: the denoiser's blocks are compiled once with the LoRA in place,
+    the run trains (the same losses as the eager fixture, which has the same options, up to float
+    rounding), the card records it and the compile cost is kept apart from the step time."""
+    from torch._dynamo.utils import counters
+
+    from workbench.models.regional import is_compiled
+    from workbench.store import read_manifest
+
+    compiled = []
+    real = train_module.compile_denoiser
+    monkeypatch.setattr(train_module, "compile_denoiser", lambda d: (real(d), compiled.append(d)))
+    graphs = counters["stats"]["unique_graphs"]
+    likeness = train_likeness(faces_dir / SET, tmp_path / "lk", family="tiny-sd", settings=settings,
+                              analyzer=analyzer, progress=False, steps=6, compile=True)
+    assert len(compiled) == 1 and is_compiled(compiled[0]) and counters["stats"]["unique_graphs"] > graphs
+    assert likeness.card["config"]["compile"] is True
+    timings = read_manifest(likeness.path).timings
+    assert timings["compile_seconds"] == pytest.approx(timings["first_step_seconds"] - timings["seconds_per_step"])
+    losses = [r["loss"] for r in likeness.card["curve"]]
+    assert losses == pytest.approx([r["loss"] for r in tiny_likeness.card["curve"]], abs=1e-5)
+    assert any(float(t.abs().max()) > 0 for k, t in load_file(likeness.lora_path).items() if "lora_B" in k
+               or ".up." in k)  # the LoRA trained (B starts at zero)
+
+
+def test_compile_without_a_compiler_is_refused_before_loading(settings, analyzer, faces_dir, tmp_path,
+                                                              monkeypatch):
+    import torch._inductor.config as inductor
+
+    from workbench.errors import WorkbenchError
+    from workbench.store import read_manifest
+
+    monkeypatch.setattr(train_module, "load_pipeline", lambda *a, **k: pytest.fail("loaded before the check"))
+    # inductor's own patch: monkeypatch would delete the config key on undo (the config is not a plain object)
+    with inductor.patch({"cpp.cxx": (None, str(tmp_path / "no-such-g++"))}), \
+            pytest.raises(WorkbenchError, match="C\\+\\+ compiler.*g\\+\\+"):
+        train_likeness(faces_dir / SET, tmp_path / "lk", family="tiny-sd", settings=settings, analyzer=analyzer,
+                       progress=False, steps=2, compile=True)
+    manifest = read_manifest(tmp_path / "lk")
+    assert manifest.status == "failed" and "C++ compiler" in manifest.error
+
+
 def test_likeness_load_refuses_unfinished(tmp_path):
     from workbench.errors import WorkbenchError
 

@@ -132,6 +132,8 @@ def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked f
                                              "(loss, learning rate, checkpoint curve, probe images)."),
           gradient_checkpointing: bool = typer.Option(None, help="Default: as the memory tier says."),
           buckets: bool = typer.Option(False, help="Aspect buckets: keep each photo's aspect instead of square."),
+          compile: bool = typer.Option(False, "--compile", help="Regional torch.compile of the denoiser's blocks "
+                                       "(GPU speed; the compile time is reported separately)."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
     """Train a likeness (DreamBooth-LoRA) from a folder of selfies. Writes lora.safetensors (diffusers),
     lora_kohya.safetensors (ComfyUI / A1111, sd and sdxl), likeness.json and validation images."""
@@ -148,7 +150,7 @@ def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked f
                               checkpoint_every=checkpoint_every, probe_steps=probe_steps,
                               train_text_encoder=train_text_encoder, prior_preservation=prior_preservation,
                               class_images=class_images, captions=str(captions) if captions else None,
-                              gradient_checkpointing=gradient_checkpointing, buckets=buckets,
+                              gradient_checkpointing=gradient_checkpointing, buckets=buckets, compile=compile,
                               validation=validation, test=test, splits=str(splits) if splits else None,
                               log_with=list(log_with))
     typer.echo(likeness.summary())

@@ -25,6 +25,7 @@ from ..config import Settings
 from ..errors import ConfigError
 from ..likeness.card import LORA_FILE, Likeness
 from ..models import get_family, load_pipeline
+from ..models.regional import check_compile, compile_denoiser, is_compiled
 from ..packs import Pack, get_pack
 from ..store import Manifest, atomic_write_bytes, read_manifest, read_table, stage, write_manifest, write_table
 from .pngmeta import png_bytes
@@ -99,10 +100,11 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
              fp8: bool | None = None) -> GenerationRun:
     """Render the grid into ``out``. ``likeness=None`` renders the base model alone (baseline arm).
     The LoRA is fused into the base weights for rendering (no per-layer LoRA matmuls); ``compile``
-    compiles the denoiser's repeated blocks (regional ``torch.compile``), its cost kept apart in the
-    manifest's timings. ``fp8`` renders with the blocks' linears in float8 (``models/fp8.py``; Ada or
-    Hopper GPUs; not exact, so a run folder keeps the setting it was started with); with ``renderer=``
-    it is read from the renderer, and a contradicting ``fp8`` is refused."""
+    compiles the denoiser's repeated blocks (regional ``torch.compile``); a one-step warm-up render pays
+    the compilation, kept apart in the manifest's ``timings.compile_seconds``. ``fp8`` renders with the
+    blocks' linears in float8 (``models/fp8.py``; Ada or Hopper GPUs; not exact, so a run folder keeps
+    the setting it was started with); with ``renderer=`` it is read from the renderer, and a
+    contradicting ``fp8`` is refused."""
     settings = settings or Settings()
     out = Path(out)
     if renderer is not None:
@@ -173,6 +175,8 @@ def load_renderer(likeness: Likeness | None, fam, base: str | None, settings: Se
         from ..models.fp8 import check_fp8_device
 
         check_fp8_device(settings.resolved_device())
+    if compile:
+        check_compile(settings.resolved_device())
     pipe, source = load_pipeline(fam, base, settings)
     if likeness:
         pipe.load_lora_weights(likeness.path, weight_name=LORA_FILE, adapter_name="likeness")
@@ -183,20 +187,8 @@ def load_renderer(likeness: Likeness | None, fam, base: str | None, settings: Se
 
         quantize_fp8(getattr(pipe, "transformer", None) or pipe.unet)
     if compile:
-        compile_denoiser(pipe)
+        compile_denoiser(getattr(pipe, "transformer", None) or pipe.unet)
     return pipe, source
-
-
-def compile_denoiser(pipe) -> None:
-    """Regional compilation: the denoiser's repeated blocks (FLUX's declared ``_repeated_blocks``; the
-    UNet's transformer and ResNet blocks), as diffusers recommends for a fraction of a full compile's time."""
-    denoiser = getattr(pipe, "transformer", None) or pipe.unet
-    if getattr(denoiser, "_repeated_blocks", None):
-        denoiser.compile_repeated_blocks(fullgraph=True)
-        return
-    for module in denoiser.modules():
-        if type(module).__name__ in {"BasicTransformerBlock", "ResnetBlock2D"}:
-            module.compile()
 
 
 @dataclass
@@ -235,6 +227,8 @@ def render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, setting
         manifest.timings["load_seconds"] = time.perf_counter() - started
         manifest.outputs["model"] = source.as_dict()
         scheduler_config = dict(pipe.scheduler.config)
+        if is_compiled(getattr(pipe, "transformer", None) or pipe.unet):
+            manifest.timings["compile_seconds"] = warm_up(pipe, pending[0], fam, context)
         bar = tqdm(total=len(todo), desc="generating", disable=not progress, unit="img")
         current, done = None, 0  # counted here: a disabled tqdm bar never counts
         for batch in pending:
@@ -250,6 +244,24 @@ def render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, setting
             if callback is not None:  # progress; a cancel stops here, every written image kept
                 callback(done, len(todo), unit="image")
         bar.close()
+
+
+def warm_up(pipe, batch: list[Job], fam, context: RenderContext) -> float:
+    """Seconds of a one-step render at the first batch's shape, which is when ``torch.compile`` compiles:
+    the compile cost goes to the manifest on its own and the images' ``seconds`` are the steady state.
+    Nothing is written. Once per pipeline and shape, so a passed ``renderer=`` warms up once."""
+    shape = (len(batch), batch[0].size, batch[0].guidance)
+    warmed = pipe.__dict__.setdefault("_workbench_warmed", set())
+    if shape in warmed:
+        return 0.0
+    started = time.perf_counter()
+    kwargs = dict(image_prompt(context))
+    kwargs.update({"max_sequence_length": fam.text_length} if fam.arch == "flux"
+                  else {"negative_prompt": [j.negative for j in batch]})
+    pipe(prompt=[j.prompt for j in batch], num_inference_steps=1, guidance_scale=batch[0].guidance,
+         height=batch[0].size, width=batch[0].size, generator=torch.Generator("cpu").manual_seed(0), **kwargs)
+    warmed.add(shape)
+    return time.perf_counter() - started
 
 
 def plan_batches(jobs: list[Job], batch_size: int) -> list[list[Job]]:

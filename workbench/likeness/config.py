@@ -44,6 +44,9 @@ class TrainConfig(BaseModel):
     gradient_checkpointing: bool | None = None  # None: as the memory tier says
     optimizer: Literal["adamw", "adamw8bit"] | None = None  # None: as the memory tier says
     quantize_base: Literal["none", "nf4"] | None = None  # None: as the memory tier says (nf4: FLUX, low tier)
+    # Regional torch.compile of the denoiser's repeated blocks (models/regional.py): faster steps on a GPU
+    # after a one-off compile, reported apart in the manifest (timings.compile_seconds).
+    compile: bool = False
     max_grad_norm: float | None = Field(1.0, gt=0)  # diffusers' DreamBooth scripts clip at 1.0
     checkpoint_every: int | None = Field(None, ge=1)
     token: str = "ohwx"

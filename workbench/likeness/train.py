@@ -24,6 +24,7 @@ from ..errors import WorkbenchError
 from ..faces import get_analyzer
 from ..models import get_family, load_pipeline
 from ..models.loading import ensure_available
+from ..models.regional import check_compile, compile_denoiser
 from ..store import Manifest, atomic_write_json, file_sha256, read_manifest, stage, write_manifest, write_table
 from .adapters import adapter_for
 from .card import CARD_FILE, KOHYA_FILE, LORA_FILE, Likeness
@@ -94,6 +95,8 @@ def setup(selfies, out: Path, family: str, settings: Settings, analyzer, progres
     config = TrainConfig(family=family, **options)
     fam = get_family(config.family)
     ensure_available(fam, config.base, settings)  # missing weights fail now, not after the selfie check
+    if config.compile:
+        check_compile(settings.resolved_device())
     analyzer = analyzer or get_analyzer()
     if report is None:
         report = check_selfies(selfies, analyzer=analyzer, out=out / "check", progress=progress)
@@ -121,6 +124,8 @@ def setup(selfies, out: Path, family: str, settings: Settings, analyzer, progres
     write_manifest(out, manifest)
     # 3. freeze the base, add the LoRA (fp32 weights under fp16/bf16 autocast)
     denoiser, encoders, params = add_lora(pipe, adapter, config, fam)
+    if config.compile:  # after the LoRA and checkpointing are in place: the compiled blocks include them
+        compile_denoiser(denoiser)
     # 4. caches: images (and, with frozen text encoders, captions) are encoded once; the encoders then
     # leave the GPU. Prior preservation adds class images the base model drew, cached the same way.
     captions = load_captions(report.folder, splits.train, config.captions)
@@ -137,7 +142,8 @@ def setup(selfies, out: Path, family: str, settings: Settings, analyzer, progres
     effective = config.batch_size * config.gradient_accumulation * accelerator.num_processes
     print(f"training {fam.name} LoRA r={config.rank}: {len(data.samples)} photos in {len(cache.buckets)} "
           f"bucket(s), {config.steps} optimizer steps x effective batch {effective} = "
-          f"{config.steps * effective} samples, {config.precision}, memory tier {config.memory}, "
+          f"{config.steps * effective} samples, {config.precision}, memory tier {config.memory}"
+          f"{', compiled blocks' if config.compile else ''}, "
           f"{sum(p.numel() for p in params):,} trainable parameters, "
           f"validation: {', '.join(p.name for p in splits.validation) or 'none'}, test: "
           f"{', '.join(p.name for p in splits.test) or 'none'} ({len(set(splits.shoots.values()))} shoot(s))")
@@ -218,7 +224,10 @@ def train_loop(run: Run, progress: bool, callback=None) -> None:
             accelerator.wait_for_everyone()
     run.manifest.timings["train_seconds"] = time.perf_counter() - started
     if step_times:  # the median: the first steps pay for kernel selection and allocator warm-up
-        run.manifest.timings["seconds_per_step"] = float(np.median(step_times))
+        run.manifest.timings["seconds_per_step"] = median = float(np.median(step_times))
+        run.manifest.timings["first_step_seconds"] = step_times[0]
+        if config.compile:  # what compiling cost this process (a resumed run compiles again)
+            run.manifest.timings["compile_seconds"] = max(0.0, step_times[0] - median)
 
 
 def finish(run: Run, selfies) -> Likeness:
