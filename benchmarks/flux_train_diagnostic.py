@@ -1,6 +1,16 @@
-"""One FLUX LoRA training step in a fresh process, for narrowing down GPU failures (see RESULTS.md):
-``python benchmarks/flux_train_diagnostic.py FAMILY BATCH SIDE AUTOCAST(0/1) LORA_FP32(0/1)``."""
+"""FLUX LoRA training steps in a fresh process, for narrowing down GPU failures (see RESULTS.md): the real-size
+random FLUX crashed in backward at batch 4 and turned NaN at step 2 at batch 1 on an H100.
 
+    python benchmarks/flux_train_diagnostic.py FAMILY BATCH SIDE AUTOCAST(0/1) LORA_FP32(0/1)
+        [--steps N] [--attention auto|no-cudnn|math]
+
+Each step is the trainer's: the adapter's loss under bf16 autocast, backward, clip 1.0, fused AdamW 1e-4.
+Prints one line per step (loss, gradient norm, non-finite gradient and parameter counts, the first LoRA
+module whose gradient is not finite) and a final OK/ERR line. Run it once per setting, each in a fresh
+process: a CUDA fault poisons the process; with CUDA_LAUNCH_BLOCKING=1 the fault names its kernel.
+"""
+
+import argparse
 import sys
 
 import torch
@@ -9,27 +19,56 @@ from peft import LoraConfig
 sys.path.insert(0, ".")
 from workbench.likeness.adapters import adapter_for  # noqa: E402
 from workbench.models import get_family  # noqa: E402
+from workbench.models.attention import CHOICES, attention_kernels  # noqa: E402
 from workbench.models.realsize import build_realsize_pipeline  # noqa: E402
 
-name, batch, side = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-autocast, lora_fp32 = sys.argv[4] == "1", sys.argv[5] == "1"
-family = get_family(name)
-pipe = build_realsize_pipeline(family, "cuda", torch.bfloat16)
+parser = argparse.ArgumentParser()
+parser.add_argument("family")
+parser.add_argument("batch", type=int)
+parser.add_argument("side", type=int)
+parser.add_argument("autocast", choices=["0", "1"])
+parser.add_argument("lora_fp32", choices=["0", "1"])
+parser.add_argument("--steps", type=int, default=1)
+parser.add_argument("--attention", choices=CHOICES, default="auto")
+parser.add_argument("--device", default="cuda", help="cpu: a smoke run of this script (random-flux-small, small side)")
+args = parser.parse_args()
+label = f"{args.family} b{args.batch} {args.side}px autocast={args.autocast} lora_fp32={args.lora_fp32} " \
+        f"attention={args.attention}"
+family = get_family(args.family)
+device = torch.device(args.device)
+pipe = build_realsize_pipeline(family, args.device, torch.bfloat16)
 adapter = adapter_for("flux", pipe, family.text_length)
 transformer = pipe.transformer
 transformer.requires_grad_(False)
 transformer.add_adapter(LoraConfig(r=16, lora_alpha=16, init_lora_weights="gaussian",
                                    target_modules=list(family.lora_targets)))
-for param in transformer.parameters():
-    if lora_fp32 and param.requires_grad:
+transformer.train()
+named = [(n, p) for n, p in transformer.named_parameters() if p.requires_grad]
+for _, param in named:
+    if args.lora_fp32 == "1":
         param.data = param.data.float()
-cond = adapter.encode_captions(["photo of ohwx person"] * batch)
-latents = torch.randn(batch, 16, side // 8, side // 8, device="cuda", dtype=torch.bfloat16)
+params = [p for _, p in named]
+optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=1e-2, fused=True)
+cond = adapter.encode_captions(["photo of ohwx person"] * args.batch)
+latents = torch.randn(args.batch, 16, args.side // 8, args.side // 8, device=device, dtype=torch.bfloat16,
+                      generator=torch.Generator(device).manual_seed(0))
 try:
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-        loss = adapter.loss(transformer, latents, cond, torch.Generator().manual_seed(0))
-    loss.backward()
-    torch.cuda.synchronize()
-    print("OK", sys.argv[1:], float(loss.detach()))
+    for step in range(1, args.steps + 1):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.autocast == "1"), \
+                attention_kernels(args.attention):
+            loss = adapter.loss(transformer, latents, cond, torch.Generator().manual_seed(step))
+        loss.backward()
+        bad_grads = [n for n, p in named if p.grad is not None and not torch.isfinite(p.grad).all()]
+        norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        bad_params = sum(int((~torch.isfinite(p)).sum()) for p in params)
+        print(f"step {step}: loss {float(loss.detach()):.5f} grad-norm {float(norm):.4g} "
+              f"non-finite grads in {len(bad_grads)}/{len(named)} tensors (first: {bad_grads[:1]}) "
+              f"non-finite params {bad_params}", flush=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        label += f" peak {torch.cuda.max_memory_allocated() / 1024**3:.1f} GB"
+    print("OK", label, flush=True)
 except Exception as exc:
-    print("ERR", sys.argv[1:], str(exc)[:300])
+    print("ERR", label, f"{type(exc).__name__}: {str(exc)[:400]}", flush=True)

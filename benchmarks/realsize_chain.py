@@ -91,11 +91,11 @@ def run_family(family: str, args, settings, analyzer_name: str, work: Path) -> d
     likeness = train_likeness(
         SELFIES, work / f"{family}-likeness", family=family, settings=settings, analyzer=analyzer, progress=False,
         steps=args.train_steps, checkpoint_every=args.train_steps, resolution=size, probe_steps=2, probe_seeds=[0],
-        held_out=2, ignore_gate=True, batch_size=args.batch_size)
+        held_out=2, ignore_gate=True, batch_size=args.batch_size, attention=args.attention)
     config = likeness.card["config"]
     row.update(train_seconds=round(time.perf_counter() - started, 1), train_peak_gb=peak_gb(args.device),
                precision=config["precision"], memory_tier=config["memory"], batch_size=config["batch_size"],
-               gradient_checkpointing=config["gradient_checkpointing"],
+               gradient_checkpointing=config["gradient_checkpointing"], attention=config["attention"],
                loss_finite=all(np.isfinite(r["loss"]) for r in likeness.card["curve"]),
                losses=[round(r["loss"], 4) for r in likeness.card["curve"]])
     # 2. generate: the corporate-headshot pack's first prompt, 2 seeds, few steps
@@ -127,6 +127,7 @@ def main() -> int:
     parser.add_argument("--train-steps", type=int, default=4)
     parser.add_argument("--gen-steps", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--attention", default="auto", help="SDPA kernels for training: auto, no-cudnn or math")
     parser.add_argument("--recognizer", default="auto", help="auto, dlib, or insightface:/pack/dir")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()

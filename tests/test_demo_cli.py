@@ -40,6 +40,19 @@ def test_user_errors_are_one_line_and_nonzero(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_bad_training_option_is_one_line_and_touches_nothing(tmp_path, faces_dir):
+    out = tmp_path / "lk"
+    result = subprocess.run([sys.executable, "-c", "from workbench.cli import main; main()", "train",
+                             str(faces_dir / "aws_rek_subject1"), "--out", str(out), "--precision", "fp64",
+                             "--attention", "flash", "--home", str(tmp_path / "home")],
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: training options: precision: Input should be 'fp16', 'bf16' or 'fp32' (got 'fp64'); "
+        "attention: Input should be 'auto', 'no-cudnn' or 'math' (got 'flash')."]
+    assert not out.exists()
+
+
 def test_help_on_every_command():
     for command in (["--help"], ["demo", "--help"], ["check", "--help"], ["train", "--help"],
                     ["generate", "--help"], ["score", "--help"], ["models", "--help"], ["packs", "list", "--help"]):

@@ -155,6 +155,10 @@ def test_bad_specs_name_the_problem(tmp_path, faces_dir):
         load_spec(bad)
     with pytest.raises(ConfigError, match="degradations"):
         study_runner.plan_cells(_spec(tmp_path, faces_dir, kind="upload-quality"))
+    typo = tmp_path / "typo.yaml"  # a training option is checked when the spec loads, not when a cell trains
+    typo.write_text("name: x\nkind: sampler-steps\nselfies: s\ntrain: {steps: 4, precison: bf16}\n")
+    with pytest.raises(ConfigError, match=r"typo.yaml: train: .*precison: Extra inputs are not permitted"):
+        load_spec(typo)
     missing = tmp_path / "missing.yaml"
     missing.write_text("name: x\nkind: sampler-steps\nselfies: no-such-folder\n")
     with pytest.raises(ConfigError, match="no-such-folder.*does not exist"):

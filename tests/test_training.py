@@ -153,6 +153,43 @@ def test_train_with_compile(tiny_likeness, settings, analyzer, faces_dir, tmp_pa
                or ".up." in k)  # the LoRA trained (B starts at zero)
 
 
+def test_attention_choice_selects_the_sdpa_kernel():
+    """``math`` runs PyTorch's reference kernel, ``no-cudnn`` any kernel but cuDNN's (on a CPU: the CPU
+    flash kernel); ``auto`` changes nothing. Checked by the aten op that actually ran."""
+    from torch.nn.functional import scaled_dot_product_attention
+    from torch.profiler import profile
+
+    from workbench.models.attention import attention_kernels
+
+    q = torch.randn(1, 2, 16, 8)
+
+    def ops(choice):
+        with profile() as prof, attention_kernels(choice):
+            scaled_dot_product_attention(q, q, q)
+        return {e.key for e in prof.key_averages() if "scaled_dot_product" in e.key}
+
+    math, flash = "aten::_scaled_dot_product_attention_math", "aten::_scaled_dot_product_flash_attention_for_cpu"
+    assert math in ops("math") and flash not in ops("math")
+    assert flash in ops("no-cudnn") and math not in ops("no-cudnn")
+    assert flash in ops("auto") and math not in ops("auto")
+    with pytest.raises(ValueError, match="no-cudnn"):
+        attention_kernels("flash")
+
+
+def test_training_runs_under_the_chosen_attention(tiny_likeness, settings, analyzer, faces_dir, tmp_path,
+                                                  monkeypatch):
+    """The loop's micro-steps run inside ``attention_kernels(config.attention)``; the math kernel trains the
+    fixture's losses up to float rounding, and the card records the choice."""
+    chosen = []
+    real = train_module.attention_kernels
+    monkeypatch.setattr(train_module, "attention_kernels", lambda c: (chosen.append(c), real(c))[1])
+    likeness = train_likeness(faces_dir / SET, tmp_path / "lk", family="tiny-sd", settings=settings,
+                              analyzer=analyzer, progress=False, steps=2, checkpoint_every=1, attention="math")
+    assert chosen == ["math", "math"] and likeness.card["config"]["attention"] == "math"
+    losses = [r["loss"] for r in likeness.card["curve"]]
+    assert losses == pytest.approx([r["loss"] for r in tiny_likeness.card["curve"][:2]], abs=1e-5)
+
+
 def test_compile_without_a_compiler_is_refused_before_loading(settings, analyzer, faces_dir, tmp_path,
                                                               monkeypatch):
     import torch._inductor.config as inductor

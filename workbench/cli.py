@@ -134,6 +134,9 @@ def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked f
           buckets: bool = typer.Option(False, help="Aspect buckets: keep each photo's aspect instead of square."),
           compile: bool = typer.Option(False, "--compile", help="Regional torch.compile of the denoiser's blocks "
                                        "(GPU speed; the compile time is reported separately)."),
+          attention: str = typer.Option("auto", help="SDPA kernels for the training steps: auto (PyTorch's "
+                                        "choice), no-cudnn (try it when a GPU training's loss turns NaN or dies in "
+                                        "backward), math (slow reference)."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
     """Train a likeness (DreamBooth-LoRA) from a folder of selfies. Writes lora.safetensors (diffusers),
     lora_kohya.safetensors (ComfyUI / A1111, sd and sdxl), likeness.json and validation images."""
@@ -151,6 +154,7 @@ def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked f
                               train_text_encoder=train_text_encoder, prior_preservation=prior_preservation,
                               class_images=class_images, captions=str(captions) if captions else None,
                               gradient_checkpointing=gradient_checkpointing, buckets=buckets, compile=compile,
+                              attention=attention,
                               validation=validation, test=test, splits=str(splits) if splits else None,
                               log_with=list(log_with))
     typer.echo(likeness.summary())

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..models.attention import Attention
 from ..models.families import Family
 
 # Where the defaults come from:
@@ -47,6 +48,9 @@ class TrainConfig(BaseModel):
     # Regional torch.compile of the denoiser's repeated blocks (models/regional.py): faster steps on a GPU
     # after a one-off compile, reported apart in the manifest (timings.compile_seconds).
     compile: bool = False
+    # SDPA kernels the training steps may use (models/attention.py): auto = PyTorch's choice; no-cudnn
+    # when a GPU training's loss turns NaN or dies in backward; math, the slow reference.
+    attention: Attention = "auto"
     max_grad_norm: float | None = Field(1.0, gt=0)  # diffusers' DreamBooth scripts clip at 1.0
     checkpoint_every: int | None = Field(None, ge=1)
     token: str = "ohwx"
@@ -68,6 +72,22 @@ class TrainConfig(BaseModel):
     buckets: bool = False  # aspect buckets (Family.buckets): crops keep the photo's aspect, not square
     captions: str | None = None  # a captions.csv (file,caption); default: the set's sidecar .txt files
     log_with: list[str] = Field(default_factory=list)  # tensorboard, mlflow, wandb, trackio (tracking.py)
+
+    @classmethod
+    def parse(cls, family: str, **options) -> TrainConfig:
+        """``TrainConfig(family=..., **options)`` whose errors name every bad option, its allowed values and
+        what was given, in one ``ConfigError`` (a CLI user sees one line, not pydantic's report)."""
+        from pydantic import ValidationError
+
+        from ..errors import ConfigError
+
+        try:
+            return cls(family=family, **options)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}"
+                                 + (f" (got {e['input']!r})" if e["type"] != "missing" and "input" in e else "")
+                                 for e in exc.errors())
+            raise ConfigError(f"training options: {problems}.") from exc
 
     @model_validator(mode="before")
     @classmethod

@@ -23,6 +23,7 @@ from ..config import Settings
 from ..errors import WorkbenchError
 from ..faces import get_analyzer
 from ..models import get_family, load_pipeline
+from ..models.attention import attention_kernels
 from ..models.loading import ensure_available
 from ..models.regional import check_compile, compile_denoiser
 from ..store import Manifest, atomic_write_json, file_sha256, read_manifest, stage, write_manifest, write_table
@@ -77,9 +78,10 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
     out = Path(out)
     if (out / CARD_FILE).is_file() and (manifest := read_manifest(out)) and manifest.status == "done":
         return Likeness.load(out)
+    config = TrainConfig.parse(family, **options)  # a bad option fails here, before the folder is touched
     manifest = read_manifest(out) or Manifest(kind="likeness")
     with stage(out, manifest):
-        run = setup(selfies, out, family, settings, analyzer, progress, report, options, manifest)
+        run = setup(selfies, out, config, settings, analyzer, progress, report, manifest)
         train_loop(run, progress, callback)
         if not run.accelerator.is_main_process:
             run.accelerator.wait_for_everyone()  # the main process writes the Likeness
@@ -87,12 +89,11 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
         return finish(run, selfies)
 
 
-def setup(selfies, out: Path, family: str, settings: Settings, analyzer, progress: bool, report,
-          options: dict[str, Any], manifest: Manifest) -> Run:
+def setup(selfies, out: Path, config: TrainConfig, settings: Settings, analyzer, progress: bool, report,
+          manifest: Manifest) -> Run:
     """1. config and checked selfies  2. accelerator and pipeline  3. LoRA  4. caches  5. optimizer, resume."""
     from ..selfies import check_selfies
 
-    config = TrainConfig(family=family, **options)
     fam = get_family(config.family)
     ensure_available(fam, config.base, settings)  # missing weights fail now, not after the selfie check
     if config.compile:
@@ -143,7 +144,8 @@ def setup(selfies, out: Path, family: str, settings: Settings, analyzer, progres
     print(f"training {fam.name} LoRA r={config.rank}: {len(data.samples)} photos in {len(cache.buckets)} "
           f"bucket(s), {config.steps} optimizer steps x effective batch {effective} = "
           f"{config.steps * effective} samples, {config.precision}, memory tier {config.memory}"
-          f"{', compiled blocks' if config.compile else ''}, "
+          f"{', compiled blocks' if config.compile else ''}"
+          f"{'' if config.attention == 'auto' else ', attention ' + config.attention}, "
           f"{sum(p.numel() for p in params):,} trainable parameters, "
           f"validation: {', '.join(p.name for p in splits.validation) or 'none'}, test: "
           f"{', '.join(p.name for p in splits.test) or 'none'} ({len(set(splits.shoots.values()))} shoot(s))")
@@ -177,7 +179,7 @@ def train_loop(run: Run, progress: bool, callback=None) -> None:
             draw = step * config.gradient_accumulation + micro
             seed = config.seed * 1_000_003 + draw + 7_919 * accelerator.process_index
             generator = torch.Generator().manual_seed(seed)
-            with accelerator.accumulate(run.model), accelerator.autocast():
+            with accelerator.accumulate(run.model), accelerator.autocast(), attention_kernels(config.attention):
                 loss = run.adapter.loss(run.model, *run.cache.draw(run.adapter, config.batch_size, generator),
                                         generator)
                 if run.prior is not None:  # DreamBooth: the class prior keeps the base model's idea of a <class>
@@ -194,7 +196,8 @@ def train_loop(run: Run, progress: bool, callback=None) -> None:
         run.losses.append(step_loss)
         if not np.isfinite(step_loss):
             raise WorkbenchError(f"loss became {step_loss} at step {step + 1}; lower --learning-rate or use "
-                                 "--precision bf16/fp32.")
+                                 "--precision bf16/fp32" + ("; on a GPU, try --attention no-cudnn (cuDNN attention's "
+                                 "backward has NaN bugs on Hopper cards)." if config.attention == "auto" else "."))
         per_step = float(np.mean(step_times))
         bar.set_postfix(loss=f"{step_loss:.4f}", s_per_step=f"{per_step:.2f}")
         if config.log_with:

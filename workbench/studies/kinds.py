@@ -273,7 +273,7 @@ class UploadQuality(StudyKind):
         """The clean cell's optimizer steps: every cell of an identity trains this many (no confound)."""
         if self.spec.train.get("steps"):
             return int(self.spec.train["steps"])
-        config = TrainConfig(family=self.spec.family, **{**self.spec.train, "validation": 0, "test": 0})
+        config = TrainConfig.parse(self.spec.family, **{**self.spec.train, "validation": 0, "test": 0})
         return config.resolve(self.family, len(pool), settings.resolved_device()).steps
 
     def run_cell(self, cell, folder, out, settings, progress):

@@ -64,6 +64,18 @@ class GridSpec(BaseModel):
             raise ValueError(f"names are {RULE}, got {value!r}")
         return value
 
+    @field_validator("train")
+    @classmethod
+    def _train_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Checked when the spec loads, so a typo fails before any cell trains."""
+        from ..likeness.config import TrainConfig
+
+        try:
+            TrainConfig.parse("tiny-sd", **{k: v for k, v in value.items() if k != "family"})
+        except ConfigError as exc:  # as a ValueError, so the loader names the spec file
+            raise ValueError(str(exc)) from None
+        return value
+
     def path(self, value: str) -> Path:
         """A path in the spec: absolute or relative to the spec's folder. One that does not exist is an
         error naming the spec, never a silent fallback to some other folder."""

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The next GPU session's one prepared call (issue 17), after gpu.sh has run once on this stack. About 9
+# minutes on one H100/H200, most important first, each part time-boxed so a slow part cannot eat the rest:
+#   1. FLUX training at real size (crashed in backward at batch 4, NaN at step 2 at batch 1 on an H100):
+#      3 optimizer steps at batch 1 and 1 step at batch 4, with PyTorch's attention choice and without the
+#      cuDNN kernel, each in a fresh process (a CUDA fault poisons its process); the batch-4 run with
+#      CUDA_LAUNCH_BLOCKING=1 so a fault names its kernel. If only the no-cudnn runs pass, the workbench's
+#      own FLUX chain runs once with --attention no-cudnn.
+#   2. Why the trainer's SDXL step is slower per sample than it should be: plain diffusers at batch 1
+#      (the ratio's baseline) and batch 4 on cached latents, the trainer at batch 4 eager and compiled,
+#      with a profile (GPU kernel time vs wall time per step, host syncs, launches, top ops).
+#   3. In what is left: the FLUX step eager / compiled / fp8, then the SDXL pack with fp8.
+# Writes everything into $OUT (default benchmarks/out); copy the numbers into benchmarks/RESULTS.md with
+# the card they ran on.
+#
+#   bash benchmarks/gpu_followup.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-benchmarks/out}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/followup.log") 2>&1
+if compgen -G ".whl/*.whl" > /dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site:$PWD
+fi
+export PYTHONPATH=${PYTHONPATH:-$PWD} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 WORKBENCH_HOME=${WORKBENCH_HOME:-/tmp/wb}
+TOTAL=${TOTAL_SECONDS:-540}
+left() { echo $(( TOTAL - SECONDS )); }
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())"
+echo "== 1. FLUX training at real size =="
+diag() { timeout 75 python3 benchmarks/flux_train_diagnostic.py random-flux "$@" 2>&1 | grep -E "^(step|OK|ERR)|Error"; }
+diag 1 512 1 1 --steps 3 | tee "$OUT/flux-b1-auto.txt"
+diag 1 512 1 1 --steps 3 --attention no-cudnn | tee "$OUT/flux-b1-nocudnn.txt"
+CUDA_LAUNCH_BLOCKING=1 diag 4 512 1 1 | tee "$OUT/flux-b4-auto.txt"
+diag 4 512 1 1 --attention no-cudnn | tee "$OUT/flux-b4-nocudnn.txt"
+if ! grep -q "^OK" "$OUT/flux-b4-auto.txt" && grep -q "^OK" "$OUT/flux-b4-nocudnn.txt"; then
+  echo "-- the workbench's FLUX chain with --attention no-cudnn --"
+  timeout 120 python3 benchmarks/realsize_chain.py --device cuda --families random-flux --attention no-cudnn \
+    --json "$OUT/chain-flux-nocudnn.json"
+fi
+echo "== 2. SDXL training step: trainer vs plain, profiled =="
+(( $(left) > 60 )) && timeout $(( $(left) < 230 ? $(left) : 230 )) python3 benchmarks/gpu_speed.py --device cuda \
+  --sections train --plain-train 1:0,4:1 --train-variants 4:0,4:1 --train-steps 6 --train-profile \
+  --json "$OUT/train-diagnosis.json"
+echo "== 3. FLUX fp8, then the pack with fp8 =="
+(( $(left) > 60 )) && timeout $(( $(left) - 5 )) python3 benchmarks/gpu_speed.py --device cuda --sections flux,pack \
+  --variants 8:1:1 --images 16 --plain-images 2 --json "$OUT/fp8.json"
+echo "followup done in ${SECONDS}s"
