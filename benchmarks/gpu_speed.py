@@ -15,9 +15,8 @@ Sections (each writes its rows to the JSON as soon as it ends, so a timeout keep
   flux      FLUX.1 transformer step at 1024^2 (4096 image + 512 text tokens), eager vs regional compile,
             and the opt-in fp8 path (row-wise float8 linears, compiled) with its difference from eager bf16.
 
-GPU: ``python benchmarks/gpu_speed.py --json OUT`` (called by gpu.sh). Training diagnosis (one call, ~4 min):
-``python benchmarks/gpu_speed.py --sections train --plain-train 1:0,4:1 --train-variants 4:0,4:1,8:1:1
---train-profile --json OUT``.
+GPU: ``python benchmarks/gpu_speed.py --json OUT`` (called by gpu.sh; gpu_followup.sh runs the training
+diagnosis ``--sections train --plain-train 1:0,4:1 --train-variants 4:0,8:1:0 --train-profile``).
 CPU smoke run (tiny models, seconds): ``python benchmarks/gpu_speed.py --device cpu --quick``.
 """
 
@@ -364,16 +363,21 @@ class StepProfile:
                 sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total", row_limit=15))
 
     def summary(self) -> dict:
-        """Per profiled step: wall time, GPU kernel time (their gap is GPU idle: launch overhead, host syncs),
-        host syncs and kernel launches. Profiled steps run a little slower than the timed ones."""
-        if self.profiler is None or self.wall is None or not self.device.startswith("cuda"):
-            return {"profile_wall_ms_per_step": round(self.wall * 1e3, 1)} if self.wall else {}
+        """Per profiled step: wall time, leaf aten ops (each a kernel on a GPU: the host's work scales with
+        them), and on a GPU the kernel time (wall minus kernel time is GPU idle: launch overhead, host
+        syncs), host syncs and kernel launches. Profiled steps run a little slower than the timed ones."""
+        if self.profiler is None or self.wall is None:
+            return {}
+        leaves = sum(1 for e in self.profiler.events() if e.name.startswith("aten::") and not e.cpu_children)
+        row = {"profile_wall_ms_per_step": round(self.wall * 1e3, 1),
+               "profile_leaf_ops_per_step": round(leaves / self.steps)}
+        if not self.device.startswith("cuda"):
+            return row
         events = self.profiler.key_averages()
         kernel_us = sum(getattr(e, "self_device_time_total", 0) or 0 for e in events)
         syncs = sum(e.count for e in events if e.key in SYNC_EVENTS)
         launches = sum(e.count for e in events if e.key in LAUNCH_EVENTS)
-        return {"profile_wall_ms_per_step": round(self.wall * 1e3, 1),
-                "profile_gpu_kernel_ms_per_step": round(kernel_us / 1e3 / self.steps, 1),
+        return {**row, "profile_gpu_kernel_ms_per_step": round(kernel_us / 1e3 / self.steps, 1),
                 "profile_host_syncs_per_step": round(syncs / self.steps, 1),
                 "profile_kernel_launches_per_step": round(launches / self.steps)}
 
