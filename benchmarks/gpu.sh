@@ -11,19 +11,8 @@
 # On a box without the project's dependencies, put their wheels in .whl/ (diffusers, peft, transformers,
 # pydantic, imagehash, ...); they are installed into /tmp/site first. RECOGNIZER picks the face model
 # (default: auto = insightface if its pack is present, else dlib).
-set -uo pipefail
-cd "$(dirname "$0")/.."
-OUT=${OUT:-benchmarks/out}
-mkdir -p "$OUT"
-exec > >(tee "$OUT/gpu.log") 2>&1
-if compgen -G ".whl/*.whl" > /dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site:$PWD
-fi
-export PYTHONPATH=${PYTHONPATH:-$PWD} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 WORKBENCH_HOME=${WORKBENCH_HOME:-/tmp/wb}
+source "$(dirname "$0")/gpu_env.sh" gpu.log
 RECOGNIZER=${RECOGNIZER:-auto}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -c "import torch, diffusers, transformers, peft, accelerate; print('torch', torch.__version__, 'cuda', torch.version.cuda, '| diffusers', diffusers.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__, '| accelerate', accelerate.__version__)"
 status=0
 echo "== real-size chain =="
 timeout "${CHAIN_SECONDS:-230}" python3 benchmarks/realsize_chain.py --device cuda --recognizer "$RECOGNIZER" \

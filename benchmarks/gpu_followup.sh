@@ -15,20 +15,9 @@
 # the card they ran on.
 #
 #   bash benchmarks/gpu_followup.sh
-set -uo pipefail
-cd "$(dirname "$0")/.."
-OUT=${OUT:-benchmarks/out}
-mkdir -p "$OUT"
-exec > >(tee "$OUT/followup.log") 2>&1
-if compgen -G ".whl/*.whl" > /dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site:$PWD
-fi
-export PYTHONPATH=${PYTHONPATH:-$PWD} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 WORKBENCH_HOME=${WORKBENCH_HOME:-/tmp/wb}
+source "$(dirname "$0")/gpu_env.sh" followup.log
 TOTAL=${TOTAL_SECONDS:-540}
 left() { echo $(( TOTAL - SECONDS )); }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())"
 echo "== 1. FLUX training at real size =="
 diag() { timeout 75 python3 benchmarks/flux_train_diagnostic.py random-flux "$@" 2>&1 | grep -E "^(step|OK|ERR)|Error"; }
 diag 1 512 1 1 --steps 3 | tee "$OUT/flux-b1-auto.txt"
