@@ -42,7 +42,11 @@ class Float8Linear(nn.Module):
         quantized = (rows.float() / scale).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn)
         # Row-wise scaling on CUDA returns bf16 only; an fp16 model gets its dtype back after.
         dtype = torch.bfloat16 if x.is_cuda else x.dtype
-        out = torch._scaled_mm(quantized, self.weight_t, scale_a=scale, scale_b=self.scale_t, out_dtype=dtype)
+        # Fast accumulation, as inference fp8 linears use it (torchao's Float8LinearInference, fbgemm's
+        # row-wise GEMMs): Hopper skips the periodic promotion of partial sums, faster for a small error
+        # that the measured difference from bf16 includes. No effect on a CPU.
+        out = torch._scaled_mm(quantized, self.weight_t, scale_a=scale, scale_b=self.scale_t, out_dtype=dtype,
+                               use_fast_accum=True)
         if self.bias is not None:
             out = out + self.bias.to(out.dtype)
         return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
