@@ -179,15 +179,40 @@ def test_attention_choice_selects_the_sdpa_kernel():
 def test_training_runs_under_the_chosen_attention(tiny_likeness, settings, analyzer, faces_dir, tmp_path,
                                                   monkeypatch):
     """The loop's micro-steps run inside ``attention_kernels(config.attention)``; the math kernel trains the
-    fixture's losses up to float rounding, and the card records the choice."""
+    fixture's losses up to float rounding, and the card records the choice. (Also: probes use the cached
+    probe embeddings.)"""
     chosen = []
     real = train_module.attention_kernels
     monkeypatch.setattr(train_module, "attention_kernels", lambda c: (chosen.append(c), real(c))[1])
+    from workbench.likeness import probe
+
+    probed, render = [], probe.render_probes
+    monkeypatch.setattr(probe, "render_probes", lambda *a: (probed.append(a[4] is not None), render(*a))[1])
     likeness = train_likeness(faces_dir / SET, tmp_path / "lk", family="tiny-sd", settings=settings,
                               analyzer=analyzer, progress=False, steps=2, checkpoint_every=1, attention="math")
     assert chosen == ["math", "math"] and likeness.card["config"]["attention"] == "math"
+    assert probed == [True, True]  # every probe rendered from the embeddings cached before training
     losses = [r["loss"] for r in likeness.card["curve"]]
     assert losses == pytest.approx([r["loss"] for r in tiny_likeness.card["curve"][:2]], abs=1e-5)
+
+
+@pytest.mark.parametrize("family", ["tiny-sd", "tiny-sdxl", "tiny-flux"])
+def test_probes_from_cached_embeddings_equal_probes_from_text(family, settings):
+    """The trainer encodes the probe prompts once, before the text encoders leave the GPU; the images
+    are the ones the pipeline renders from the prompts' text, bit for bit (CFG's negatives included)."""
+    from workbench.likeness.config import TrainConfig
+    from workbench.likeness.probe import encode_probes, render_probes
+    from workbench.models import get_family
+
+    fam = get_family(family)
+    pipe, _ = load_pipeline(fam, settings=settings)
+    config = TrainConfig(family=family, probe_steps=2).resolve(fam, 5, "cpu")
+    from_text = render_probes(pipe, config, fam, "ohwx person")
+    embeds = encode_probes(pipe, config, fam, "ohwx person", torch.device("cpu"))
+    from_embeds = render_probes(pipe, config, fam, "ohwx person", embeds)
+    assert len(from_text) == len(config.probe_prompts) * len(config.probe_seeds) == len(from_embeds)
+    for a, b in zip(from_text, from_embeds, strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_compile_without_a_compiler_is_refused_before_loading(settings, analyzer, faces_dir, tmp_path,

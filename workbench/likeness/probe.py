@@ -15,27 +15,55 @@ import numpy as np
 import torch
 
 
-def render_probes(pipe, config, family, subject: str) -> list:
-    prompts, generators = [], []
-    for prompt in config.probe_prompts:
-        for seed in config.probe_seeds:
-            prompts.append(prompt.format(subject=subject))
-            generators.append(torch.Generator("cpu").manual_seed(seed))
+def probe_prompts(config, subject: str) -> tuple[list[str], list[int]]:
+    """The probe set, prompts x seeds, as one batch: the prompt of each image and its seed."""
+    pairs = [(prompt.format(subject=subject), seed) for prompt in config.probe_prompts for seed in config.probe_seeds]
+    return [prompt for prompt, _ in pairs], [seed for _, seed in pairs]
+
+
+def encode_probes(pipe, config, family, subject: str, device) -> dict[str, Any]:
+    """The probe batch's text embeddings, encoded once before training while the text encoders are still
+    on the device, exactly as the pipeline would encode them at each checkpoint. With them, probes never
+    bring the encoders back to the GPU (FLUX's T5-XXL is 9.5 GB: on a 24 GB card it would not fit beside
+    the training state). Only for frozen text encoders: trained ones change at every step."""
+    prompts, _ = probe_prompts(config, subject)
+    cfg = family.guidance > 1
+    with torch.no_grad():
+        if family.arch == "flux":
+            embeds, pooled, _ = pipe.encode_prompt(prompts, prompt_2=None, device=device,
+                                                   max_sequence_length=family.text_length)
+            return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
+        if family.arch == "sdxl":
+            embeds, negative, pooled, negative_pooled = pipe.encode_prompt(
+                prompts, device=device, num_images_per_prompt=1, do_classifier_free_guidance=cfg)
+            return {"prompt_embeds": embeds, "negative_prompt_embeds": negative, "pooled_prompt_embeds": pooled,
+                    "negative_pooled_prompt_embeds": negative_pooled}
+        embeds, negative = pipe.encode_prompt(prompts, device, 1, cfg)
+        return {"prompt_embeds": embeds, "negative_prompt_embeds": negative}
+
+
+def render_probes(pipe, config, family, subject: str, embeds: dict[str, Any] | None = None) -> list:
+    """The probe images: from ``embeds`` (``encode_probes``) when given, else from the prompts' text."""
+    prompts, seeds = probe_prompts(config, subject)
+    generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
     extra = {"max_sequence_length": family.text_length} if family.arch == "flux" else {}
-    return pipe(prompt=prompts, generator=generators, num_inference_steps=config.probe_steps,
-                guidance_scale=family.guidance, height=config.resolution, width=config.resolution, **extra).images
+    text = embeds if embeds is not None else {"prompt": prompts}
+    return pipe(generator=generators, num_inference_steps=config.probe_steps, guidance_scale=family.guidance,
+                height=config.resolution, width=config.resolution, **text, **extra).images
 
 
 def probe_checkpoint(pipe, adapter, config, family, data, analyzer, held_faces, train_faces, step: int,
-                     folder: Path, losses: list[float]) -> dict[str, Any]:
+                     folder: Path, losses: list[float], embeds: dict[str, Any] | None = None) -> dict[str, Any]:
     device = adapter.denoiser.device
-    for encoder in adapter.text_encoders():
-        encoder.to(device)
+    move = embeds is None  # without cached embeddings the encoders come to the device for the probe
+    if move:
+        for encoder in adapter.text_encoders():
+            encoder.to(device)
     adapter.denoiser.eval()
     with torch.no_grad():
-        images = render_probes(pipe, config, family, f"{data.token} {data.class_word}")
+        images = render_probes(pipe, config, family, f"{data.token} {data.class_word}", embeds)
     adapter.denoiser.train()
-    if device.type != "cpu" and not config.train_text_encoder:
+    if move and device.type != "cpu" and not config.train_text_encoder:
         for encoder in adapter.text_encoders():
             encoder.to("cpu")
     folder.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ from .card import CARD_FILE, KOHYA_FILE, LORA_FILE, Likeness
 from .config import TrainConfig
 from .export import KOHYA_ARCHS, canonical_safetensors, export_kohya
 from .prepare import prepare_training_set
-from .probe import probe_checkpoint, select_checkpoint
+from .probe import encode_probes, probe_checkpoint, select_checkpoint
 from .splits import Splits, make_splits
 
 STATE_FILE = "trainer_state.pt"
@@ -65,6 +65,7 @@ class Run:
     start: int = 0
     curve: list = field(default_factory=list)
     losses: list = field(default_factory=list)
+    probe_embeds: dict | None = None  # the probe prompts' text embeddings (frozen text encoders only)
 
 
 def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: str = "tiny-sd",
@@ -138,7 +139,9 @@ def setup(selfies, out: Path, config: TrainConfig, settings: Settings, analyzer,
     if config.prior_preservation:
         class_set = class_images(pipe, adapter, config, fam, out / "class-images", progress)
         prior = build_caches(adapter, class_set, accelerator.device, encode_text=not encoders)
+    probe_embeds = None  # frozen encoders: the probes' embeddings now, so the encoders can leave for good
     if not encoders:
+        probe_embeds = encode_probes(pipe, config, fam, f"{data.token} {data.class_word}", accelerator.device)
         offload_encoders(adapter, "cpu")
     effective = config.batch_size * config.gradient_accumulation * accelerator.num_processes
     print(f"training {fam.name} LoRA r={config.rank}: {len(data.samples)} photos in {len(cache.buckets)} "
@@ -160,7 +163,7 @@ def setup(selfies, out: Path, config: TrainConfig, settings: Settings, analyzer,
                optimizer=optimizer, schedule=schedule, params=params, encoders=encoders,
                splits=splits, held_faces=[subjects[p] for p in splits.validation if p in subjects],
                train_faces=[subjects[s.file] for s in data.samples if s.file in subjects],
-               start=start, curve=curve, losses=losses)
+               start=start, curve=curve, losses=losses, probe_embeds=probe_embeds)
 
 
 def train_loop(run: Run, progress: bool, callback=None) -> None:
@@ -215,7 +218,7 @@ def train_loop(run: Run, progress: bool, callback=None) -> None:
                 with plain_forward(run.model):
                     row = probe_checkpoint(run.pipe, run.adapter, config, run.fam, run.data, run.analyzer,
                                            run.held_faces, run.train_faces, step + 1, run.out / "validation",
-                                           run.losses)
+                                           run.losses, run.probe_embeds)
                 run.curve.append(row)
                 if config.log_with:
                     accelerator.log({f"validation/{k}": v for k, v in row.items()
