@@ -232,6 +232,20 @@ def test_compile_without_a_compiler_is_refused_before_loading(settings, analyzer
     assert manifest.status == "failed" and "C++ compiler" in manifest.error
 
 
+def test_a_likeness_records_where_its_time_went(tiny_likeness):
+    """The manifest splits the call: check, model load, caches, the loop (steps and checkpoints) and the
+    whole likeness without the load, which is what a speed target for a likeness measures."""
+    from workbench.store import read_manifest
+
+    timings = read_manifest(tiny_likeness.path).timings
+    assert timings["checkpoints"] == len(tiny_likeness.card["curve"]) == 6
+    assert 0 < timings["checkpoint_seconds"] < timings["train_seconds"]
+    assert timings["seconds_per_step"] * 6 < timings["train_seconds"]
+    parts = timings["check_seconds"] + timings["cache_seconds"] + timings["train_seconds"]
+    assert parts <= timings["likeness_seconds"]
+    assert timings["load_seconds"] > 0
+
+
 def test_likeness_load_refuses_unfinished(tmp_path):
     from workbench.errors import WorkbenchError
 
