@@ -97,6 +97,13 @@ class Likeness:
                  f"  licence     {c['model']['licence']}"]
         if c.get("split_note"):
             lines.append(f"  note        {c['split_note']}")
+        if (t := c.get("timings", {})).get("likeness_seconds") is not None:
+            steps = t["train_seconds"] - t.get("checkpoint_seconds", 0.0)
+            compiled = f", compile {t['compile_seconds']:.1f}" if "compile_seconds" in t else ""
+            lines.append(f"  time        {t['likeness_seconds']:.1f} s without the model load "
+                         f"({t['load_seconds']:.1f} s): check {t['check_seconds']:.1f}, caches "
+                         f"{t['cache_seconds']:.1f}, steps {steps:.1f} ({t['seconds_per_step']:.3f} s/step), "
+                         f"{t.get('checkpoints', 0):.0f} checkpoints {t.get('checkpoint_seconds', 0.0):.1f}{compiled}")
         for row in c["curve"]:
             validation = row.get("validation_facesim", row.get("heldout_facesim"))
             lines.append(f"  step {row['step']:>6}  loss {row['loss']:.4f}  faces {row['probe_faces']}/"
