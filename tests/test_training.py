@@ -131,7 +131,8 @@ def test_compiled_blocks_give_the_eager_loss_and_lora_gradients(family, checkpoi
 def test_train_with_compile(tiny_likeness, settings, analyzer, faces_dir, tmp_path, monkeypatch):
     """``compile=True`` reaches the trainer: the denoiser's blocks are compiled once with the LoRA in place,
     the run trains (the same losses as the eager fixture, which has the same options, up to float
-    rounding), the card records it and the compile cost is kept apart from the step time."""
+    rounding), the probes run eager (no second compile for inference), the card records it and the compile
+    cost is kept apart from the step time."""
     from torch._dynamo.utils import counters
 
     from workbench.models.regional import is_compiled
@@ -141,9 +142,13 @@ def test_train_with_compile(tiny_likeness, settings, analyzer, faces_dir, tmp_pa
     real = train_module.compile_denoiser
     monkeypatch.setattr(train_module, "compile_denoiser", lambda d: (real(d), compiled.append(d)))
     graphs = counters["stats"]["unique_graphs"]
+    after_first_step = []  # the callback runs after each step, before that step's probe
     likeness = train_likeness(faces_dir / SET, tmp_path / "lk", family="tiny-sd", settings=settings,
-                              analyzer=analyzer, progress=False, steps=6, compile=True)
-    assert len(compiled) == 1 and is_compiled(compiled[0]) and counters["stats"]["unique_graphs"] > graphs
+                              analyzer=analyzer, progress=False, steps=6, compile=True,
+                              callback=lambda done, *a, **k: after_first_step.append(counters["stats"]["unique_graphs"])
+                              if done == 1 else None)
+    assert len(compiled) == 1 and is_compiled(compiled[0]) and after_first_step[0] > graphs
+    assert counters["stats"]["unique_graphs"] == after_first_step[0]  # the probes compiled nothing more
     assert likeness.card["config"]["compile"] is True
     timings = read_manifest(likeness.path).timings
     assert timings["compile_seconds"] == pytest.approx(timings["first_step_seconds"] - timings["seconds_per_step"])

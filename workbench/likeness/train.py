@@ -227,7 +227,9 @@ def train_loop(run: Run, progress: bool, callback=None) -> None:
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
             probe_started = time.perf_counter()
             if accelerator.is_main_process:  # one process probes and writes; the others wait for it
-                with plain_forward(run.model):
+                # Probes run eager: a compiled run would otherwise compile its blocks again for inference
+                # (grad mode is part of a graph's guards) only to render four images per checkpoint.
+                with plain_forward(run.model), torch.compiler.set_stance("force_eager"):
                     row = probe_checkpoint(run.pipe, run.adapter, config, run.fam, run.data, run.analyzer,
                                            run.held_faces, run.train_faces, step + 1, run.out / "validation",
                                            run.losses, run.probe_embeds)
