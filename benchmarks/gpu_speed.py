@@ -248,7 +248,7 @@ def bench_train(args, settings) -> None:
         per_sample = per_step / config["batch_size"]
         # A default likeness of 1000 samples: what this call spent outside the loop (check, caches, LoRA
         # set-up, the finish; model load excluded) + 1000 samples of steps + its 4 checkpoints, each
-        # rendering the default probe set as measured here (a compiled arm's one probe paid the compile).
+        # rendering the default probe set as measured here (probes run eager, compiled arm or not).
         per_checkpoint = timings["checkpoint_seconds"] / timings["checkpoints"]
         projected = (timings["likeness_seconds"] - timings["train_seconds"] + per_sample * 1000
                      + DEFAULT_CHECKPOINTS * per_checkpoint)
