@@ -26,6 +26,24 @@ def test_bf16_training_probes_on_every_arch_then_fp32_in_the_same_process(settin
     assert again.card["config"]["precision"] == "fp32"
 
 
+def test_the_balanced_tier_slices_the_vae(settings, analyzer, faces_dir, tmp_path, monkeypatch):
+    """The memory tier's VAE setting reaches the pipeline: cached latents and probe images go through the
+    VAE one image at a time (within one level of 255 of the batched decode: test_training), and the card
+    records it."""
+    from workbench.likeness import probe
+
+    sliced, render = [], probe.render_probes
+    monkeypatch.setattr(probe, "render_probes", lambda pipe, *a: (sliced.append(pipe.vae.use_slicing),
+                                                                  render(pipe, *a))[1])
+    likeness = train_likeness(faces_dir / SET, tmp_path / "lk", family="tiny-sd", settings=settings,
+                              analyzer=analyzer, progress=False, steps=1, memory="balanced")
+    config = likeness.card["config"]
+    assert (config["memory"], config["vae"], config["gradient_checkpointing"]) == ("balanced", "sliced", True)
+    assert sliced == [True]
+    assert TrainConfig(memory="full").resolve(get_family("sdxl"), 5, "cpu").vae == "batched"
+    assert TrainConfig(vae="tiled").resolve(get_family("sdxl"), 5, "cpu").vae == "tiled"  # an explicit choice wins
+
+
 def test_precision_is_one_setting_and_the_old_name_still_reads():
     fam = get_family("tiny-sd")
     assert TrainConfig(mixed_precision="no").resolve(fam, 8, "cpu").precision == "fp32"
@@ -57,6 +75,7 @@ def test_memory_tier_follows_free_memory(family, free_gb, tier, batch):
     assert plan.gradient_checkpointing == (tier != "full")
     assert plan.optimizer == ("adamw8bit" if tier == "low" else "adamw")
     assert plan.quantize_base == ("nf4" if tier == "low" and fam.arch == "flux" else None)
+    assert plan.vae == {"full": "batched", "balanced": "sliced", "low": "tiled"}[tier]
     assert plan.estimate_gb <= 0.9 * free_gb
 
 

@@ -204,7 +204,8 @@ def test_training_runs_under_the_chosen_attention(tiny_likeness, settings, analy
 @pytest.mark.parametrize("family", ["tiny-sd", "tiny-sdxl", "tiny-flux"])
 def test_probes_from_cached_embeddings_equal_probes_from_text(family, settings):
     """The trainer encodes the probe prompts once, before the text encoders leave the GPU; the images
-    are the ones the pipeline renders from the prompts' text, bit for bit (CFG's negatives included)."""
+    are the ones the pipeline renders from the prompts' text, bit for bit (CFG's negatives included).
+    A sliced VAE decodes them to within one level of 255."""
     from workbench.likeness.config import TrainConfig
     from workbench.likeness.probe import encode_probes, render_probes
     from workbench.models import get_family
@@ -218,6 +219,9 @@ def test_probes_from_cached_embeddings_equal_probes_from_text(family, settings):
     assert len(from_text) == len(config.probe_prompts) * len(config.probe_seeds) == len(from_embeds)
     for a, b in zip(from_text, from_embeds, strict=True):
         assert np.array_equal(np.asarray(a), np.asarray(b))
+    pipe.vae.enable_slicing()  # the balanced and low memory tiers: one image at a time, the same images
+    for a, b in zip(from_text, render_probes(pipe, config, fam, "ohwx person", embeds), strict=True):
+        assert np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max() <= 1
 
 
 def test_compile_without_a_compiler_is_refused_before_loading(settings, analyzer, faces_dir, tmp_path,

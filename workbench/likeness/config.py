@@ -45,6 +45,9 @@ class TrainConfig(BaseModel):
     gradient_checkpointing: bool | None = None  # None: as the memory tier says
     optimizer: Literal["adamw", "adamw8bit"] | None = None  # None: as the memory tier says
     quantize_base: Literal["none", "nf4"] | None = None  # None: as the memory tier says (nf4: FLUX, low tier)
+    # How the VAE encodes the cache and decodes probes: the whole batch, one image at a time, or also in
+    # tiles above its native size. None: as the memory tier says (full: batched, balanced: sliced, low: tiled).
+    vae: Literal["batched", "sliced", "tiled"] | None = None
     # Regional torch.compile of the denoiser's repeated blocks (models/regional.py): faster steps on a GPU
     # after a one-off compile, reported apart in the manifest (timings.compile_seconds).
     compile: bool = False
@@ -126,7 +129,7 @@ class TrainConfig(BaseModel):
             gradient_checkpointing=plan.gradient_checkpointing if self.gradient_checkpointing is None
             else self.gradient_checkpointing,
             optimizer=self.optimizer or plan.optimizer,
-            quantize_base=self.quantize_base or plan.quantize_base or "none",
+            quantize_base=self.quantize_base or plan.quantize_base or "none", vae=self.vae or plan.vae,
             checkpoint_every=self.checkpoint_every or max(1, steps // 4),
             probe_steps=self.probe_steps or family.steps, text_encoder_rank=self.text_encoder_rank or self.rank,
             class_images=self.class_images or (4 if family.tiny else max(50, 2 * n_train))))

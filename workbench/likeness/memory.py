@@ -1,10 +1,12 @@
 """Memory tiers for training: what to turn on so a family trains on the card at hand.
 
 ``full``: nothing traded, the largest batch (up to 4) that fits. ``balanced``: gradient checkpointing
-(diffusers' examples: about half the activation memory for ~1.3-2x step time). ``low``: checkpointing,
-8-bit AdamW (bitsandbytes) and, for FLUX, a 4-bit NF4 base as in diffusers' FLUX QLoRA recipe. The text
-encoders always leave the GPU once their captions are cached (train.py). ``auto`` picks the first tier
-whose estimate fits in 90 % of the free GPU memory; the card records the tier and the estimate.
+(diffusers' examples: about half the activation memory for ~1.3-2x step time) and a sliced VAE (latents
+cached and probes decoded one image at a time). ``low``: also 8-bit AdamW (bitsandbytes), a tiled VAE
+(above its native size) and, for FLUX, a 4-bit NF4 base as in diffusers' FLUX QLoRA recipe. The text
+encoders always leave the GPU once their captions and the probe prompts are encoded (train.py). ``auto``
+picks the first tier whose estimate fits in 90 % of the free GPU memory; the card records the tier and the
+estimate.
 
 The estimates are coarse on purpose (weights from the real parameter counts, activations per sample from
 measurements of plain diffusers training steps at native resolution, scaled by pixel count); they choose a
@@ -37,6 +39,7 @@ class MemoryPlan:
     gradient_checkpointing: bool
     optimizer: str  # adamw | adamw8bit
     quantize_base: str | None  # None | "nf4"
+    vae: str  # batched | sliced | tiled (tiled is sliced too)
     estimate_gb: float | None  # estimated peak for the chosen settings (None on a CPU)
     free_gb: float | None
 
@@ -84,5 +87,6 @@ def _plan(family: Family, tier: str, batch: int, free: float | None, budget: flo
     return MemoryPlan(tier=tier, batch_size=batch, gradient_checkpointing=tier != "full",
                       optimizer="adamw8bit" if tier == "low" else "adamw",
                       quantize_base="nf4" if tier == "low" and family.arch == "flux" else None,
+                      vae={"full": "batched", "balanced": "sliced", "low": "tiled"}[tier],
                       estimate_gb=round(estimate_gb(family, resolution, precision, tier, batch), 1)
                       if free is not None else None, free_gb=round(free, 1) if free is not None else None)

@@ -125,6 +125,10 @@ def setup(selfies, out: Path, config: TrainConfig, settings: Settings, analyzer,
                                  dtype=WEIGHT_DTYPES[config.precision],
                                  quantize=None if config.quantize_base == "none" else config.quantize_base)
     adapter = adapter_for(fam.arch, pipe, fam.text_length)
+    if config.vae in ("sliced", "tiled"):  # the memory tier's VAE: one image at a time (and tiles)
+        pipe.vae.enable_slicing()
+    if config.vae == "tiled":
+        pipe.vae.enable_tiling()
     manifest.timings["load_seconds"] = time.perf_counter() - phase
     manifest.error = None
     manifest.inputs = {"selfies": str(Path(selfies).resolve()), **splits.as_card()["splits"],
