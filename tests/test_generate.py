@@ -123,21 +123,28 @@ def test_prompt_and_pack_settings_resolve_under_explicit_arguments(tmp_path):
     assert {j.prompt for j in forced} == {"photo of ohwx man"}
 
 
-def test_compiled_rendering_matches_eager_and_reports_its_compile_time(tiny_likeness, settings, tmp_path):
+def test_compiled_rendering_matches_eager_and_reports_its_compile_time(tiny_likeness, settings, tmp_path,
+                                                                      monkeypatch):
     """``compile=True``: regionally compiled blocks with the LoRA fused render the eager images up to float
-    rounding; the compilation is paid by a warm-up kept apart (``timings.compile_seconds``) and written
-    nowhere else (the images are the grid's, nothing more)."""
+    rounding; the compilation is paid by warm-ups, one per batch shape (here 2 and a last batch of 1), kept
+    apart (``timings.compile_seconds``): rendering the grid compiles nothing more, and the warm-ups write
+    nothing (the images are the grid's)."""
     import numpy as np
+    from torch._dynamo.utils import counters
 
+    from workbench.generate import runner
     from workbench.store import read_manifest
 
-    options = dict(steps=[2], seeds=[0, 1], prompts_per_pack=1, batch_size=2, settings=settings, progress=False)
+    graphs, real = [], runner.warm_up
+    monkeypatch.setattr(runner, "warm_up", lambda *a: (real(*a), graphs.append(counters["stats"]["unique_graphs"]))[0])
+    options = dict(steps=[2], seeds=[0, 1, 2], prompts_per_pack=1, batch_size=2, settings=settings, progress=False)
     eager = generate(tiny_likeness, ["beach"], tmp_path / "eager", **options)
     compiled = generate(tiny_likeness, ["beach"], tmp_path / "compiled", compile=True, **options)
+    assert len(graphs) == 2 and counters["stats"]["unique_graphs"] == graphs[-1]
     timings = read_manifest(compiled.path).timings
     assert timings["compile_seconds"] > 0 and "compile_seconds" not in read_manifest(eager.path).timings
     pngs = [sorted(str(p.relative_to(run.path)) for p in run.path.rglob("*.png")) for run in (eager, compiled)]
-    assert len(pngs[0]) == 2 and pngs[0] == pngs[1]
+    assert len(pngs[0]) == 3 and pngs[0] == pngs[1]
     for a, b in zip(eager.table.sort_values("image_id").path, compiled.table.sort_values("image_id").path,
                     strict=True):
         pixels = [np.asarray(Image.open(run.path / p), dtype=np.int16) for run, p in ((eager, a), (compiled, b))]

@@ -227,8 +227,8 @@ def render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, setting
         manifest.timings["load_seconds"] = time.perf_counter() - started
         manifest.outputs["model"] = source.as_dict()
         scheduler_config = dict(pipe.scheduler.config)
-        if is_compiled(getattr(pipe, "transformer", None) or pipe.unet):
-            manifest.timings["compile_seconds"] = warm_up(pipe, pending[0], fam, context)
+        if is_compiled(getattr(pipe, "transformer", None) or pipe.unet):  # every batch shape: a last, smaller
+            manifest.timings["compile_seconds"] = sum(warm_up(pipe, b, fam, context) for b in pending)  # one too
         bar = tqdm(total=len(todo), desc="generating", disable=not progress, unit="img")
         current, done = None, 0  # counted here: a disabled tqdm bar never counts
         for batch in pending:
@@ -247,7 +247,7 @@ def render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, setting
 
 
 def warm_up(pipe, batch: list[Job], fam, context: RenderContext) -> float:
-    """Seconds of a one-step render at the first batch's shape, which is when ``torch.compile`` compiles:
+    """Seconds of a one-step render at this batch's shape, which is when ``torch.compile`` compiles:
     the compile cost goes to the manifest on its own and the images' ``seconds`` are the steady state.
     Nothing is written. Once per pipeline and shape, so a passed ``renderer=`` warms up once."""
     shape = (len(batch), batch[0].size, batch[0].guidance)
