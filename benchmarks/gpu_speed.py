@@ -470,32 +470,53 @@ def bench_flux_fp8(args, pipe, inputs, eager: float, eager_out, flops: float, si
            peak_gb=peak_gb(args.device))
 
 
-def main() -> int:
+def listed(item: str):
+    """An argparse type: a comma-separated list whose every item matches ``item`` (refused at parse time,
+    before a GPU lease is spent loading models)."""
+    import re
+
+    def check(value: str) -> str:
+        bad = [part for part in value.split(",") if not re.fullmatch(item, part)]
+        if bad:
+            raise argparse.ArgumentTypeError(f"{', '.join(bad)} is not {item}")
+        return value
+
+    return check
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--quick", action="store_true", help="tiny families, small sizes (a CPU smoke run)")
-    parser.add_argument("--sections", default="pack,train,flux")
+    parser.add_argument("--sections", default="pack,train,flux", type=listed(r"pack|train|flux"))
     parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--plain-images", type=int, default=4)
     parser.add_argument("--pack-steps", type=int, default=30)
-    parser.add_argument("--variants", default="8:0", help="workbench arms as batch:compile[:fp8], comma-separated "
-                        "(e.g. 8:0,16:0,8:1,8:1:1); a compiled arm renders the pack twice: compile, then steady; "
-                        "an fp8 arm reports its image difference from the plain arm's first image")
+    parser.add_argument("--variants", default="8:0", type=listed(r"\d+:[01](:[01])?"),
+                        help="workbench arms as batch:compile[:fp8], comma-separated (e.g. 8:0,16:0,8:1,8:1:1); a "
+                        "compiled arm renders the pack twice: compile, then steady; an fp8 arm reports its image "
+                        "difference from the plain arm's first image")
     parser.add_argument("--train-steps", type=int, default=10)
-    parser.add_argument("--plain-train", default="1:0", help="plain training arms as batch:cached, comma-separated "
-                        "(1:0 = diffusers' script at batch 1, VAE every step: the ratio's baseline; 4:1 = batch 4 "
-                        "on cached latents, the trainer's own batch)")
-    parser.add_argument("--train-variants", default="auto:0", help="trainer arms as batch:compile[:checkpointing], "
-                        "comma-separated (batch auto = from free memory; e.g. auto:0,4:1,8:1:1)")
-    parser.add_argument("--train-precision", default=None, help="fp16, bf16 or fp32 for every training arm "
-                        "(default: the trainer's for the family)")
+    parser.add_argument("--plain-train", default="1:0", type=listed(r"\d+:[01]"),
+                        help="plain training arms as batch:cached, comma-separated (1:0 = diffusers' script at "
+                        "batch 1, VAE every step: the ratio's baseline; 4:1 = batch 4 on cached latents, the "
+                        "trainer's own batch)")
+    parser.add_argument("--train-variants", default="auto:0", type=listed(r"(auto|\d+):[01](:[01])?"),
+                        help="trainer arms as batch:compile[:checkpointing], comma-separated (batch auto = from "
+                        "free memory; e.g. auto:0,4:1,8:1:1)")
+    parser.add_argument("--train-precision", default=None, choices=["fp16", "bf16", "fp32"],
+                        help="every training arm's precision (default: the trainer's for the family)")
     parser.add_argument("--train-profile", action="store_true", help="profile plain b>1 and the first trainer arm")
     parser.add_argument("--flux-repeat", type=int, default=10)
     parser.add_argument("--size", type=int, default=None)
     parser.add_argument("--recognizer", default="auto")
     parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> int:
+    args = build_parser().parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 

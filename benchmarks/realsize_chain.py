@@ -118,7 +118,7 @@ def run_family(family: str, args, settings, analyzer_name: str, work: Path) -> d
     return row
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--families", default=None, help="comma-separated (default by device)")
@@ -130,7 +130,11 @@ def main() -> int:
     parser.add_argument("--attention", default="auto", help="SDPA kernels for training: auto, no-cudnn or math")
     parser.add_argument("--recognizer", default="auto", help="auto, dlib, or insightface:/pack/dir")
     parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> int:
+    args = build_parser().parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from workbench.config import Settings
 
