@@ -80,6 +80,8 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
     if (out / CARD_FILE).is_file() and (manifest := read_manifest(out)) and manifest.status == "done":
         return Likeness.load(out)
     config = TrainConfig.parse(family, **options)  # a bad option fails here, before the folder is touched
+    if config.compile:
+        check_compile(settings.resolved_device())
     manifest = read_manifest(out) or Manifest(kind="likeness")
     started = time.perf_counter()
     with stage(out, manifest):
@@ -101,8 +103,6 @@ def setup(selfies, out: Path, config: TrainConfig, settings: Settings, analyzer,
 
     fam = get_family(config.family)
     ensure_available(fam, config.base, settings)  # missing weights fail now, not after the selfie check
-    if config.compile:
-        check_compile(settings.resolved_device())
     analyzer = analyzer or get_analyzer()
     phase = time.perf_counter()
     if report is None:
