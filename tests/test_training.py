@@ -251,7 +251,7 @@ def test_a_likeness_records_where_its_time_went(tiny_likeness):
     parts = timings["check_seconds"] + timings["cache_seconds"] + timings["train_seconds"]
     assert parts <= timings["likeness_seconds"]
     assert timings["load_seconds"] > 0
-    assert tiny_likeness.card["timings"] == timings  # the card carries them; its summary says them
+    assert tiny_likeness.timings() == timings  # read from the manifest; the summary says them
     line = next(x for x in tiny_likeness.summary().splitlines() if x.strip().startswith("time"))
     assert f"{timings['likeness_seconds']:.1f} s without the model load" in line and "6 checkpoints" in line
 

@@ -25,7 +25,7 @@ from ..config import Settings
 from ..errors import ConfigError
 from ..likeness.card import LORA_FILE, Likeness
 from ..models import get_family, load_pipeline
-from ..models.regional import check_compile, compile_denoiser, is_compiled
+from ..models.regional import check_compile, compile_denoiser, denoiser_of, is_compiled
 from ..packs import Pack, get_pack
 from ..store import Manifest, atomic_write_bytes, read_manifest, read_table, stage, write_manifest, write_table
 from .pngmeta import png_bytes
@@ -110,7 +110,7 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
     if renderer is not None:
         from ..models.fp8 import uses_fp8
 
-        loaded = uses_fp8(getattr(renderer[0], "transformer", None) or renderer[0].unet)
+        loaded = uses_fp8(denoiser_of(renderer[0]))
         if fp8 is not None and fp8 != loaded:
             raise ConfigError(f"fp8={fp8}, but the renderer was loaded {'with' if loaded else 'without'} fp8; "
                               "pass the same fp8 to load_renderer.")
@@ -185,9 +185,9 @@ def load_renderer(likeness: Likeness | None, fam, base: str | None, settings: Se
     if fp8:
         from ..models.fp8 import quantize_fp8
 
-        quantize_fp8(getattr(pipe, "transformer", None) or pipe.unet)
+        quantize_fp8(denoiser_of(pipe))
     if compile:
-        compile_denoiser(getattr(pipe, "transformer", None) or pipe.unet)
+        compile_denoiser(denoiser_of(pipe))
     return pipe, source
 
 
@@ -227,7 +227,7 @@ def render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, setting
         manifest.timings["load_seconds"] = time.perf_counter() - started
         manifest.outputs["model"] = source.as_dict()
         scheduler_config = dict(pipe.scheduler.config)
-        if is_compiled(getattr(pipe, "transformer", None) or pipe.unet):  # every batch shape: a last, smaller
+        if is_compiled(denoiser_of(pipe)):  # every batch shape: a last, smaller
             manifest.timings["compile_seconds"] = sum(warm_up(pipe, b, fam, context) for b in pending)  # one too
         bar = tqdm(total=len(todo), desc="generating", disable=not progress, unit="img")
         current, done = None, 0  # counted here: a disabled tqdm bar never counts
@@ -255,13 +255,21 @@ def warm_up(pipe, batch: list[Job], fam, context: RenderContext) -> float:
     if shape in warmed:
         return 0.0
     started = time.perf_counter()
-    kwargs = dict(image_prompt(context))
-    kwargs.update({"max_sequence_length": fam.text_length} if fam.arch == "flux"
-                  else {"negative_prompt": [j.negative for j in batch]})
-    pipe(prompt=[j.prompt for j in batch], num_inference_steps=1, guidance_scale=batch[0].guidance,
-         height=batch[0].size, width=batch[0].size, generator=torch.Generator("cpu").manual_seed(0), **kwargs)
+    pipe(**pipeline_call(batch, fam, context), num_inference_steps=1, generator=torch.Generator("cpu").manual_seed(0))
     warmed.add(shape)
     return time.perf_counter() - started
+
+
+def pipeline_call(batch: list[Job], fam, context: RenderContext | None) -> dict[str, Any]:
+    """What a batch's pipeline call takes besides steps and seeds: prompts, size, guidance, the image
+    prompt, and the negatives (FLUX.1-dev is guidance-distilled: no negative prompt, no CFG; its T5 length)."""
+    kwargs: dict[str, Any] = {"prompt": [j.prompt for j in batch], "guidance_scale": batch[0].guidance,
+                              "height": batch[0].size, "width": batch[0].size, **image_prompt(context)}
+    if fam.arch != "flux":
+        kwargs["negative_prompt"] = [j.negative for j in batch]
+    else:
+        kwargs["max_sequence_length"] = fam.text_length
+    return kwargs
 
 
 def plan_batches(jobs: list[Job], batch_size: int) -> list[list[Job]]:
@@ -279,15 +287,8 @@ def render_batch(pipe, batch: list[Job], fam, likeness, source, out: Path,
                  settings: Settings | None = None) -> dict[str, dict[str, Any]]:
     """Render one batch; write (and return rows for) the images in ``only``, or all of them."""
     started = time.perf_counter()
-    kwargs: dict[str, Any] = {}
-    kwargs.update(image_prompt(context))
-    if fam.arch != "flux":  # FLUX.1-dev is guidance-distilled: no negative prompt, no CFG
-        kwargs["negative_prompt"] = [j.negative for j in batch]
-    else:
-        kwargs["max_sequence_length"] = fam.text_length
-    images = pipe(prompt=[j.prompt for j in batch], num_inference_steps=batch[0].steps,
-                  guidance_scale=batch[0].guidance, height=batch[0].size, width=batch[0].size,
-                  generator=[torch.Generator("cpu").manual_seed(j.seed) for j in batch], **kwargs).images
+    images = pipe(**pipeline_call(batch, fam, context), num_inference_steps=batch[0].steps,
+                  generator=[torch.Generator("cpu").manual_seed(j.seed) for j in batch]).images
     seconds = (time.perf_counter() - started) / len(batch)
     rows = {}
     for job, image in zip(batch, images, strict=True):

@@ -85,6 +85,13 @@ class Likeness:
     def test_shares_shoot_with_train(self) -> bool:
         return bool(self.card.get("test_shares_shoot_with_train", False))
 
+    def timings(self) -> dict[str, float]:
+        """Where the training call's time went (its manifest; a resumed run's count from its restart)."""
+        from ..store import read_manifest
+
+        manifest = read_manifest(self.path)
+        return dict(manifest.timings) if manifest else {}
+
     def summary(self) -> str:
         c = self.card
         lines = [f"likeness {self.path}", f"  family      {c['family']} ({c['model']['location']})",
@@ -97,7 +104,7 @@ class Likeness:
                  f"  licence     {c['model']['licence']}"]
         if c.get("split_note"):
             lines.append(f"  note        {c['split_note']}")
-        if (t := c.get("timings", {})).get("likeness_seconds") is not None:
+        if (t := self.timings()).get("likeness_seconds") is not None:
             steps = t["train_seconds"] - t.get("checkpoint_seconds", 0.0)
             compiled = f", compile {t['compile_seconds']:.1f}" if "compile_seconds" in t else ""
             lines.append(f"  time        {t['likeness_seconds']:.1f} s without the model load "

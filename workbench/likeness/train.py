@@ -274,8 +274,7 @@ def finish(run: Run, selfies) -> Likeness:
             "captions": {s.file.name: s.caption for s in run.data.samples},
             "kohya_export": kohya.name if kohya else None, "versions": run.manifest.versions,
             "trackers": tracking.run_ids(run.accelerator.trackers),
-            "licence_notes": fam.licence, "tiny": fam.random_weights,
-            "timings": dict(run.manifest.timings)}  # this call's: a resumed run's count from its restart
+            "licence_notes": fam.licence, "tiny": fam.random_weights}
     atomic_write_json(out / CARD_FILE, card)
     run.accelerator.end_training()
     run.manifest.status = "done"

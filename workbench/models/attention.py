@@ -12,10 +12,10 @@ reference kernel: slow, for checking the others.
 from __future__ import annotations
 
 import contextlib
-from typing import Literal
+from typing import Literal, get_args
 
 Attention = Literal["auto", "no-cudnn", "math"]
-CHOICES: tuple[str, ...] = ("auto", "no-cudnn", "math")
+CHOICES: tuple[str, ...] = get_args(Attention)
 
 
 def attention_kernels(choice: str) -> contextlib.AbstractContextManager:

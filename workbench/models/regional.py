@@ -46,5 +46,10 @@ def compile_denoiser(denoiser: torch.nn.Module) -> None:
             module.compile()
 
 
+def denoiser_of(pipe) -> torch.nn.Module:
+    """The pipeline's denoiser: FLUX's transformer or the UNet."""
+    return getattr(pipe, "transformer", None) or pipe.unet
+
+
 def is_compiled(denoiser: torch.nn.Module) -> bool:
     return any(getattr(m, "_compiled_call_impl", None) is not None for m in denoiser.modules())
