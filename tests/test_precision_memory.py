@@ -65,8 +65,8 @@ def test_steps_count_optimizer_updates_over_the_same_samples():
 
 
 @pytest.mark.parametrize(("family", "free_gb", "tier", "batch"), [
-    ("sdxl", 80, "full", 4), ("sdxl", 24, "full", 1), ("sdxl", 12, "balanced", 1),
-    ("flux", 80, "full", 2), ("flux", 40, "balanced", 1), ("flux", 24, "low", 1), ("sd15", 8, "full", 1),
+    ("sdxl", 80, "full", 4), ("sdxl", 24, "full", 2), ("sdxl", 12, "balanced", 4), ("flux", 80, "balanced", 4),
+    ("flux", 40, "balanced", 4), ("flux", 24, "low", 4), ("flux", 16, "low", 2), ("sd15", 8, "full", 4),
 ])
 def test_memory_tier_follows_free_memory(family, free_gb, tier, batch):
     fam = get_family(family)
@@ -77,6 +77,73 @@ def test_memory_tier_follows_free_memory(family, free_gb, tier, batch):
     assert plan.quantize_base == ("nf4" if tier == "low" and fam.arch == "flux" else None)
     assert plan.vae == {"full": "batched", "balanced": "sliced", "low": "tiled"}[tier]
     assert plan.estimate_gb <= 0.9 * free_gb
+
+
+def test_a_given_batch_or_tier_is_kept():
+    sdxl = get_family("sdxl")
+    assert (plan_memory(sdxl, 1024, "fp16", "cuda", 24 * GB, batch_size=4).tier,
+            plan_memory(sdxl, 1024, "fp16", "cuda", 24 * GB, tier="balanced").batch_size) == ("balanced", 4)
+    assert plan_memory(sdxl, 1024, "fp16", "cuda", 80 * GB, tier="full", batch_size=1).batch_size == 1
+
+
+@pytest.mark.parametrize("family", ["sd15", "sdxl", "flux"])
+def test_the_tier_table_is_the_trace(family):
+    """memory.py's numbers are what footprint.py traces for the trainer's own step (native resolution and,
+    for SD1.5's quick trace, half of it; FLUX's fixed part is its text tokens)."""
+    from workbench.likeness.footprint import step_footprint
+    from workbench.likeness.memory import ACTIVATIONS, LORA_PARAMS_PER_RANK, NATIVE, RESIDENT_PARAMS
+
+    fam = get_family(family)
+    precision = "bf16" if fam.arch == "flux" else "fp16"
+    sizes = (NATIVE[fam.arch] // 2, NATIVE[fam.arch]) if fam.arch == "sd" else (NATIVE[fam.arch],)
+    for checkpointed in (False, True):
+        fixed, per_pixel = ACTIVATIONS[fam.arch][checkpointed]
+        for size in sizes:
+            traced = step_footprint(fam, size, 1, precision, checkpointed, rank=8)
+            table = fixed + per_pixel * (size / NATIVE[fam.arch]) ** 2
+            assert traced.activations_gb == pytest.approx(table, rel=0.03, abs=0.02), (size, checkpointed)
+    assert traced.lora_parameters == LORA_PARAMS_PER_RANK[fam.arch] * 8
+    assert traced.base_gb * GB == pytest.approx(RESIDENT_PARAMS[fam.arch] * 2, rel=1e-3)
+
+
+@pytest.mark.parametrize(("family", "size", "measured_gb"), [("sd15", 512, 6.24), ("sdxl", 1024, 34.41)])
+def test_the_trace_reproduces_the_peaks_measured_on_the_h100(family, size, measured_gb):
+    """Known answers: torch.cuda.max_memory_allocated of train_likeness() at batch 4, fp16, tier full, on
+    an H100 (benchmarks/results/h100-2026-11-26: chain.json, speed.json). The estimate the planner acts
+    on must not be below the measurement."""
+    from workbench.likeness.footprint import step_footprint
+    from workbench.likeness.memory import estimate_gb
+
+    fam = get_family(family)
+    assert step_footprint(fam, size, 4, "fp16").total_gb == pytest.approx(measured_gb, rel=0.03)
+    assert measured_gb <= estimate_gb(fam, size, "fp16", "full", 4) <= 1.2 * measured_gb
+
+
+def test_the_trace_counts_what_autocast_and_fused_attention_keep():
+    """Known answers in bytes. Attention keeps its output and log-sum-exp, not the 8 x 4096^2 matrix
+    (256 MiB) of the math path; a linear under autocast copies its fp32 weight to fp16; a layer norm runs
+    in fp32 (a copy of its input, its output, per-row mean and rstd)."""
+    import torch
+
+    from workbench.likeness.footprint import LiveTensors, gpu_kernels_on_meta
+
+    functional = torch.nn.functional
+    original = functional.linear
+    mib = 2**20
+    q = torch.zeros(1, 8, 4096, 64, dtype=torch.float16, device="meta")
+    with gpu_kernels_on_meta(torch.float16), LiveTensors([q]) as live:
+        out = functional.scaled_dot_product_attention(q, q, q)
+    assert (live.peak, out.dtype) == (4 * mib + 8 * 4096 * 4, torch.float16)
+
+    x = torch.zeros(256, 1024, dtype=torch.float16, device="meta", requires_grad=True)  # a layer deep inside
+    w = torch.zeros(1024, 1024, dtype=torch.float32, device="meta", requires_grad=True)
+    with gpu_kernels_on_meta(torch.float16), LiveTensors([x, w]) as live:
+        y = functional.linear(x, w)
+        after_linear = live.live
+        z = functional.layer_norm(y, (1024,))
+    assert after_linear == 2 * mib + mib // 2  # the fp16 weight copy (kept for x's gradient) + output
+    assert live.live == after_linear + mib + mib + 2 * 256 * 4  # fp32 input copy, fp32 output, mean, rstd
+    assert (y.dtype, z.dtype, functional.linear) == (torch.float16, torch.float32, original)
 
 
 def test_memory_tier_refuses_what_cannot_fit_and_cpu_stays_simple():

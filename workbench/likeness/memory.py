@@ -1,16 +1,16 @@
 """Memory tiers for training: what to turn on so a family trains on the card at hand.
 
-``full``: nothing traded, the largest batch (up to 4) that fits. ``balanced``: gradient checkpointing
-(diffusers' examples: about half the activation memory for ~1.3-2x step time) and a sliced VAE (latents
-cached and probes decoded one image at a time). ``low``: also 8-bit AdamW (bitsandbytes), a tiled VAE
-(above its native size) and, for FLUX, a 4-bit NF4 base as in diffusers' FLUX QLoRA recipe. The text
-encoders always leave the GPU once their captions and the probe prompts are encoded (train.py). ``auto``
-picks the first tier whose estimate fits in 90 % of the free GPU memory; the card records the tier and the
-estimate.
+``full``: nothing traded. ``balanced``: gradient checkpointing (diffusers' examples: about half the
+activation memory, a slower step) and a sliced VAE (latents cached and probes decoded one image at a
+time). ``low``: also 8-bit AdamW (bitsandbytes), a tiled VAE (above its native size) and, for FLUX, a 4-bit
+NF4 base as in diffusers' FLUX QLoRA recipe. The text encoders always leave the GPU once their captions and
+the probe prompts are encoded (train.py). ``auto`` takes the first (tier, batch) of ``CANDIDATES`` whose
+estimate fits in 90 % of the free GPU memory; the card records the tier and the estimate.
 
-The estimates are coarse on purpose (weights from the real parameter counts, activations per sample from
-measurements of plain diffusers training steps at native resolution, scaled by pixel count); they choose a
-tier, they are not a promise. Measured peaks go to benchmarks/RESULTS.md.
+The estimates are the trainer's own step traced on the meta device (``footprint.py``), which reproduced
+the H100's measured peaks within 2 % (``benchmarks/training_memory.py`` re-traces this table and prints
+the comparison). Activations per sample grow with the pixels, plus, for FLUX, a part for its 512 text
+tokens that does not.
 """
 
 from __future__ import annotations
@@ -21,15 +21,28 @@ from ..errors import ConfigError
 from ..models.families import Family
 
 GB = 1024**3
-# Parameters resident during training (denoiser + VAE; text encoders are offloaded after caching), in billions.
-RESIDENT_PARAMS = {"sd": 0.94, "sdxl": 2.65, "flux": 12.0}
-# Activation memory per sample at the family's native resolution, half precision, without / with
-# gradient checkpointing (GB). SDXL 1024^2: ~9 GB per sample eager (diffusers' SDXL LoRA script at b1 peaks
-# near 20 GB with weights and optimizer state).
-ACTIVATIONS = {"sd": (2.5, 0.8), "sdxl": (9.0, 2.5), "flux": (14.0, 3.0)}
+# Parameters resident during training: denoiser + VAE (text encoders are offloaded after caching).
+RESIDENT_PARAMS = {"sd": 943_174_827, "sdxl": 2_651_117_547, "flux": 11_985_228_003}
+# LoRA parameters per unit of rank on the family's targets (families.py): SD1.5 3.19 M, SDXL 23.2 M,
+# FLUX 65.4 M at rank 16 (counted by the trace).
+LORA_PARAMS_PER_RANK = {"sd": 199_296, "sdxl": 1_451_520, "flux": 4_088_896}
+# Activation GB per sample, fp16/bf16 autocast, as fixed + per_pixel * (resolution / native)^2, for
+# (eager, gradient checkpointing): traced with footprint.step_footprint at rank 16.
+ACTIVATIONS = {"sd": ((0.01, 1.08), (0.01, 0.25)), "sdxl": ((0.10, 7.16), (0.0, 0.67)),
+               "flux": ((4.16, 32.29), (0.31, 2.49))}
 NATIVE = {"sd": 512, "sdxl": 1024, "flux": 1024}
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+NF4_BYTES = 0.55  # per parameter: 4-bit codes and block scales (bitsandbytes, double quantisation)
+OPTIMIZER_BYTES = {"adamw": 8, "adamw8bit": 2}  # the two moments per trainable parameter
+# fp32 activations: the trace gives 1.45x FLUX's bf16 ones (much of an autocast step is fp32 already); 2 bounds it.
+FP32_ACTIVATIONS = 2.0
+SLACK_GB = 1.0  # cuBLAS/cuDNN workspaces, probe renders, the cached latents and embeddings
 TIERS = ("full", "balanced", "low")
+# Search order. A larger batch with checkpointing comes before an eager batch of 1: the issue's H200 numbers
+# for plain diffusers' SDXL LoRA step (b1 338 ms, b4 348 ms, b1 + checkpointing 657 ms) make b4 with
+# checkpointing about twice as fast per sample as b1 without; the low tier (NF4, 8-bit AdamW) comes last.
+CANDIDATES = (("full", 4), ("full", 2), ("balanced", 4), ("balanced", 2), ("full", 1), ("balanced", 1),
+              ("low", 4), ("low", 2), ("low", 1))
 
 
 @dataclass(frozen=True)
@@ -44,49 +57,51 @@ class MemoryPlan:
     free_gb: float | None
 
 
-def estimate_gb(family: Family, resolution: int, precision: str, tier: str, batch: int) -> float:
-    """Estimated training peak in GB for ``tier`` at ``batch`` samples per step."""
+def estimate_gb(family: Family, resolution: int, precision: str, tier: str, batch: int, rank: int = 16) -> float:
+    """Estimated training peak in GB (GiB, as torch reports it) for ``tier`` at ``batch`` samples per step."""
     arch = family.arch
-    weight_bytes = 0.55 if (tier == "low" and arch == "flux") else BYTES[precision]  # NF4 ~ 4.4 bits
+    weight_bytes = NF4_BYTES if (tier == "low" and arch == "flux") else BYTES[precision]
     weights = RESIDENT_PARAMS[arch] * weight_bytes
-    eager, checkpointed = ACTIVATIONS[arch]
-    per_sample = (eager if tier == "full" else checkpointed) * (resolution / NATIVE[arch]) ** 2
+    lora = LORA_PARAMS_PER_RANK[arch] * rank * (4 + 4 + OPTIMIZER_BYTES["adamw8bit" if tier == "low" else "adamw"])
+    fixed, per_pixel = ACTIVATIONS[arch][tier != "full"]
+    per_sample = fixed + per_pixel * (resolution / NATIVE[arch]) ** 2
     if precision == "fp32":
-        per_sample *= 2
-    return weights + per_sample * batch + 1.5  # + LoRA, optimizer state, CUDA context, allocator slack
+        per_sample *= FP32_ACTIVATIONS
+    return (weights + lora) / GB + per_sample * batch + SLACK_GB
 
 
 def plan_memory(family: Family, resolution: int, precision: str, device: str, free_bytes: int | None = None,
-                tier: str = "auto", batch_size: int | None = None) -> MemoryPlan:
+                tier: str = "auto", batch_size: int | None = None, rank: int = 16) -> MemoryPlan:
     """The tier and batch size for this family on this device (``free_bytes`` is read from the GPU when None)."""
     if tier not in ("auto", *TIERS):
         raise ConfigError(f"memory tier {tier!r}: expected auto, full, balanced or low.")
     if not device.startswith("cuda"):
         chosen = "full" if tier == "auto" else tier
-        return _plan(family, chosen, batch_size or 1, None, None, resolution, precision)
+        return _plan(family, chosen, batch_size or 1, None, None, resolution, precision, rank)
     if free_bytes is None:
         import torch
 
         free_bytes = torch.cuda.mem_get_info(int(device.partition(":")[2] or 0))[0]
     free = free_bytes / GB
     budget = 0.9 * free
-    candidates = TIERS if tier == "auto" else (tier,)
-    for name in candidates:
-        for batch in ([batch_size] if batch_size else ((4, 2, 1) if name == "full" else (1,))):
-            if estimate_gb(family, resolution, precision, name, batch) <= budget:
-                return _plan(family, name, batch, free, budget, resolution, precision)
+    candidates = [(name, batch) for name, batch in CANDIDATES if tier in ("auto", name)]
+    if batch_size:
+        candidates = list(dict.fromkeys((name, batch_size) for name, _ in candidates))
+    for name, batch in candidates:
+        if estimate_gb(family, resolution, precision, name, batch, rank) <= budget:
+            return _plan(family, name, batch, free, budget, resolution, precision, rank)
     if tier != "auto":  # the user asked for this tier: try it, and say the estimate in the card
-        return _plan(family, tier, batch_size or 1, free, budget, resolution, precision)
-    need = estimate_gb(family, resolution, precision, "low", 1)
+        return _plan(family, tier, batch_size or 1, free, budget, resolution, precision, rank)
+    need = estimate_gb(family, resolution, precision, "low", batch_size or 1, rank)
     raise ConfigError(f"{family.name} at {resolution}px needs about {need:.0f} GB even in the low-memory tier; "
                       f"this GPU has {free:.0f} GB free. Lower --resolution or free the GPU.")
 
 
 def _plan(family: Family, tier: str, batch: int, free: float | None, budget: float | None, resolution: int,
-          precision: str) -> MemoryPlan:
+          precision: str, rank: int) -> MemoryPlan:
     return MemoryPlan(tier=tier, batch_size=batch, gradient_checkpointing=tier != "full",
                       optimizer="adamw8bit" if tier == "low" else "adamw",
                       quantize_base="nf4" if tier == "low" and family.arch == "flux" else None,
                       vae={"full": "batched", "balanced": "sliced", "low": "tiled"}[tier],
-                      estimate_gb=round(estimate_gb(family, resolution, precision, tier, batch), 1)
+                      estimate_gb=round(estimate_gb(family, resolution, precision, tier, batch, rank), 1)
                       if free is not None else None, free_gb=round(free, 1) if free is not None else None)

@@ -1,0 +1,166 @@
+"""A training step's GPU memory, measured on a CPU: the trainer's own step traced on PyTorch's meta device.
+
+Meta tensors have shapes and dtypes but no data, so the real-size denoiser (FLUX's 11.9 B parameters too)
+runs forward and backward in seconds and holds no memory. A dispatch mode adds up the bytes of the
+tensors alive after every op; their peak is what ``torch.cuda.max_memory_allocated`` reports for the same
+step, less the kernels' workspaces and the allocator's rounding. On the H100 (benchmarks/RESULTS.md) the
+trace of SDXL at 1024 px, batch 4, came within 2 % of the trainer's measured 34.4 GB peak, and SD1.5 at
+512 px within 10 % of 6.2 GB (the rest: probes and the VAE). The memory tiers' numbers come from here
+(``memory.py``; ``benchmarks/training_memory.py`` prints the table).
+
+Two things are not traced and are added from the parameter counts: the LoRA's fp32 master weights,
+gradients and optimizer state (the trace runs the LoRA in the base dtype, as autocast's copies do), and a
+4-bit base's weights (a quantized base is dequantized layer by layer, so its activations are the same).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from dataclasses import dataclass
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.weak import WeakIdKeyDictionary
+
+from ..models.families import Family
+from ..models.realsize import build_realsize_pipeline
+from .adapters import adapter_for
+from .config import TrainConfig
+
+GB = 1024**3
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+OPTIMIZER_BYTES = {"adamw": 8, "adamw8bit": 2}  # per trainable parameter: two moments, fp32 or 8-bit
+NF4_BYTES = 0.55  # per parameter: 4-bit codes + block scales (bitsandbytes NF4 with double quantisation)
+
+
+class LiveTensors(TorchDispatchMode):
+    """Bytes of the tensor storages created inside the mode and still alive; ``peak`` is their maximum.
+    Storages made before (weights, inputs) count nothing, also when an op returns a view of them."""
+
+    def __init__(self, existing=()):
+        super().__init__()
+        self.sizes = WeakIdKeyDictionary()
+        self.live = self.peak = 0
+        for tensor in existing:
+            self.sizes[tensor.untyped_storage()] = 0
+
+    def _freed(self, nbytes: int) -> None:
+        self.live -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for tensor in tree_flatten(out)[0]:
+            if isinstance(tensor, torch.Tensor):
+                storage = tensor.untyped_storage()
+                if storage not in self.sizes:
+                    self.sizes[storage] = nbytes = storage.nbytes()
+                    self.live += nbytes
+                    self.peak = max(self.peak, self.live)
+                    weakref.finalize(storage, self._freed, nbytes)
+        return out
+
+
+@contextlib.contextmanager
+def gpu_kernels_on_meta(dtype):
+    """Run ``torch.nn.functional`` as a CUDA training step under autocast would, on meta tensors:
+
+    - autocast's casts (torch.amp, CUDA op lists): linear and convolutions in ``dtype``, layer and group
+      norms and the MSE loss in fp32; each cast is a new tensor that autograd may keep, as on the GPU;
+    - attention as a fused kernel (flash, cuDNN, memory-efficient) stores it: output and log-sum-exp, never
+      the L x L matrix of the math path that PyTorch takes on the meta device.
+
+    Functions are swapped in the module (and restored), not caught by a mode: gradient checkpointing
+    recomputes its blocks inside backward, where a Python mode is not active."""
+    functional = torch.nn.functional
+    low = ("linear", "conv1d", "conv2d")
+    high = ("layer_norm", "group_norm", "mse_loss")
+    saved = {name: getattr(functional, name) for name in (*low, *high, "scaled_dot_product_attention")}
+
+    def cast(fn, to):
+        def wrapped(*args, **kwargs):
+            args = [a.to(to) if _castable(a, to) else a for a in args]
+            kwargs = {k: v.to(to) if _castable(v, to) else v for k, v in kwargs.items()}
+            return fn(*args, **kwargs)
+        return wrapped
+
+    def attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+        if attn_mask is not None:
+            raise NotImplementedError("traced attention with a mask")
+        query, key, value = (t.to(dtype) if _castable(t, dtype) else t for t in (query, key, value))
+        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(query, key, value, dropout_p, is_causal,
+                                                                           scale=scale)[0]
+
+    try:
+        for name in low:
+            setattr(functional, name, cast(saved[name], dtype))
+        for name in high:
+            setattr(functional, name, cast(saved[name], torch.float32))
+        functional.scaled_dot_product_attention = attention
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(functional, name, fn)
+
+
+def _castable(value, dtype) -> bool:
+    return isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != dtype
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """GB of one training step at its peak, by what holds them."""
+
+    base_gb: float  # frozen denoiser + VAE (text encoders leave the GPU after caching)
+    lora_gb: float  # fp32 LoRA weights, gradients and optimizer state
+    activations_gb: float  # the traced forward and backward, beyond the weights
+    lora_parameters: int
+
+    @property
+    def total_gb(self) -> float:
+        return self.base_gb + self.lora_gb + self.activations_gb
+
+
+def step_footprint(family: Family, resolution: int, batch: int, precision: str = "bf16",
+                   gradient_checkpointing: bool = False, rank: int = 16, optimizer: str = "adamw",
+                   quantize_base: str | None = None) -> Footprint:
+    """Trace one training step of ``family``'s real-size denoiser (its LoRA targets, square
+    ``resolution``, ``batch`` samples) on the meta device; seconds on a CPU, no memory."""
+    from .train import add_lora
+
+    dtype = DTYPES[precision]
+    pipe = build_realsize_pipeline(family, device="meta", dtype=dtype)
+    adapter = adapter_for(family.arch, pipe, family.text_length)
+    config = TrainConfig(family=family.name, rank=rank, alpha=float(rank),
+                         gradient_checkpointing=gradient_checkpointing)
+    denoiser, _, params = add_lora(pipe, adapter, config, family)
+    lora_parameters = sum(p.numel() for p in params)
+    frozen = sum(p.numel() for p in denoiser.parameters() if not p.requires_grad)
+    weight_bytes = NF4_BYTES if quantize_base == "nf4" else dtype.itemsize
+    base = frozen * weight_bytes + sum(p.numel() * p.element_size() for p in pipe.vae.parameters())
+    lora = lora_parameters * (4 + 4 + OPTIMIZER_BYTES[optimizer])
+
+    latent = resolution // pipe.vae_scale_factor
+    channels = pipe.vae.config.latent_channels
+    latents = torch.zeros(batch, channels, latent, latent, dtype=dtype, device="meta")
+    cond = conditioning(family, batch, dtype)
+    existing = [*denoiser.parameters(), *denoiser.buffers(), latents, *cond.values()]
+    with gpu_kernels_on_meta(dtype), LiveTensors(existing) as live:
+        loss = adapter.loss(denoiser, latents, cond, torch.Generator().manual_seed(0))
+        loss.backward()
+    return Footprint(base_gb=base / GB, lora_gb=lora / GB, activations_gb=live.peak / GB,
+                     lora_parameters=lora_parameters)
+
+
+def conditioning(family: Family, batch: int, dtype) -> dict[str, torch.Tensor]:
+    """The cached text conditioning a training batch carries, with the real encoders' shapes."""
+    def zeros(*shape, dtype=dtype):
+        return torch.zeros(*shape, dtype=dtype, device="meta")
+
+    if family.arch == "sd":
+        return {"prompt_embeds": zeros(batch, 77, 768)}
+    if family.arch == "sdxl":
+        return {"prompt_embeds": zeros(batch, 77, 2048), "pooled": zeros(batch, 1280)}
+    return {"prompt_embeds": zeros(batch, family.text_length, 4096), "pooled": zeros(batch, 768),
+            "text_ids": zeros(family.text_length, 3)}
