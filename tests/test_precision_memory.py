@@ -65,7 +65,7 @@ def test_steps_count_optimizer_updates_over_the_same_samples():
 
 
 @pytest.mark.parametrize(("family", "free_gb", "tier", "batch"), [
-    ("sdxl", 80, "full", 4), ("sdxl", 24, "full", 2), ("sdxl", 12, "balanced", 4), ("flux", 80, "balanced", 4),
+    ("sdxl", 80, "full", 4), ("sdxl", 24, "full", 2), ("sdxl", 12, "balanced", 4), ("flux", 80, "full", 1),
     ("flux", 40, "balanced", 4), ("flux", 24, "low", 4), ("flux", 16, "low", 2), ("sd15", 8, "full", 4),
 ])
 def test_memory_tier_follows_free_memory(family, free_gb, tier, batch):

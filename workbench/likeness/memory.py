@@ -4,8 +4,8 @@
 activation memory, a slower step) and a sliced VAE (latents cached and probes decoded one image at a
 time). ``low``: also 8-bit AdamW (bitsandbytes), a tiled VAE (above its native size) and, for FLUX, a 4-bit
 NF4 base as in diffusers' FLUX QLoRA recipe. The text encoders always leave the GPU once their captions and
-the probe prompts are encoded (train.py). ``auto`` takes the first (tier, batch) of ``CANDIDATES`` whose
-estimate fits in 90 % of the free GPU memory; the card records the tier and the estimate.
+the probe prompts are encoded (train.py). ``auto`` takes the first (tier, batch) of the family's
+``CANDIDATES`` whose estimate fits in 90 % of the free GPU memory; the card records the tier and the estimate.
 
 The estimates are the trainer's own step traced on the meta device (``footprint.py``), which reproduced
 the H100's measured peaks within 2 % (``benchmarks/training_memory.py`` re-traces this table and prints
@@ -38,11 +38,15 @@ OPTIMIZER_BYTES = {"adamw": 8, "adamw8bit": 2}  # the two moments per trainable 
 FP32_ACTIVATIONS = 2.0
 SLACK_GB = 1.0  # cuBLAS/cuDNN workspaces, probe renders, the cached latents and embeddings
 TIERS = ("full", "balanced", "low")
-# Search order. A larger batch with checkpointing comes before an eager batch of 1: the issue's H200 numbers
-# for plain diffusers' SDXL LoRA step (b1 338 ms, b4 348 ms, b1 + checkpointing 657 ms) make b4 with
-# checkpointing about twice as fast per sample as b1 without; the low tier (NF4, 8-bit AdamW) comes last.
-CANDIDATES = (("full", 4), ("full", 2), ("balanced", 4), ("balanced", 2), ("full", 1), ("balanced", 1),
-              ("low", 4), ("low", 2), ("low", 1))
+# Search order, per architecture. UNets are host-bound at batch 1 (the issue's H200 numbers for plain
+# diffusers' SDXL LoRA step: b1 338 ms, b4 348 ms, b1 + checkpointing 657 ms), so a batch of 4 with
+# checkpointing comes before a batch of 1 without: about twice as fast per sample. FLUX is compute-bound
+# at batch 1 (one image's step runs at 407 TFLOP/s on the H100, RESULTS.md), where checkpointing's second
+# forward pass costs about a third more per sample at any batch: eager first. The low tier comes last.
+_UNET = (("full", 4), ("full", 2), ("balanced", 4), ("balanced", 2), ("full", 1), ("balanced", 1))
+_FLUX = (("full", 4), ("full", 2), ("full", 1), ("balanced", 4), ("balanced", 2), ("balanced", 1))
+_LOW = (("low", 4), ("low", 2), ("low", 1))
+CANDIDATES = {"sd": _UNET + _LOW, "sdxl": _UNET + _LOW, "flux": _FLUX + _LOW}
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ def plan_memory(family: Family, resolution: int, precision: str, device: str, fr
         free_bytes = torch.cuda.mem_get_info(int(device.partition(":")[2] or 0))[0]
     free = free_bytes / GB
     budget = 0.9 * free
-    candidates = [(name, batch) for name, batch in CANDIDATES if tier in ("auto", name)]
+    candidates = [(name, batch) for name, batch in CANDIDATES[family.arch] if tier in ("auto", name)]
     if batch_size:
         candidates = list(dict.fromkeys((name, batch_size) for name, _ in candidates))
     for name, batch in candidates:
