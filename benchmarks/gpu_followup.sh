@@ -7,8 +7,9 @@
 #      CUDA_LAUNCH_BLOCKING=1 so a fault names its kernel. If only the no-cudnn runs pass, the workbench's
 #      own FLUX chain runs once with --attention no-cudnn.
 #   2. Why the trainer's SDXL step is slower per sample than it should be: plain diffusers at batch 1
-#      (the ratio's baseline) and batch 4 on cached latents, the trainer at batch 4 eager and at batch 8
-#      compiled without checkpointing (~63 GB by the batch-4 peak; a likely host-bound step gains from both),
+#      (the ratio's baseline) and batch 4 on cached latents, the trainer at batch 4 eager, at batch 4 with
+#      checkpointing (the memory planner puts it before batch 1 eager for SDXL: is it faster per sample?) and
+#      at batch 8 compiled without checkpointing (63.4 GB traced; a likely host-bound step gains from both),
 #      with a profile (GPU kernel time vs wall time per step, host syncs, launches, top ops).
 #   3. In what is left: the FLUX step eager / compiled / fp8, then the SDXL pack with fp8.
 # Writes everything into $OUT (default benchmarks/out); copy the numbers into benchmarks/RESULTS.md with
@@ -30,8 +31,8 @@ if ! grep -q "^OK" "$OUT/flux-b4-auto.txt" && grep -q "^OK" "$OUT/flux-b4-nocudn
     --json "$OUT/chain-flux-nocudnn.json"
 fi
 echo "== 2. SDXL training step: trainer vs plain, profiled =="
-(( $(left) > 60 )) && timeout $(( $(left) < 230 ? $(left) : 230 )) python3 benchmarks/gpu_speed.py --device cuda \
-  --sections train --plain-train 1:0,4:1 --train-variants 4:0,8:1:0 --train-steps 6 --train-profile \
+(( $(left) > 60 )) && timeout $(( $(left) < 260 ? $(left) : 260 )) python3 benchmarks/gpu_speed.py --device cuda \
+  --sections train --plain-train 1:0,4:1 --train-variants 4:0,4:0:1,8:1:0 --train-steps 6 --train-profile \
   --json "$OUT/train-diagnosis.json"
 echo "== 3. FLUX fp8, then the pack with fp8 =="
 (( $(left) > 60 )) && timeout $(( $(left) - 5 )) python3 benchmarks/gpu_speed.py --device cuda --sections flux,pack \
