@@ -180,3 +180,16 @@ def test_realsize_models_build_on_the_device_but_schedulers_stay_on_the_cpu():
 
     pipe = build_realsize_pipeline(get_family("random-sd15"), device="meta")
     assert pipe.unet.device.type == "meta" and pipe.scheduler.alphas_cumprod.device.type == "cpu"
+
+
+def test_out_of_memory_advice_resumes_with_checkpointing_else_names_a_smaller_plan():
+    from workbench.likeness.memory import out_of_memory_advice
+
+    sdxl = get_family("sdxl")
+    eager = TrainConfig(memory="full", batch_size=4).resolve(sdxl, 10, "cpu").model_copy(update={"precision": "fp16"})
+    said = out_of_memory_advice(sdxl, eager, "at step 7", 5)
+    assert "estimated peak 35.3 GB" in said and "--memory balanced --batch-size 4" in said
+    assert "resumes from step 5" in said
+    checkpointed = eager.model_copy(update={"memory": "balanced", "gradient_checkpointing": True})
+    said = out_of_memory_advice(sdxl, checkpointed, "at step 7", 5)
+    assert "new --out with --memory balanced --batch-size 2" in said and "resumes" not in said

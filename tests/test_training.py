@@ -338,3 +338,72 @@ def test_aspect_buckets(settings, analyzer, faces_dir, tmp_path):
     likeness = train_likeness(selfies, tmp_path / "lk", family="tiny-sdxl", settings=settings, analyzer=analyzer,
                               progress=False, steps=3, buckets=True, validation=0)
     assert np.isfinite(likeness.card["curve"][-1]["loss"]) and likeness.card["config"]["buckets"]
+
+
+def _killed_after(monkeypatch, kill_at: int):
+    """save_checkpoint that stops the run (Ctrl-C) right after writing step ``kill_at``."""
+    real_save = train_module.save_checkpoint
+
+    def die_after(out, pipe, adapter, optimizer, schedule, step, *rest):
+        path = real_save(out, pipe, adapter, optimizer, schedule, step, *rest)
+        if step == kill_at:
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(train_module, "save_checkpoint", die_after)
+    return real_save
+
+
+def test_resume_refuses_other_training_settings_and_takes_other_memory_settings(settings, analyzer, faces_dir,
+                                                                               tmp_path, monkeypatch):
+    """Another rank once failed deep inside peft and another learning rate silently mixed two trainings in
+    one LoRA; memory settings (checkpointing, the VAE, compile) may change, as after running out of memory."""
+    from workbench.errors import ConfigError
+    from workbench.store import read_manifest
+
+    options = dict(family="tiny-sd", settings=settings, analyzer=analyzer, progress=False, steps=4,
+                   checkpoint_every=2, learning_rate=1e-3)
+    out = tmp_path / "lk"
+    real_save = _killed_after(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        train_likeness(faces_dir / SET, out, **options)
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    for change, said in (({"rank": 8}, r"step 2 trained with alpha 16.0, rank 16, .*asks for alpha 8.0, rank 8,"),
+                         ({"learning_rate": 1e-4}, r"learning_rate 0.001; this run asks for learning_rate 0.0001\.")):
+        with pytest.raises(ConfigError, match=said):
+            train_likeness(faces_dir / SET, out, **{**options, **change})
+        assert read_manifest(out).config["rank"] == 16  # the record of what was trained is kept
+    assert train_module.last_checkpoint(out) == 2
+    resumed = train_likeness(faces_dir / SET, out, **options, memory="balanced", vae="tiled")
+    assert [row["step"] for row in resumed.card["curve"]] == [2, 4]
+    assert resumed.card["memory"]["gradient_checkpointing"] and resumed.card["memory"]["vae"] == "tiled"
+
+
+def test_out_of_memory_says_what_fits_and_resumes(settings, analyzer, faces_dir, tmp_path, monkeypatch):
+    """CUDA's out-of-memory error becomes advice: where it happened, the settings and their estimate, the
+    flags that fit; the checkpoints stay and the advised rerun resumes from the last one."""
+    from workbench.errors import WorkbenchError
+    from workbench.likeness.adapters import UNetAdapter
+    from workbench.store import read_manifest
+
+    options = dict(family="tiny-sd", settings=settings, analyzer=analyzer, progress=False, steps=4,
+                   checkpoint_every=2, learning_rate=1e-3)
+    real_loss, calls = UNetAdapter.loss, []
+
+    def loss_until_full(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_loss(self, *args, **kwargs)
+
+    monkeypatch.setattr(UNetAdapter, "loss", loss_until_full)
+    with pytest.raises(WorkbenchError) as failed:
+        train_likeness(faces_dir / SET, tmp_path / "lk", **options)
+    said = str(failed.value)
+    assert "tiny-sd ran out of GPU memory at step 3 (memory tier full, batch 1, 64 px, fp32" in said
+    assert "--memory balanced --batch-size 1" in said and "resumes from step 2" in said
+    assert read_manifest(tmp_path / "lk").status == "failed"
+    monkeypatch.setattr(UNetAdapter, "loss", real_loss)
+    resumed = train_likeness(faces_dir / SET, tmp_path / "lk", **options, memory="balanced", batch_size=1)
+    assert [row["step"] for row in resumed.card["curve"]] == [2, 4]
+    assert resumed.card["memory"]["memory"] == "balanced"

@@ -63,15 +63,53 @@ class MemoryPlan:
 
 def estimate_gb(family: Family, resolution: int, precision: str, tier: str, batch: int, rank: int = 16) -> float:
     """Estimated training peak in GB (GiB, as torch reports it) for ``tier`` at ``batch`` samples per step."""
+    return peak_gb(family, resolution, precision, batch, checkpointing=tier != "full",
+                   optimizer="adamw8bit" if tier == "low" else "adamw",
+                   quantize_base="nf4" if tier == "low" and family.arch == "flux" else None, rank=rank)
+
+
+def peak_gb(family: Family, resolution: int, precision: str, batch: int, checkpointing: bool,
+            optimizer: str = "adamw", quantize_base: str | None = None, rank: int = 16) -> float:
+    """Estimated training peak in GB for these settings (a tier's, or a config's own). Not counted: a
+    text-encoder LoRA (its encoders stay on the GPU) and prior-preservation class images."""
     arch = family.arch
-    weight_bytes = NF4_BYTES if (tier == "low" and arch == "flux") else BYTES[precision]
+    weight_bytes = NF4_BYTES if quantize_base == "nf4" else BYTES[precision]
     weights = RESIDENT_PARAMS[arch] * weight_bytes
-    lora = LORA_PARAMS_PER_RANK[arch] * rank * (4 + 4 + OPTIMIZER_BYTES["adamw8bit" if tier == "low" else "adamw"])
-    fixed, per_pixel = ACTIVATIONS[arch][tier != "full"]
+    lora = LORA_PARAMS_PER_RANK[arch] * rank * (4 + 4 + OPTIMIZER_BYTES[optimizer])
+    fixed, per_pixel = ACTIVATIONS[arch][checkpointing]
     per_sample = fixed + per_pixel * (resolution / NATIVE[arch]) ** 2
     if precision == "fp32":
         per_sample *= FP32_ACTIVATIONS
     return (weights + lora) / GB + per_sample * batch + SLACK_GB
+
+
+def config_peak_gb(family: Family, config) -> float:
+    """``peak_gb`` of a resolved ``TrainConfig``, overrides of its tier included."""
+    return peak_gb(family, config.resolution, config.precision, config.batch_size, bool(config.gradient_checkpointing),
+                   config.optimizer, None if config.quantize_base == "none" else config.quantize_base, config.rank)
+
+
+def out_of_memory_advice(family: Family, config, where: str, last_checkpoint: int | None) -> str:
+    """What to rerun with after CUDA ran out of memory. Gradient checkpointing at the same batch resumes
+    from the last checkpoint (only memory changes); a smaller batch or the 8-bit optimizer changes what a
+    step trains, so it starts in a new folder (``train._check_resumable``)."""
+    estimate = config_peak_gb(family, config)
+    said = (f"{family.name} ran out of GPU memory {where} (memory tier {config.memory}, batch {config.batch_size}, "
+            f"{config.resolution} px, {config.precision}; estimated peak {estimate:.1f} GB).")
+    if not config.gradient_checkpointing:
+        lower = peak_gb(family, config.resolution, config.precision, config.batch_size, True, config.optimizer,
+                        None if config.quantize_base == "none" else config.quantize_base, config.rank)
+        fix = (f"Rerun the same command with --memory balanced --batch-size {config.batch_size} (gradient "
+               f"checkpointing, estimated {lower:.1f} GB)"
+               + (f"; it resumes from step {last_checkpoint}." if last_checkpoint else "."))
+    else:
+        smaller = [(tier, batch, estimate_gb(family, config.resolution, config.precision, tier, batch, config.rank))
+                   for tier, batch in CANDIDATES[family.arch]]
+        smaller = [(tier, batch, gb) for tier, batch, gb in smaller if gb < estimate]
+        fix = (f"Train into a new --out with --memory {smaller[0][0]} --batch-size {smaller[0][1]} (estimated "
+               f"{smaller[0][2]:.1f} GB); a smaller batch or the 8-bit optimizer cannot resume these checkpoints."
+               if smaller else "Lower --resolution.")
+    return f"{said} {fix} Other processes on the GPU (an app, a notebook) take memory too: nvidia-smi lists them."
 
 
 def plan_memory(family: Family, resolution: int, precision: str, device: str, free_bytes: int | None = None,

@@ -6,6 +6,7 @@ resume) -> loop (checkpoint + held-out probe every N steps) -> finish (choose th
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import time
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 
 from .. import tracking
 from ..config import Settings
-from ..errors import WorkbenchError
+from ..errors import ConfigError, WorkbenchError
 from ..faces import get_analyzer
 from ..models import get_family, load_pipeline
 from ..models.attention import attention_kernels
@@ -31,11 +32,16 @@ from .adapters import adapter_for
 from .card import CARD_FILE, KOHYA_FILE, LORA_FILE, Likeness
 from .config import TrainConfig
 from .export import KOHYA_ARCHS, canonical_safetensors, export_kohya
+from .memory import config_peak_gb, out_of_memory_advice
 from .prepare import prepare_training_set
 from .probe import encode_probes, probe_checkpoint, select_checkpoint
 from .splits import Splits, make_splits
 
 STATE_FILE = "trainer_state.pt"
+CONFIG_FILE = "train_config.json"
+# Settings that change only memory or speed, not what a step trains: a run may resume with others (after
+# running out of memory, say). Every other setting must match the checkpoints it resumes.
+RESUMABLE_CHANGES = frozenset({"memory", "gradient_checkpointing", "vae", "compile", "attention", "log_with"})
 
 
 @dataclass
@@ -66,6 +72,7 @@ class Run:
     curve: list = field(default_factory=list)
     losses: list = field(default_factory=list)
     probe_embeds: dict | None = None  # the probe prompts' text embeddings (frozen text encoders only)
+    where: str = "before the first step"  # what the run is doing, for an out-of-memory error
 
 
 def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: str = "tiny-sd",
@@ -85,8 +92,17 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
     manifest = read_manifest(out) or Manifest(kind="likeness")
     started = time.perf_counter()
     with stage(out, manifest):
-        run = setup(selfies, out, config, settings, analyzer, progress, report, manifest)
-        train_loop(run, progress, callback)
+        run = None
+        try:
+            run = setup(selfies, out, config, settings, analyzer, progress, report, manifest)
+            train_loop(run, progress, callback)
+        except torch.OutOfMemoryError as exc:  # an error to act on: which settings fit, and what resumes
+            resolved = run.config if run else TrainConfig(**manifest.config) if manifest.config else None
+            if resolved is None or resolved.batch_size is None:  # before the memory plan: nothing to advise
+                raise
+            where = run.where if run else "while loading the model or caching the photos"
+            raise WorkbenchError(out_of_memory_advice(get_family(resolved.family), resolved, where,
+                                                      last_checkpoint(out))) from exc
         if not run.accelerator.is_main_process:
             run.accelerator.wait_for_everyone()  # the main process writes the Likeness
             return Likeness.load(out)
@@ -113,7 +129,11 @@ def setup(selfies, out: Path, config: TrainConfig, settings: Settings, analyzer,
     boxes = {report.folder / p.file: p.subject_bbox for p in report.photos}  # in full-resolution pixels
     splits = make_splits(files, boxes, config.validation, config.test, config.seed, config.splits)
     device = settings.resolved_device()
+    if config.batch_size is None and (saved := saved_config(out)):  # resuming: the batch its steps were trained at
+        config = config.model_copy(update={"batch_size": saved["batch_size"]})
     config = config.resolve(fam, len(splits.train), device)
+    check_resumable(out, config)  # before anything of this run is written
+    manifest.config = config.model_dump()
     tracking.check_trackers(config.log_with)
     accelerator = new_accelerator(config, cpu=device == "cpu", project_dir=out / "tracking")
     if config.log_with:  # loss, learning rate, the checkpoint curve and probe images to the user's tracker
@@ -134,7 +154,7 @@ def setup(selfies, out: Path, config: TrainConfig, settings: Settings, analyzer,
     manifest.inputs = {"selfies": str(Path(selfies).resolve()), **splits.as_card()["splits"],
                        "photo_sha256": {str(p.resolve()): file_sha256(p) for p in files}}
     manifest.config, manifest.seeds, manifest.status = config.model_dump(), [config.seed], "running"
-    manifest.outputs = {"model": source.as_dict()}
+    manifest.outputs = {"model": source.as_dict(), "memory": memory_report(fam, config, str(accelerator.device))}
     write_manifest(out, manifest)
     # 3. freeze the base, add the LoRA (fp32 weights under fp16/bf16 autocast)
     denoiser, encoders, params = add_lora(pipe, adapter, config, fam)
@@ -191,6 +211,7 @@ def train_loop(run: Run, progress: bool, callback=None) -> None:
                disable=not progress, unit="step")
     for step in bar:
         step_started = time.perf_counter()
+        run.where = f"at step {step + 1}"
         step_loss = 0.0
         for micro in range(config.gradient_accumulation):
             # Under `accelerate launch`, each process draws its own batch (index 0 = the single-process draw).
@@ -230,6 +251,7 @@ def train_loop(run: Run, progress: bool, callback=None) -> None:
                 raise
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
             probe_started = time.perf_counter()
+            run.where = f"rendering the checkpoint probes at step {step + 1}"
             if accelerator.is_main_process:  # one process probes and writes; the others wait for it
                 # Probes run eager: a compiled run would otherwise compile its blocks again for inference
                 # (grad mode is part of a graph's guards) only to render four images per checkpoint.
@@ -273,7 +295,7 @@ def finish(run: Run, selfies) -> Likeness:
             **run.splits.as_card(),
             "captions": {s.file.name: s.caption for s in run.data.samples},
             "kohya_export": kohya.name if kohya else None, "versions": run.manifest.versions,
-            "trackers": tracking.run_ids(run.accelerator.trackers),
+            "trackers": tracking.run_ids(run.accelerator.trackers), "memory": run.manifest.outputs.get("memory"),
             "licence_notes": fam.licence, "tiny": fam.random_weights}
     atomic_write_json(out / CARD_FILE, card)
     run.accelerator.end_training()
@@ -512,6 +534,8 @@ def save_checkpoint(out: Path, pipe, adapter, optimizer, schedule, step: int, cu
     staging = out / "checkpoints" / f".step-{step:06d}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    if config is not None:  # what these weights were trained with: a resume must match it (check_resumable)
+        (staging / CONFIG_FILE).write_text(json.dumps(config.model_dump(mode="json"), indent=1, sort_keys=True))
     type(pipe).save_lora_weights(staging, **layers, **_jsonable(metadata), weight_name=LORA_FILE,
                                  safe_serialization=True)
     canonical_safetensors(staging / LORA_FILE)
@@ -532,18 +556,60 @@ def _jsonable(metadata: dict[str, dict]) -> dict[str, dict]:
             for k, v in metadata.items()}
 
 
+def last_checkpoint(out: Path) -> int | None:
+    """The step of the newest complete checkpoint (one with its resume state), if any."""
+    done = sorted((out / "checkpoints").glob("step-*/" + STATE_FILE)) if (out / "checkpoints").is_dir() else []
+    return int(done[-1].parent.name.removeprefix("step-")) if done else None
+
+
+def saved_config(out: Path) -> dict[str, Any] | None:
+    """The settings the newest checkpoint was trained with (None: no checkpoint, or one older than the record)."""
+    step = last_checkpoint(out)
+    saved = out / "checkpoints" / f"step-{step:06d}" / CONFIG_FILE if step else None
+    return json.loads(saved.read_text()) if saved is not None and saved.is_file() else None
+
+
+def check_resumable(out: Path, config: TrainConfig) -> None:
+    """Refuse to resume checkpoints trained with other settings (another rank fails deep in peft, another
+    learning rate or batch would silently mix two trainings in one LoRA). Memory settings may change."""
+    saved = saved_config(out)
+    if saved is None:
+        return
+    step, asked = last_checkpoint(out), config.model_dump(mode="json")
+    changed = sorted(k for k in saved.keys() | asked.keys()
+                     if k not in RESUMABLE_CHANGES and saved.get(k) != asked.get(k))
+    if changed:
+        was = ", ".join(f"{k} {saved.get(k)!r}" for k in changed)
+        now = ", ".join(f"{k} {asked.get(k)!r}" for k in changed)
+        raise ConfigError(f"{out} has checkpoints up to step {step} trained with {was}; this run asks for {now}. "
+                          "Resume with the same settings (memory settings may change), or train into a new --out.")
+
+
+def memory_report(fam, config: TrainConfig, device: str) -> dict[str, Any]:
+    """The memory settings and, on a GPU, the estimated peak beside the free memory at the start: the card's
+    record of why the run was set up as it was."""
+    report = {k: getattr(config, k) for k in ("memory", "batch_size", "gradient_checkpointing", "optimizer",
+                                              "quantize_base", "vae")}
+    report["estimate_gb"] = report["free_gb"] = None
+    if device.startswith("cuda") and not fam.tiny:
+        report["estimate_gb"] = round(config_peak_gb(fam, config), 1)
+        report["free_gb"] = round(torch.cuda.mem_get_info(torch.device(device).index or 0)[0] / 1024**3, 1)
+    return report
+
+
 def resume(out: Path, denoiser, optimizer, schedule, encoders: list | None = None) -> tuple[int, list, list]:
     """Load the newest complete checkpoint, if any: (next step, curve so far, losses so far)."""
     from peft import set_peft_model_state_dict
 
-    done = sorted((out / "checkpoints").glob("step-*/" + STATE_FILE)) if (out / "checkpoints").is_dir() else []
-    if not done:
+    step = last_checkpoint(out)
+    if step is None:
         return 0, [], []
-    state = torch.load(done[-1], map_location="cpu", weights_only=True)
+    state_file = out / "checkpoints" / f"step-{step:06d}" / STATE_FILE
+    state = torch.load(state_file, map_location="cpu", weights_only=True)
     set_peft_model_state_dict(denoiser, state["lora"])
     for encoder, encoder_state in zip(encoders or [], state.get("text_encoders", []), strict=False):
         set_peft_model_state_dict(encoder, encoder_state)
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])
-    print(f"resuming from {done[-1].parent.name}")
+    print(f"resuming from {state_file.parent.name}")
     return state["step"], list(state["curve"]), list(state["losses"])
