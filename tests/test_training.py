@@ -254,6 +254,8 @@ def test_a_likeness_records_where_its_time_went(tiny_likeness):
     assert tiny_likeness.timings() == timings  # read from the manifest; the summary says them
     line = next(x for x in tiny_likeness.summary().splitlines() if x.strip().startswith("time"))
     assert f"{timings['likeness_seconds']:.1f} s without the model load" in line and "6 checkpoints" in line
+    memory = next(x for x in tiny_likeness.summary().splitlines() if x.strip().startswith("memory"))
+    assert memory.split(None, 1)[1] == "tier full, batch 1, no checkpointing, adamw, VAE batched"  # no GPU: no estimate
 
 
 def test_likeness_load_refuses_unfinished(tmp_path):

@@ -111,6 +111,13 @@ class Likeness:
                          f"({t['load_seconds']:.1f} s): check {t['check_seconds']:.1f}, caches "
                          f"{t['cache_seconds']:.1f}, steps {steps:.1f} ({t['seconds_per_step']:.3f} s/step), "
                          f"{t.get('checkpoints', 0):.0f} checkpoints {t.get('checkpoint_seconds', 0.0):.1f}{compiled}")
+        if memory := c.get("memory"):
+            estimate = (f", estimated peak {memory['estimate_gb']} GB of {memory['free_gb']} GB free"
+                        if memory.get("estimate_gb") is not None else "")
+            lines.append(f"  memory      tier {memory['memory']}, batch {memory['batch_size']}, "
+                         f"{'gradient checkpointing' if memory['gradient_checkpointing'] else 'no checkpointing'}, "
+                         f"{memory['optimizer']}{', NF4 base' if memory['quantize_base'] == 'nf4' else ''}, "
+                         f"VAE {memory['vae']}{estimate}")
         for row in c["curve"]:
             validation = row.get("validation_facesim", row.get("heldout_facesim"))
             lines.append(f"  step {row['step']:>6}  loss {row['loss']:.4f}  faces {row['probe_faces']}/"
