@@ -43,9 +43,16 @@ def main() -> None:
     label = f"{args.family} b{args.batch} {args.side}px autocast={args.autocast} lora_fp32={args.lora_fp32} " \
             f"attention={args.attention}"
     family = get_family(args.family)
+    if args.autocast == "1" and args.lora_fp32 == "1":  # the trainer's step, traced on the meta device
+        from workbench.likeness.footprint import step_footprint
+
+        traced = step_footprint(family, args.side, args.batch, "bf16").total_gb
+        label += f" traced {traced:.1f} GB"
     device = torch.device(args.device)
     pipe = build_realsize_pipeline(family, args.device, torch.bfloat16)
     adapter = adapter_for("flux", pipe, family.text_length)
+    encoders = sum(p.numel() * p.element_size() for m in adapter.text_encoders() for p in m.parameters()) / 1024**3
+    label += f" (+ text encoders {encoders:.1f} GB, resident here; the trainer offloads them)"
     transformer = pipe.transformer
     transformer.requires_grad_(False)
     transformer.add_adapter(LoraConfig(r=16, lora_alpha=16, init_lora_weights="gaussian",

@@ -96,6 +96,7 @@ def run_family(family: str, args, settings, analyzer_name: str, work: Path) -> d
     row.update(train_seconds=round(time.perf_counter() - started, 1), train_peak_gb=peak_gb(args.device),
                precision=config["precision"], memory_tier=config["memory"], batch_size=config["batch_size"],
                gradient_checkpointing=config["gradient_checkpointing"], attention=config["attention"],
+               train_estimate_gb=(likeness.card.get("memory") or {}).get("estimate_gb"),  # the planner's, to check
                loss_finite=all(np.isfinite(r["loss"]) for r in likeness.card["curve"]),
                losses=[round(r["loss"], 4) for r in likeness.card["curve"]])
     # 2. generate: the corporate-headshot pack's first prompt, 2 seeds, few steps
