@@ -149,3 +149,33 @@ def test_compiled_rendering_matches_eager_and_reports_its_compile_time(tiny_like
                     strict=True):
         pixels = [np.asarray(Image.open(run.path / p), dtype=np.int16) for run, p in ((eager, a), (compiled, b))]
         assert np.abs(pixels[0] - pixels[1]).max() <= 2
+
+
+def test_out_of_memory_keeps_the_images_and_names_the_batch_that_fits(tiny_likeness, settings, tmp_path, monkeypatch):
+    """CUDA's out-of-memory error mid-run becomes advice; the images written stay, and the advised rerun
+    renders only the missing ones."""
+    import torch
+
+    from workbench.errors import WorkbenchError
+    from workbench.generate import runner
+    from workbench.store import read_manifest
+
+    real_render, calls = runner.render_batch, []
+
+    def render_until_full(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.00 GiB")
+        return real_render(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "render_batch", render_until_full)
+    out, grid = tmp_path / "run", dict(seeds=[0, 1, 2, 3], prompts_per_pack=1, steps=[2])
+    with pytest.raises(WorkbenchError, match=r"rendering 2 images of 64 px in one pipeline call \(tiny-sd\); the 2 "
+                                             r"images written are kept .* Rerun with --batch-size 1\."):
+        generate(tiny_likeness, ["beach"], out, settings=settings, progress=False, batch_size=2, **grid)
+    assert read_manifest(out).status == "failed"
+    written = {f: f.stat().st_mtime_ns for f in out.rglob("*.png")}
+    assert len(written) == 2
+    monkeypatch.setattr(runner, "render_batch", real_render)
+    run = generate(tiny_likeness, ["beach"], out, settings=settings, progress=False, batch_size=1, **grid)
+    assert len(run.table) == 4 and all(f.stat().st_mtime_ns == t for f, t in written.items())

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ..arms import get_arm
 from ..artifacts import IMAGES
 from ..config import Settings
-from ..errors import ConfigError
+from ..errors import ConfigError, WorkbenchError
 from ..likeness.card import LORA_FILE, Likeness
 from ..models import get_family, load_pipeline
 from ..models.regional import check_compile, compile_denoiser, denoiser_of, is_compiled
@@ -211,7 +211,10 @@ def render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, setting
     original batch (only the missing files are written) and comes out bit-identical."""
     batches = plan_batches(jobs, batch_size)
     pending = [b for b in batches if any(j.image_id not in rows for j in b)]
-    if pending:
+    if not pending:
+        return
+    batch, done = None, 0  # what was being rendered, and how many images are written: for an out-of-memory error
+    try:
         started = time.perf_counter()
         context = context or RenderContext(likeness, get_arm("likeness" if likeness else "base"))
         pipe, source = renderer or load_renderer(likeness if context.arm.lora else None, fam, base, settings, compile,
@@ -227,10 +230,12 @@ def render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, setting
         manifest.timings["load_seconds"] = time.perf_counter() - started
         manifest.outputs["model"] = source.as_dict()
         scheduler_config = dict(pipe.scheduler.config)
-        if is_compiled(denoiser_of(pipe)):  # every batch shape: a last, smaller
-            manifest.timings["compile_seconds"] = sum(warm_up(pipe, b, fam, context) for b in pending)  # one too
+        if is_compiled(denoiser_of(pipe)):  # every batch shape (a last, smaller one too) compiles once, here
+            manifest.timings["compile_seconds"] = 0.0
+            for batch in pending:
+                manifest.timings["compile_seconds"] += warm_up(pipe, batch, fam, context)
         bar = tqdm(total=len(todo), desc="generating", disable=not progress, unit="img")
-        current, done = None, 0  # counted here: a disabled tqdm bar never counts
+        current = None  # images are counted in `done`: a disabled tqdm bar never counts
         for batch in pending:
             if batch[0].sampler != current:
                 current = batch[0].sampler
@@ -244,6 +249,25 @@ def render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, setting
             if callback is not None:  # progress; a cancel stops here, every written image kept
                 callback(done, len(todo), unit="image")
         bar.close()
+    except torch.OutOfMemoryError as exc:
+        raise render_out_of_memory(fam, batch, done) from exc
+
+
+def render_out_of_memory(fam, batch: list[Job] | None, written: int) -> WorkbenchError:
+    """What to do after the GPU ran out of memory: a smaller batch (a rerun renders only what is missing;
+    the images already written stay), else a smaller size or a freer GPU."""
+    kept = f"; the {written} images written are kept and a rerun renders only the missing ones" if written else ""
+    free = "free the GPU (nvidia-smi lists what holds it)"
+    if batch is None:
+        fp8 = ", or render with --fp8 (Ada or Hopper cards: the blocks' weights in half the memory)"
+        return WorkbenchError(f"the {fam.name} pipeline does not fit in the GPU's free memory{kept}. "
+                              f"{free.capitalize()}{fp8 if fam.arch == 'flux' else ''}.")
+    size = batch[0].size
+    if len(batch) > 1:
+        return WorkbenchError(f"ran out of GPU memory rendering {len(batch)} images of {size} px in one pipeline call "
+                              f"({fam.name}){kept}. Rerun with --batch-size {len(batch) // 2}.")
+    return WorkbenchError(f"ran out of GPU memory rendering one image of {size} px ({fam.name}){kept}. Use a smaller "
+                          f"--size, or {free}.")
 
 
 def warm_up(pipe, batch: list[Job], fam, context: RenderContext) -> float:
