@@ -55,7 +55,8 @@ def test_a_bad_training_option_is_one_line_and_touches_nothing(tmp_path, faces_d
 
 def test_help_on_every_command():
     for command in (["--help"], ["demo", "--help"], ["check", "--help"], ["train", "--help"],
-                    ["generate", "--help"], ["score", "--help"], ["models", "--help"], ["packs", "list", "--help"]):
+                    ["generate", "--help"], ["score", "--help"], ["models", "--help"], ["memory", "--help"],
+                    ["packs", "list", "--help"]):
         result = runner.invoke(app, command)
         assert result.exit_code == 0 and "Usage" in result.output, command
 

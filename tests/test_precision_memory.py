@@ -193,3 +193,22 @@ def test_out_of_memory_advice_resumes_with_checkpointing_else_names_a_smaller_pl
     checkpointed = eager.model_copy(update={"memory": "balanced", "gradient_checkpointing": True})
     said = out_of_memory_advice(sdxl, checkpointed, "at step 7", 5)
     assert "new --out with --memory balanced --batch-size 2" in said and "resumes" not in said
+
+
+def test_memory_table_and_command_show_what_a_card_trains():
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+    from workbench.likeness.memory import memory_table
+
+    table = memory_table(get_family("flux"), free_gb=24)
+    assert table[table["auto"]][["tier", "batch_size", "base"]].values.tolist() == [["low", 4, "nf4"]]
+    assert table["fits"].tolist() == [False] * 6 + [True] * 3  # only the NF4 tier fits 24 GB at 1024 px
+    plan = plan_memory(get_family("flux"), 1024, "bf16", "cuda", 24 * GB)
+    assert table[table["auto"]]["estimate_gb"].item() == plan.estimate_gb
+    with pytest.raises(ConfigError, match="tiny test family"):
+        memory_table(get_family("tiny-sd"))
+    result = CliRunner().invoke(app, ["memory", "--family", "sdxl", "--gpu-gb", "24"])
+    assert result.exit_code == 0, result.output
+    picked = [line.split() for line in result.output.splitlines() if line.endswith("<- auto")]
+    assert picked == [["full", "2", "False", "adamw", "fp16", "20.8", "True", "<-", "auto"]]

@@ -327,6 +327,39 @@ def app_cmd(host: str = typer.Option("127.0.0.1", help="Interface to bind; non-l
 
 
 @app.command()
+def memory(family: str = typer.Option("sdxl", help="A real family: sd15, sdxl, flux (or random-*)."),
+           resolution: int = typer.Option(None, min=32, help="Training side in px (default: the family's)."),
+           precision: str = typer.Option(None, help="fp16, bf16 or fp32 (default: the family's GPU dtype)."),
+           rank: int = typer.Option(16, min=1), gpu_gb: float = typer.Option(
+               None, min=1, help="Free GPU memory to plan for (default: this machine's GPU, if it has one)."),
+           device: str = typer.Option(None, help="The GPU to read the free memory of (default cuda:0).")):
+    """What training needs in GPU memory: every memory tier and batch with its estimated peak, and what
+    `train --memory auto` picks on this GPU (or on --gpu-gb). Estimates: the trainer's step traced on the
+    meta device (benchmarks/training_memory.py), within 2 % of the peaks measured on an H100."""
+    from workbench.likeness.memory import memory_table
+    from workbench.models import get_family
+
+    fam = get_family(family)
+    source = "given"
+    if gpu_gb is None:
+        import torch
+
+        if torch.cuda.is_available():
+            index = torch.device(device or "cuda:0").index or 0
+            gpu_gb, source = torch.cuda.mem_get_info(index)[0] / 1024**3, f"free on cuda:{index}"
+    table = memory_table(fam, resolution, precision, rank, gpu_gb)
+    said = f"on {gpu_gb:.1f} GB ({source}; the plan keeps 10 % spare)" if gpu_gb is not None else \
+        "(no GPU here: pass --gpu-gb to see what fits)"
+    typer.echo(f"{fam.name} LoRA r{rank} at {resolution or fam.resolution} px {said}")
+    shown = table if gpu_gb is not None else table.drop(columns=["fits", "auto"])
+    if gpu_gb is not None:
+        shown = shown.assign(auto=shown["auto"].map({True: "<- auto", False: ""}))
+        if not table["auto"].any():
+            typer.echo("nothing fits: lower --resolution, or use a larger GPU")
+    typer.echo(shown.to_string(index=False))
+
+
+@app.command()
 def models(home: Path = HomeOpt):
     """List model families, where their weights are, and their licences."""
     from workbench import FAMILIES, weights_status

@@ -147,3 +147,34 @@ def _plan(family: Family, tier: str, batch: int, free: float | None, budget: flo
                       vae={"full": "batched", "balanced": "sliced", "low": "tiled"}[tier],
                       estimate_gb=round(estimate_gb(family, resolution, precision, tier, batch, rank), 1)
                       if free is not None else None, free_gb=round(free, 1) if free is not None else None)
+
+
+def memory_table(family: Family, resolution: int | None = None, precision: str | None = None, rank: int = 16,
+                 free_gb: float | None = None):
+    """Every (tier, batch) ``auto`` considers for ``family``, in its search order, with the estimated peak;
+    given the GPU's free memory, also whether each fits and which one ``auto`` takes (a pandas table: what a
+    card can train, before renting or buying it)."""
+    import pandas as pd
+
+    if family.tiny:
+        raise ConfigError(f"{family.name} is a tiny test family (it runs on a CPU); memory plans are for the real "
+                          "families: sd15, sdxl, flux and their random-* builds.")
+    resolution = resolution or family.resolution
+    precision = precision or ("bf16" if family.gpu_dtype == "bfloat16" else "fp16")
+    chosen = None
+    if free_gb is not None:
+        try:
+            plan = plan_memory(family, resolution, precision, "cuda", int(free_gb * GB), rank=rank)
+            chosen = (plan.tier, plan.batch_size)
+        except ConfigError:
+            pass
+    rows = []
+    for tier, batch in CANDIDATES[family.arch]:
+        plan = _plan(family, tier, batch, None, None, resolution, precision, rank)
+        estimate = estimate_gb(family, resolution, precision, tier, batch, rank)
+        rows.append({"tier": tier, "batch_size": batch, "gradient_checkpointing": plan.gradient_checkpointing,
+                     "optimizer": plan.optimizer, "base": plan.quantize_base or precision,
+                     "estimate_gb": round(estimate, 1),
+                     "fits": None if free_gb is None else estimate <= 0.9 * free_gb,
+                     "auto": (tier, batch) == chosen})
+    return pd.DataFrame(rows)
