@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 from workbench.likeness import Likeness, train_likeness
@@ -376,7 +379,15 @@ def test_resume_refuses_other_training_settings_and_takes_other_memory_settings(
             train_likeness(faces_dir / SET, out, **{**options, **change})
         assert read_manifest(out).config["rank"] == 16  # the record of what was trained is kept
     assert train_module.last_checkpoint(out) == 2
-    resumed = train_likeness(faces_dir / SET, out, **options, memory="balanced", vae="tiled")
+    other = tmp_path / "other-photos"  # the same set with one photo mirrored: other pixels, still a good selfie
+    shutil.copytree(faces_dir / SET, other)
+    first = other / "01.jpg"
+    Image.open(first).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(first, quality=95)
+    with pytest.raises(ConfigError, match=r"trained on other photos \(1 new or changed, 1 gone since\)"):
+        train_likeness(other, out, **options)
+    moved = tmp_path / "moved"  # the same photos in another folder still resume
+    shutil.copytree(faces_dir / SET, moved)
+    resumed = train_likeness(moved, out, **options, memory="balanced", vae="tiled")
     assert [row["step"] for row in resumed.card["curve"]] == [2, 4]
     assert resumed.card["memory"]["gradient_checkpointing"] and resumed.card["memory"]["vae"] == "tiled"
 

@@ -132,7 +132,8 @@ def setup(selfies, out: Path, config: TrainConfig, settings: Settings, analyzer,
     if config.batch_size is None and (saved := saved_config(out)):  # resuming: the batch its steps were trained at
         config = config.model_copy(update={"batch_size": saved["batch_size"]})
     config = config.resolve(fam, len(splits.train), device)
-    check_resumable(out, config)  # before anything of this run is written
+    photos = {str(p.resolve()): file_sha256(p) for p in files}
+    check_resumable(out, config, photos, manifest.inputs.get("photo_sha256"))  # before this run writes anything
     manifest.config = config.model_dump()
     tracking.check_trackers(config.log_with)
     accelerator = new_accelerator(config, cpu=device == "cpu", project_dir=out / "tracking")
@@ -152,7 +153,7 @@ def setup(selfies, out: Path, config: TrainConfig, settings: Settings, analyzer,
     manifest.timings["load_seconds"] = time.perf_counter() - phase
     manifest.error = None
     manifest.inputs = {"selfies": str(Path(selfies).resolve()), **splits.as_card()["splits"],
-                       "photo_sha256": {str(p.resolve()): file_sha256(p) for p in files}}
+                       "photo_sha256": photos}
     manifest.config, manifest.seeds, manifest.status = config.model_dump(), [config.seed], "running"
     manifest.outputs = {"model": source.as_dict(), "memory": memory_report(fam, config, str(accelerator.device))}
     write_manifest(out, manifest)
@@ -569,13 +570,19 @@ def saved_config(out: Path) -> dict[str, Any] | None:
     return json.loads(saved.read_text()) if saved is not None and saved.is_file() else None
 
 
-def check_resumable(out: Path, config: TrainConfig) -> None:
-    """Refuse to resume checkpoints trained with other settings (another rank fails deep in peft, another
-    learning rate or batch would silently mix two trainings in one LoRA). Memory settings may change."""
+def check_resumable(out: Path, config: TrainConfig, photos: dict[str, str] | None = None,
+                    trained_on: dict[str, str] | None = None) -> None:
+    """Refuse to resume checkpoints trained with other settings or other photos (another rank fails deep in
+    peft; another learning rate, batch or selfie set would silently mix two trainings in one LoRA). Memory
+    settings may change. Photos compare by content: a moved folder still resumes."""
     saved = saved_config(out)
     if saved is None:
         return
     step, asked = last_checkpoint(out), config.model_dump(mode="json")
+    if photos is not None and trained_on is not None and sorted(photos.values()) != sorted(trained_on.values()):
+        added, gone = set(photos.values()) - set(trained_on.values()), set(trained_on.values()) - set(photos.values())
+        raise ConfigError(f"{out} has checkpoints up to step {step} trained on other photos ({len(added)} new or "
+                          f"changed, {len(gone)} gone since); train into a new --out, or restore the photos.")
     changed = sorted(k for k in saved.keys() | asked.keys()
                      if k not in RESUMABLE_CHANGES and saved.get(k) != asked.get(k))
     if changed:
