@@ -63,6 +63,7 @@ _WHERE = {
     "load_spec": "workbench.studies",
     "load_suite": "workbench.suites",
     "match_threshold": "workbench.faces.calibration",
+    "memory_table": "workbench.likeness.memory",
     "metric_plot": "workbench.report",
     "parse_shard": "workbench.studies.runner",
     "preload": "workbench.cluster",

@@ -336,8 +336,7 @@ def memory(family: str = typer.Option("sdxl", help="A real family: sd15, sdxl, f
     """What training needs in GPU memory: every memory tier and batch with its estimated peak, and what
     `train --memory auto` picks on this GPU (or on --gpu-gb). Estimates: the trainer's step traced on the
     meta device (benchmarks/training_memory.py), within 2 % of the peaks measured on an H100."""
-    from workbench.likeness.memory import memory_table
-    from workbench.models import get_family
+    from workbench import get_family, memory_table
 
     fam = get_family(family)
     source = "given"
