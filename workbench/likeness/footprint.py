@@ -4,13 +4,15 @@ Meta tensors have shapes and dtypes but no data, so the real-size denoiser (FLUX
 runs forward and backward in seconds and holds no memory. A dispatch mode adds up the bytes of the
 tensors alive after every op; their peak is what ``torch.cuda.max_memory_allocated`` reports for the same
 step, less the kernels' workspaces and the allocator's rounding. On the H100 (benchmarks/RESULTS.md) the
-trace of SDXL at 1024 px, batch 4, came within 2 % of the trainer's measured 34.4 GB peak, and SD1.5 at
-512 px within 10 % of 6.2 GB (the rest: probes and the VAE). The memory tiers' numbers come from here
-(``memory.py``; ``benchmarks/training_memory.py`` prints the table).
+trace of SDXL at 1024 px, batch 4, came within 0.5 % of the trainer's measured 34.4 GB peak, and SD1.5 at
+512 px within 1.4 % of 6.24 GB. The memory tiers' numbers come from here (``memory.py``;
+``benchmarks/training_memory.py`` prints the table). ``gpu_kernels_on_meta`` reproduces what makes a GPU
+step differ from a plain meta run: autocast's casts and the fused attention kernels.
 
-Two things are not traced and are added from the parameter counts: the LoRA's fp32 master weights,
-gradients and optimizer state (the trace runs the LoRA in the base dtype, as autocast's copies do), and a
-4-bit base's weights (a quantized base is dequantized layer by layer, so its activations are the same).
+Added from the parameter counts, not traced: the weights (frozen denoiser and VAE; a 4-bit base at its
+packed size, since a quantized base is dequantized layer by layer and its activations are the same) and
+the LoRA's fp32 weights, gradients and optimizer state (the trace may see some of the gradients too: a
+double count of at most 0.25 GB, for FLUX).
 """
 
 from __future__ import annotations
