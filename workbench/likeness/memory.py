@@ -156,9 +156,9 @@ def memory_table(family: Family, resolution: int | None = None, precision: str |
     card can train, before renting or buying it)."""
     import pandas as pd
 
-    if family.tiny:
-        raise ConfigError(f"{family.name} is a tiny test family (it runs on a CPU); memory plans are for the real "
-                          "families: sd15, sdxl, flux and their random-* builds.")
+    if family.tiny or family.name.endswith("-small"):  # the estimates are the real architectures' (realsize.py)
+        raise ConfigError(f"{family.name} is a reduced test family; memory plans are for the real families: sd15, "
+                          "sdxl, flux and their full-size random-* builds.")
     resolution = resolution or family.resolution
     precision = precision or ("bf16" if family.gpu_dtype == "bfloat16" else "fp16")
     chosen = None
