@@ -179,3 +179,29 @@ def test_out_of_memory_keeps_the_images_and_names_the_batch_that_fits(tiny_liken
     monkeypatch.setattr(runner, "render_batch", real_render)
     run = generate(tiny_likeness, ["beach"], out, settings=settings, progress=False, batch_size=1, **grid)
     assert len(run.table) == 4 and all(f.stat().st_mtime_ns == t for f, t in written.items())
+
+
+def test_vae_decodes_one_image_at_a_time_and_old_folders_keep_their_decode(tiny_likeness, settings, tmp_path):
+    """A new run decodes sliced (a batch decoded at once held 12 GB at 1024 px in fp32); a folder rendered
+    with the batched decode resumes with it, so its re-rendered images stay bit-identical."""
+    from workbench.generate import runner
+    from workbench.store import Manifest, read_manifest, write_manifest
+
+    grid = dict(seeds=[0, 1, 2, 3], prompts_per_pack=1, steps=[2], batch_size=4)
+    renderer = runner.load_renderer(tiny_likeness, runner.get_family("tiny-sd"), None, settings)
+    generate(tiny_likeness, ["beach"], tmp_path / "new", settings=settings, progress=False, renderer=renderer, **grid)
+    assert read_manifest(tmp_path / "new").config["vae_decode"] == "sliced" and renderer[0].vae.use_slicing
+
+    old = tmp_path / "old"  # a folder from before: batched decode, and no record of it
+    old.mkdir()
+    write_manifest(old, Manifest(kind="generation", config={"vae_decode": "batched"}))
+    generate(tiny_likeness, ["beach"], old, settings=settings, progress=False, renderer=renderer, **grid)
+    assert not renderer[0].vae.use_slicing
+    manifest = read_manifest(old)
+    manifest.config.pop("vae_decode")
+    write_manifest(old, manifest)
+    files = sorted(old.rglob("*.png"))
+    digest = _digest(files[2])
+    files[2].unlink()
+    generate(tiny_likeness, ["beach"], old, settings=settings, progress=False, renderer=renderer, **grid)
+    assert read_manifest(old).config["vae_decode"] == "batched" and _digest(files[2]) == digest

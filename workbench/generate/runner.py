@@ -135,6 +135,11 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
     rows = {r["image_id"]: r for r in done.to_dict("records") if (out / r["path"]).is_file()}
     todo = [j for j in jobs if j.image_id not in rows]
     manifest = read_manifest(out) or Manifest(kind="generation")
+    # The VAE decodes one image at a time: at 1024 px it holds ~1.5 GB per image in half precision and 3 GB in
+    # fp32 (SDXL's fp16 VAE upcasts), so a batch of 4 decoded at once needed 12 GB beside the weights, past a
+    # 16 GB card (likeness/footprint.py traces it). Folders rendered before keep their batched decode, so a
+    # resumed image stays bit-identical (the two differ by a level of rounding).
+    vae_decode = manifest.config.get("vae_decode") or ("batched" if rows else "sliced")
     started_with = "with" if manifest.config.get("fp8", False) else "without"
     if rows and (started_with == "with") != fp8:
         raise ConfigError(f"{out} was rendered {started_with} fp8, which changes the pixels; resume it "
@@ -145,7 +150,8 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
                        "prompts_per_pack": prompts_per_pack, "batch_size": batch_size, "arm": chosen.name,
                        "arm_description": chosen.describe(ip_scale),
                        "ip_scale": ip_scale if chosen.ip_adapter else None,
-                       "detailer": detailer, "licence_notes": chosen.licence or None, "fp8": fp8}
+                       "detailer": detailer, "licence_notes": chosen.licence or None, "fp8": fp8,
+                       "vae_decode": vae_decode}
     manifest.seeds, manifest.status, manifest.error = list(seeds), "running", None
     with stage(out, manifest):  # one writer per run folder; a crash or Ctrl-C is recorded, never 'running'
         write_manifest(out, manifest)
@@ -153,7 +159,7 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
         context = RenderContext(likeness, chosen, ip_scale, detailer if detailer is not None else packs_detailer,
                                 subject=subject)
         render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, settings, batch_size, progress, compile,
-                       renderer, callback, context, fp8=fp8)
+                       renderer, callback, context, fp8=fp8, vae_decode=vae_decode)
         # 4. the table: images of earlier renders with other settings stay in the record (first), then this
         # plan's, in plan order. A run folder only ever gains images.
         planned = {j.image_id for j in jobs}
@@ -205,7 +211,8 @@ class RenderContext:
 
 
 def render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, settings, batch_size, progress, compile,
-                   renderer, callback=None, context: RenderContext | None = None, fp8: bool = False) -> None:
+                   renderer, callback=None, context: RenderContext | None = None, fp8: bool = False,
+                   vae_decode: str = "sliced") -> None:
     """3. Render what is missing. Batches are planned over the whole grid, never over what is left: CPU
     and GPU kernels may round differently at another batch size, so a resumed image is re-rendered in its
     original batch (only the missing files are written) and comes out bit-identical."""
@@ -229,6 +236,10 @@ def render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, setting
                 context.references = reference_faces(context.likeness)
         manifest.timings["load_seconds"] = time.perf_counter() - started
         manifest.outputs["model"] = source.as_dict()
+        if vae_decode == "sliced":  # per run: a renderer passed to several runs takes each run's setting
+            pipe.vae.enable_slicing()
+        else:
+            pipe.vae.disable_slicing()
         scheduler_config = dict(pipe.scheduler.config)
         if is_compiled(denoiser_of(pipe)):  # every batch shape (a last, smaller one too) compiles once, here
             manifest.timings["compile_seconds"] = 0.0
