@@ -14,7 +14,16 @@ import time
 from pathlib import Path
 
 from workbench.likeness.footprint import step_footprint
-from workbench.likeness.memory import ACTIVATIONS, GB, LORA_PARAMS_PER_RANK, NATIVE, RESIDENT_PARAMS, plan_memory
+from workbench.likeness.memory import (
+    ACTIVATIONS,
+    GB,
+    LORA_PARAMS_PER_RANK,
+    NATIVE,
+    RESIDENT_PARAMS,
+    TEXT_ENCODER_ACTIVATIONS,
+    TEXT_ENCODER_LORA_PER_RANK,
+    plan_memory,
+)
 from workbench.models import get_family
 from workbench.models.realsize import parameter_counts
 
@@ -46,6 +55,13 @@ def fit(arch: str) -> dict:
                       "fixed": round(full.activations_gb - per_pixel, 2), "per_pixel": round(per_pixel, 2),
                       "table": ACTIVATIONS[arch][checkpointed]}
         row["lora_parameters_per_rank"] = full.lora_parameters // 16
+    if arch != "flux":  # --train-text-encoder: what the CLIP encoders and their LoRA add, per sample
+        for label, checkpointed in (("eager", False), ("checkpointed", True)):
+            plain = step_footprint(family, native, 1, PRECISION[arch], checkpointed)
+            encoders = step_footprint(family, native, 1, PRECISION[arch], checkpointed, train_text_encoder=True)
+            row[f"text_encoders_{label}_gb"] = round(encoders.activations_gb - plain.activations_gb, 3)
+            row["text_encoder_lora_per_rank"] = (encoders.lora_parameters - plain.lora_parameters) // 16
+        row["table_text_encoders"] = (TEXT_ENCODER_ACTIVATIONS[arch], TEXT_ENCODER_LORA_PER_RANK[arch])
     counts = parameter_counts(family)
     row["resident_parameters"] = counts["unet" if arch != "flux" else "transformer"] + counts["vae"]
     row["table_lora_per_rank"], row["table_resident"] = LORA_PARAMS_PER_RANK[arch], RESIDENT_PARAMS[arch]
@@ -64,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
             r = row[label]
             print(f"  {FAMILIES[arch]:5} {label:12} {r['half_gb']:7.2f} @{NATIVE[arch] // 2} {r['native_gb']:7.2f} "
                   f"@{NATIVE[arch]} | {r['fixed']:5.2f} + {r['per_pixel']:5.2f} p | table {r['table']}")
+        if arch != "flux":
+            print(f"  {FAMILIES[arch]:5} text encoders trained: + {row['text_encoders_eager_gb']:.2f} / "
+                  f"{row['text_encoders_checkpointed_gb']:.2f} GB per sample, LoRA per rank "
+                  f"{row['text_encoder_lora_per_rank']:,} | table {row['table_text_encoders']}")
         print(f"  {FAMILIES[arch]:5} resident parameters {row['resident_parameters']:,} (table "
               f"{row['table_resident']:,.0f}), LoRA per rank {row['lora_parameters_per_rank']:,} "
               f"(table {row['table_lora_per_rank']:,})")

@@ -106,6 +106,35 @@ def test_the_tier_table_is_the_trace(family):
     assert traced.base_gb * GB == pytest.approx(RESIDENT_PARAMS[fam.arch] * 2, rel=1e-3)
 
 
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_a_trained_text_encoder_is_in_the_table_as_traced(family):
+    """--train-text-encoder keeps the CLIP encoders on the GPU with a LoRA, encoding captions every step."""
+    from workbench.likeness.footprint import step_footprint
+    from workbench.likeness.memory import (
+        ACTIVATIONS,
+        LORA_PARAMS_PER_RANK,
+        NATIVE,
+        RESIDENT_PARAMS,
+        TEXT_ENCODER_ACTIVATIONS,
+        TEXT_ENCODER_LORA_PER_RANK,
+        TEXT_ENCODER_PARAMS,
+        peak_gb,
+    )
+
+    fam = get_family(family)
+    arch, size = fam.arch, NATIVE[fam.arch]
+    for checkpointed in (False, True):
+        traced = step_footprint(fam, size, 1, "fp16", checkpointed, rank=4, train_text_encoder=True)
+        table = sum(ACTIVATIONS[arch][checkpointed]) + TEXT_ENCODER_ACTIVATIONS[arch][checkpointed]
+        assert traced.activations_gb == pytest.approx(table, rel=0.03, abs=0.02), checkpointed
+    assert traced.lora_parameters == (LORA_PARAMS_PER_RANK[arch] + TEXT_ENCODER_LORA_PER_RANK[arch]) * 4
+    assert traced.base_gb * GB == pytest.approx((RESIDENT_PARAMS[arch] + TEXT_ENCODER_PARAMS[arch]) * 2, rel=1e-3)
+    with_encoders = peak_gb(fam, size, "fp16", 1, True, rank=4, text_encoders=True)
+    assert with_encoders == pytest.approx(traced.total_gb + 1.0, rel=0.03)  # + the planner's slack
+    assert plan_memory(fam, size, "fp16", "cuda", 80 * GB, text_encoders=True).estimate_gb > \
+        plan_memory(fam, size, "fp16", "cuda", 80 * GB).estimate_gb
+
+
 @pytest.mark.parametrize(("family", "size", "measured_gb"), [("sd15", 512, 6.24), ("sdxl", 1024, 34.41)])
 def test_the_trace_reproduces_the_peaks_measured_on_the_h100(family, size, measured_gb):
     """Known answers: torch.cuda.max_memory_allocated of train_likeness() at batch 4, fp16, tier full, on

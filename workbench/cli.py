@@ -330,7 +330,9 @@ def app_cmd(host: str = typer.Option("127.0.0.1", help="Interface to bind; non-l
 def memory(family: str = typer.Option("sdxl", help="A real family: sd15, sdxl, flux (or random-*)."),
            resolution: int = typer.Option(None, min=32, help="Training side in px (default: the family's)."),
            precision: str = typer.Option(None, help="fp16, bf16 or fp32 (default: the family's GPU dtype)."),
-           rank: int = typer.Option(16, min=1), gpu_gb: float = typer.Option(
+           rank: int = typer.Option(16, min=1),
+           train_text_encoder: bool = typer.Option(False, help="The CLIP encoders' LoRA trains too (sd/sdxl)."),
+           gpu_gb: float = typer.Option(
                None, min=1, help="Free GPU memory to plan for (default: this machine's GPU, if it has one)."),
            device: str = typer.Option(None, help="The GPU to read the free memory of (default cuda:0).")):
     """What training needs in GPU memory: every memory tier and batch with its estimated peak, and what
@@ -346,7 +348,7 @@ def memory(family: str = typer.Option("sdxl", help="A real family: sd15, sdxl, f
         if torch.cuda.is_available():
             index = torch.device(device or "cuda:0").index or 0
             gpu_gb, source = torch.cuda.mem_get_info(index)[0] / 1024**3, f"free on cuda:{index}"
-    table = memory_table(fam, resolution, precision, rank, gpu_gb)
+    table = memory_table(fam, resolution, precision, rank, gpu_gb, train_text_encoder)
     said = f"on {gpu_gb:.1f} GB ({source}; the plan keeps 10 % spare)" if gpu_gb is not None else \
         "(no GPU here: pass --gpu-gb to see what fits)"
     typer.echo(f"{fam.name} LoRA r{rank} at {resolution or fam.resolution} px {said}")

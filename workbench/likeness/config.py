@@ -119,7 +119,8 @@ class TrainConfig(BaseModel):
 
             raise ConfigError(f"precision fp16 needs a GPU (device is {device}); use bf16 or fp32 on a CPU.")
         resolution = self.resolution or family.resolution
-        plan = plan_memory(family, resolution, precision, device, free_memory, self.memory, self.batch_size, self.rank)
+        plan = plan_memory(family, resolution, precision, device, free_memory, self.memory, self.batch_size, self.rank,
+                           self.train_text_encoder)
         batch = self.batch_size or plan.batch_size
         samples = 20 if family.tiny else min(1200, max(400, 80 * n_train))
         steps = self.steps or max(1, -(-samples // (batch * self.gradient_accumulation)))

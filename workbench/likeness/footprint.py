@@ -114,7 +114,7 @@ def _castable(value, dtype) -> bool:
 class Footprint:
     """GB of one training step at its peak, by what holds them."""
 
-    base_gb: float  # frozen denoiser + VAE (text encoders leave the GPU after caching)
+    base_gb: float  # frozen denoiser + VAE (+ the text encoders when they train; else they leave the GPU)
     lora_gb: float  # fp32 LoRA weights, gradients and optimizer state
     activations_gb: float  # the traced forward and backward, beyond the weights
     lora_parameters: int
@@ -126,32 +126,41 @@ class Footprint:
 
 def step_footprint(family: Family, resolution: int, batch: int, precision: str = "bf16",
                    gradient_checkpointing: bool = False, rank: int = 16, optimizer: str = "adamw",
-                   quantize_base: str | None = None) -> Footprint:
+                   quantize_base: str | None = None, train_text_encoder: bool = False) -> Footprint:
     """Trace one training step of ``family``'s real-size denoiser (its LoRA targets, square
-    ``resolution``, ``batch`` samples) on the meta device; seconds on a CPU, no memory."""
+    ``resolution``, ``batch`` samples) on the meta device; seconds on a CPU, no memory. With
+    ``train_text_encoder`` the CLIP encoders stay on the GPU with their own LoRA and encode the captions
+    inside the step, as the trainer does then."""
     from .train import add_lora
 
     dtype = DTYPES[precision]
     pipe = build_realsize_pipeline(family, device="meta", dtype=dtype)
     adapter = adapter_for(family.arch, pipe, family.text_length)
-    config = TrainConfig(family=family.name, rank=rank, alpha=float(rank),
-                         gradient_checkpointing=gradient_checkpointing)
-    denoiser, _, params = add_lora(pipe, adapter, config, family)
+    config = TrainConfig(family=family.name, rank=rank, alpha=float(rank), text_encoder_rank=rank,
+                         gradient_checkpointing=gradient_checkpointing, train_text_encoder=train_text_encoder)
+    denoiser, encoders, params = add_lora(pipe, adapter, config, family)
     lora_parameters = sum(p.numel() for p in params)
-    frozen = sum(p.numel() for p in denoiser.parameters() if not p.requires_grad)
+    trained = [denoiser, *encoders]
     weight_bytes = NF4_BYTES if quantize_base == "nf4" else dtype.itemsize
-    base = frozen * weight_bytes + sum(p.numel() * p.element_size() for p in pipe.vae.parameters())
+    frozen = sum(p.numel() for p in denoiser.parameters() if not p.requires_grad) * weight_bytes
+    frozen += sum(p.numel() * p.element_size() for m in (pipe.vae, *encoders) for p in m.parameters()
+                  if not p.requires_grad)
     lora = lora_parameters * (4 + 4 + OPTIMIZER_BYTES[optimizer])
 
     latent = resolution // pipe.vae_scale_factor
     channels = pipe.vae.config.latent_channels
     latents = torch.zeros(batch, channels, latent, latent, dtype=dtype, device="meta")
-    cond = conditioning(family, batch, dtype)
-    existing = [*denoiser.parameters(), *denoiser.buffers(), latents, *cond.values()]
+    existing = [*(t for m in trained for t in (*m.parameters(), *m.buffers())), latents]
     with gpu_kernels_on_meta(dtype), LiveTensors(existing) as live:
+        if encoders:
+            cond = adapter.encode_captions_with_grad(["photo of ohwx person"] * batch)
+        else:
+            cond = conditioning(family, batch, dtype)  # cached before training: counted as already there
+            for tensor in cond.values():
+                live.sizes[tensor.untyped_storage()] = 0
         loss = adapter.loss(denoiser, latents, cond, torch.Generator().manual_seed(0))
         loss.backward()
-    return Footprint(base_gb=base / GB, lora_gb=lora / GB, activations_gb=live.peak / GB,
+    return Footprint(base_gb=frozen / GB, lora_gb=lora / GB, activations_gb=live.peak / GB,
                      lora_parameters=lora_parameters)
 
 

@@ -31,6 +31,12 @@ LORA_PARAMS_PER_RANK = {"sd": 199_296, "sdxl": 1_451_520, "flux": 4_088_896}
 ACTIVATIONS = {"sd": ((0.01, 1.08), (0.01, 0.25)), "sdxl": ((0.10, 7.16), (0.0, 0.67)),
                "flux": ((4.16, 32.29), (0.31, 2.49))}
 NATIVE = {"sd": 512, "sdxl": 1024, "flux": 1024}
+# With --train-text-encoder the CLIP encoders stay on the GPU with their own LoRA and run in every step:
+# their parameters, LoRA parameters per unit of rank, and activation GB per sample (eager, checkpointed
+# denoiser), traced the same way. FLUX trains no text encoder.
+TEXT_ENCODER_PARAMS = {"sd": 123_060_480, "sdxl": 817_720_320, "flux": 0}
+TEXT_ENCODER_LORA_PER_RANK = {"sd": 73_728, "sdxl": 401_408, "flux": 0}
+TEXT_ENCODER_ACTIVATIONS = {"sd": (0.03, 0.03), "sdxl": (0.35, 0.19), "flux": (0.0, 0.0)}
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 NF4_BYTES = 0.55  # per parameter: 4-bit codes and block scales (bitsandbytes, double quantisation)
 OPTIMIZER_BYTES = {"adamw": 8, "adamw8bit": 2}  # the two moments per trainable parameter
@@ -61,23 +67,31 @@ class MemoryPlan:
     free_gb: float | None
 
 
-def estimate_gb(family: Family, resolution: int, precision: str, tier: str, batch: int, rank: int = 16) -> float:
+def estimate_gb(family: Family, resolution: int, precision: str, tier: str, batch: int, rank: int = 16,
+                text_encoders: bool = False) -> float:
     """Estimated training peak in GB (GiB, as torch reports it) for ``tier`` at ``batch`` samples per step."""
     return peak_gb(family, resolution, precision, batch, checkpointing=tier != "full",
                    optimizer="adamw8bit" if tier == "low" else "adamw",
-                   quantize_base="nf4" if tier == "low" and family.arch == "flux" else None, rank=rank)
+                   quantize_base="nf4" if tier == "low" and family.arch == "flux" else None, rank=rank,
+                   text_encoders=text_encoders)
 
 
 def peak_gb(family: Family, resolution: int, precision: str, batch: int, checkpointing: bool,
-            optimizer: str = "adamw", quantize_base: str | None = None, rank: int = 16) -> float:
-    """Estimated training peak in GB for these settings (a tier's, or a config's own). Not counted: a
-    text-encoder LoRA (its encoders stay on the GPU) and prior-preservation class images."""
+            optimizer: str = "adamw", quantize_base: str | None = None, rank: int = 16,
+            text_encoders: bool = False) -> float:
+    """Estimated training peak in GB for these settings (a tier's, or a config's own); ``text_encoders``:
+    their LoRA trains too (at the same rank). Not counted: prior preservation's class images (cached
+    latents, a few MB)."""
     arch = family.arch
     weight_bytes = NF4_BYTES if quantize_base == "nf4" else BYTES[precision]
     weights = RESIDENT_PARAMS[arch] * weight_bytes
-    lora = LORA_PARAMS_PER_RANK[arch] * rank * (4 + 4 + OPTIMIZER_BYTES[optimizer])
+    lora_params = (LORA_PARAMS_PER_RANK[arch] + TEXT_ENCODER_LORA_PER_RANK[arch] * text_encoders) * rank
+    lora = lora_params * (4 + 4 + OPTIMIZER_BYTES[optimizer])
     fixed, per_pixel = ACTIVATIONS[arch][checkpointing]
     per_sample = fixed + per_pixel * (resolution / NATIVE[arch]) ** 2
+    if text_encoders:
+        weights += TEXT_ENCODER_PARAMS[arch] * BYTES[precision]
+        per_sample += TEXT_ENCODER_ACTIVATIONS[arch][checkpointing]
     if precision == "fp32":
         per_sample *= FP32_ACTIVATIONS
     return (weights + lora) / GB + per_sample * batch + SLACK_GB
@@ -86,7 +100,8 @@ def peak_gb(family: Family, resolution: int, precision: str, batch: int, checkpo
 def config_peak_gb(family: Family, config) -> float:
     """``peak_gb`` of a resolved ``TrainConfig``, overrides of its tier included."""
     return peak_gb(family, config.resolution, config.precision, config.batch_size, bool(config.gradient_checkpointing),
-                   config.optimizer, None if config.quantize_base == "none" else config.quantize_base, config.rank)
+                   config.optimizer, None if config.quantize_base == "none" else config.quantize_base, config.rank,
+                   bool(config.train_text_encoder))
 
 
 def out_of_memory_advice(family: Family, config, where: str, last_checkpoint: int | None) -> str:
@@ -98,12 +113,14 @@ def out_of_memory_advice(family: Family, config, where: str, last_checkpoint: in
             f"{config.resolution} px, {config.precision}; estimated peak {estimate:.1f} GB).")
     if not config.gradient_checkpointing:
         lower = peak_gb(family, config.resolution, config.precision, config.batch_size, True, config.optimizer,
-                        None if config.quantize_base == "none" else config.quantize_base, config.rank)
+                        None if config.quantize_base == "none" else config.quantize_base, config.rank,
+                        bool(config.train_text_encoder))
         fix = (f"Rerun the same command with --memory balanced --batch-size {config.batch_size} (gradient "
                f"checkpointing, estimated {lower:.1f} GB)"
                + (f"; it resumes from step {last_checkpoint}." if last_checkpoint else "."))
     else:
-        smaller = [(tier, batch, estimate_gb(family, config.resolution, config.precision, tier, batch, config.rank))
+        smaller = [(tier, batch, estimate_gb(family, config.resolution, config.precision, tier, batch, config.rank,
+                                             bool(config.train_text_encoder)))
                    for tier, batch in CANDIDATES[family.arch]]
         smaller = [(tier, batch, gb) for tier, batch, gb in smaller if gb < estimate]
         fix = (f"Train into a new --out with --memory {smaller[0][0]} --batch-size {smaller[0][1]} (estimated "
@@ -113,13 +130,15 @@ def out_of_memory_advice(family: Family, config, where: str, last_checkpoint: in
 
 
 def plan_memory(family: Family, resolution: int, precision: str, device: str, free_bytes: int | None = None,
-                tier: str = "auto", batch_size: int | None = None, rank: int = 16) -> MemoryPlan:
-    """The tier and batch size for this family on this device (``free_bytes`` is read from the GPU when None)."""
+                tier: str = "auto", batch_size: int | None = None, rank: int = 16,
+                text_encoders: bool = False) -> MemoryPlan:
+    """The tier and batch size for this family on this device (``free_bytes`` is read from the GPU when None);
+    ``text_encoders``: their LoRA trains too, so they stay on the GPU."""
     if tier not in ("auto", *TIERS):
         raise ConfigError(f"memory tier {tier!r}: expected auto, full, balanced or low.")
     if not device.startswith("cuda"):
         chosen = "full" if tier == "auto" else tier
-        return _plan(family, chosen, batch_size or 1, None, None, resolution, precision, rank)
+        return _plan(family, chosen, batch_size or 1, None, None, resolution, precision, rank, text_encoders)
     if free_bytes is None:
         import torch
 
@@ -130,27 +149,27 @@ def plan_memory(family: Family, resolution: int, precision: str, device: str, fr
     if batch_size:
         candidates = list(dict.fromkeys((name, batch_size) for name, _ in candidates))
     for name, batch in candidates:
-        if estimate_gb(family, resolution, precision, name, batch, rank) <= budget:
-            return _plan(family, name, batch, free, budget, resolution, precision, rank)
+        if estimate_gb(family, resolution, precision, name, batch, rank, text_encoders) <= budget:
+            return _plan(family, name, batch, free, budget, resolution, precision, rank, text_encoders)
     if tier != "auto":  # the user asked for this tier: try it, and say the estimate in the card
-        return _plan(family, tier, batch_size or 1, free, budget, resolution, precision, rank)
-    need = estimate_gb(family, resolution, precision, "low", batch_size or 1, rank)
+        return _plan(family, tier, batch_size or 1, free, budget, resolution, precision, rank, text_encoders)
+    need = estimate_gb(family, resolution, precision, "low", batch_size or 1, rank, text_encoders)
     raise ConfigError(f"{family.name} at {resolution}px needs about {need:.0f} GB even in the low-memory tier; "
                       f"this GPU has {free:.0f} GB free. Lower --resolution or free the GPU.")
 
 
 def _plan(family: Family, tier: str, batch: int, free: float | None, budget: float | None, resolution: int,
-          precision: str, rank: int) -> MemoryPlan:
+          precision: str, rank: int, text_encoders: bool = False) -> MemoryPlan:
     return MemoryPlan(tier=tier, batch_size=batch, gradient_checkpointing=tier != "full",
                       optimizer="adamw8bit" if tier == "low" else "adamw",
                       quantize_base="nf4" if tier == "low" and family.arch == "flux" else None,
                       vae={"full": "batched", "balanced": "sliced", "low": "tiled"}[tier],
-                      estimate_gb=round(estimate_gb(family, resolution, precision, tier, batch, rank), 1)
+                      estimate_gb=round(estimate_gb(family, resolution, precision, tier, batch, rank, text_encoders), 1)
                       if free is not None else None, free_gb=round(free, 1) if free is not None else None)
 
 
 def memory_table(family: Family, resolution: int | None = None, precision: str | None = None, rank: int = 16,
-                 free_gb: float | None = None):
+                 free_gb: float | None = None, text_encoders: bool = False):
     """Every (tier, batch) ``auto`` considers for ``family``, in its search order, with the estimated peak;
     given the GPU's free memory, also whether each fits and which one ``auto`` takes (a pandas table: what a
     card can train, before renting or buying it)."""
@@ -164,14 +183,15 @@ def memory_table(family: Family, resolution: int | None = None, precision: str |
     chosen = None
     if free_gb is not None:
         try:
-            plan = plan_memory(family, resolution, precision, "cuda", int(free_gb * GB), rank=rank)
+            plan = plan_memory(family, resolution, precision, "cuda", int(free_gb * GB), rank=rank,
+                               text_encoders=text_encoders)
             chosen = (plan.tier, plan.batch_size)
         except ConfigError:
             pass
     rows = []
     for tier, batch in CANDIDATES[family.arch]:
-        plan = _plan(family, tier, batch, None, None, resolution, precision, rank)
-        estimate = estimate_gb(family, resolution, precision, tier, batch, rank)
+        plan = _plan(family, tier, batch, None, None, resolution, precision, rank, text_encoders)
+        estimate = estimate_gb(family, resolution, precision, tier, batch, rank, text_encoders)
         rows.append({"tier": tier, "batch_size": batch, "gradient_checkpointing": plan.gradient_checkpointing,
                      "optimizer": plan.optimizer, "base": plan.quantize_base or precision,
                      "estimate_gb": round(estimate, 1),
