@@ -118,6 +118,7 @@ def test_a_trained_text_encoder_is_in_the_table_as_traced(family):
         TEXT_ENCODER_ACTIVATIONS,
         TEXT_ENCODER_LORA_PER_RANK,
         TEXT_ENCODER_PARAMS,
+        StepExtras,
         peak_gb,
     )
 
@@ -129,10 +130,25 @@ def test_a_trained_text_encoder_is_in_the_table_as_traced(family):
         assert traced.activations_gb == pytest.approx(table, rel=0.03, abs=0.02), checkpointed
     assert traced.lora_parameters == (LORA_PARAMS_PER_RANK[arch] + TEXT_ENCODER_LORA_PER_RANK[arch]) * 4
     assert traced.base_gb * GB == pytest.approx((RESIDENT_PARAMS[arch] + TEXT_ENCODER_PARAMS[arch]) * 2, rel=1e-3)
-    with_encoders = peak_gb(fam, size, "fp16", 1, True, rank=4, text_encoders=True)
+    with_encoders = peak_gb(fam, size, "fp16", 1, True, rank=4, extras=StepExtras(text_encoders=True))
     assert with_encoders == pytest.approx(traced.total_gb + 1.0, rel=0.03)  # + the planner's slack
-    assert plan_memory(fam, size, "fp16", "cuda", 80 * GB, text_encoders=True).estimate_gb > \
+    assert plan_memory(fam, size, "fp16", "cuda", 80 * GB, extras=StepExtras(text_encoders=True)).estimate_gb > \
         plan_memory(fam, size, "fp16", "cuda", 80 * GB).estimate_gb
+
+
+def test_prior_preservation_counts_the_class_batch_as_traced():
+    """The class batch's loss joins the step's before the one backward: both graphs are alive at once. The
+    table counts twice the batch, which the trace stays just under."""
+    from workbench.likeness.footprint import step_footprint
+    from workbench.likeness.memory import SLACK_GB, StepExtras, peak_gb
+
+    fam, prior = get_family("sd15"), StepExtras(prior_preservation=True)
+    for checkpointed in (False, True):
+        traced = step_footprint(fam, 512, 2, "fp16", checkpointed, prior_preservation=True)
+        alone = step_footprint(fam, 512, 2, "fp16", checkpointed)
+        assert traced.activations_gb > 1.5 * alone.activations_gb
+        table = peak_gb(fam, 512, "fp16", 2, checkpointed, extras=prior) - SLACK_GB
+        assert traced.total_gb <= table <= 1.3 * traced.total_gb, checkpointed
 
 
 @pytest.mark.parametrize(("family", "size", "measured_gb"), [("sd15", 512, 6.24), ("sdxl", 1024, 34.41)])

@@ -23,6 +23,7 @@ _WHERE = {
     "STUDY_KINDS": "workbench.studies.kinds",
     "StudySpec": "workbench.studies",
     "Settings": "workbench.config",
+    "StepExtras": "workbench.likeness.memory",
     "check_selfies": "workbench.selfies",
     "generate": "workbench.generate",
     "get_analyzer": "workbench.faces",

@@ -332,13 +332,14 @@ def memory(family: str = typer.Option("sdxl", help="A real family: sd15, sdxl, f
            precision: str = typer.Option(None, help="fp16, bf16 or fp32 (default: the family's GPU dtype)."),
            rank: int = typer.Option(16, min=1),
            train_text_encoder: bool = typer.Option(False, help="The CLIP encoders' LoRA trains too (sd/sdxl)."),
+           prior_preservation: bool = typer.Option(False, help="A class-image batch in every step too."),
            gpu_gb: float = typer.Option(
                None, min=1, help="Free GPU memory to plan for (default: this machine's GPU, if it has one)."),
            device: str = typer.Option(None, help="The GPU to read the free memory of (default cuda:0).")):
     """What training needs in GPU memory: every memory tier and batch with its estimated peak, and what
     `train --memory auto` picks on this GPU (or on --gpu-gb). Estimates: the trainer's step traced on the
     meta device (benchmarks/training_memory.py), within 2 % of the peaks measured on an H100."""
-    from workbench import get_family, memory_table
+    from workbench import StepExtras, get_family, memory_table
 
     fam = get_family(family)
     source = "given"
@@ -348,10 +349,12 @@ def memory(family: str = typer.Option("sdxl", help="A real family: sd15, sdxl, f
         if torch.cuda.is_available():
             index = torch.device(device or "cuda:0").index or 0
             gpu_gb, source = torch.cuda.mem_get_info(index)[0] / 1024**3, f"free on cuda:{index}"
-    table = memory_table(fam, resolution, precision, rank, gpu_gb, train_text_encoder)
+    table = memory_table(fam, resolution, precision, rank, gpu_gb, StepExtras(train_text_encoder, prior_preservation))
     said = f"on {gpu_gb:.1f} GB ({source}; the plan keeps 10 % spare)" if gpu_gb is not None else \
         "(no GPU here: pass --gpu-gb to see what fits)"
-    typer.echo(f"{fam.name} LoRA r{rank} at {resolution or fam.resolution} px {said}")
+    extras = "".join(f" + {what}" for what, on in (("text-encoder LoRA", train_text_encoder),
+                                                      ("prior preservation", prior_preservation)) if on)
+    typer.echo(f"{fam.name} LoRA r{rank}{extras} at {resolution or fam.resolution} px {said}")
     shown = table if gpu_gb is not None else table.drop(columns=["fits", "auto"])
     if gpu_gb is not None:
         shown = shown.assign(auto=shown["auto"].map({True: "<- auto", False: ""}))

@@ -110,7 +110,7 @@ class TrainConfig(BaseModel):
     def resolve(self, family: Family, n_train: int, device: str, free_memory: int | None = None) -> TrainConfig:
         """Fill every ``None`` with the family default, so the saved config is complete. ``steps``
         counts optimizer updates; by default they cover 80 samples per training photo (400-1200)."""
-        from .memory import plan_memory
+        from .memory import StepExtras, plan_memory
 
         precision = self.precision or (
             "fp32" if not device.startswith("cuda") else ("bf16" if family.gpu_dtype == "bfloat16" else "fp16"))
@@ -120,7 +120,7 @@ class TrainConfig(BaseModel):
             raise ConfigError(f"precision fp16 needs a GPU (device is {device}); use bf16 or fp32 on a CPU.")
         resolution = self.resolution or family.resolution
         plan = plan_memory(family, resolution, precision, device, free_memory, self.memory, self.batch_size, self.rank,
-                           self.train_text_encoder)
+                           StepExtras.of(self))
         batch = self.batch_size or plan.batch_size
         samples = 20 if family.tiny else min(1200, max(400, 80 * n_train))
         steps = self.steps or max(1, -(-samples // (batch * self.gradient_accumulation)))

@@ -126,11 +126,13 @@ class Footprint:
 
 def step_footprint(family: Family, resolution: int, batch: int, precision: str = "bf16",
                    gradient_checkpointing: bool = False, rank: int = 16, optimizer: str = "adamw",
-                   quantize_base: str | None = None, train_text_encoder: bool = False) -> Footprint:
+                   quantize_base: str | None = None, train_text_encoder: bool = False,
+                   prior_preservation: bool = False) -> Footprint:
     """Trace one training step of ``family``'s real-size denoiser (its LoRA targets, square
     ``resolution``, ``batch`` samples) on the meta device; seconds on a CPU, no memory. With
     ``train_text_encoder`` the CLIP encoders stay on the GPU with their own LoRA and encode the captions
-    inside the step, as the trainer does then."""
+    inside the step, as the trainer does then. With ``prior_preservation`` a class batch's loss joins the
+    step's before the one backward, as in the trainer: both graphs are alive at once."""
     from .train import add_lora
 
     dtype = DTYPES[precision]
@@ -159,6 +161,8 @@ def step_footprint(family: Family, resolution: int, batch: int, precision: str =
             for tensor in cond.values():
                 live.sizes[tensor.untyped_storage()] = 0
         loss = adapter.loss(denoiser, latents, cond, torch.Generator().manual_seed(0))
+        if prior_preservation:  # the class images' latents and captions are cached like the photos'
+            loss = loss + adapter.loss(denoiser, latents, cond, torch.Generator().manual_seed(1))
         loss.backward()
     return Footprint(base_gb=frozen / GB, lora_gb=lora / GB, activations_gb=live.peak / GB,
                      lora_parameters=lora_parameters)

@@ -56,6 +56,21 @@ CANDIDATES = {"sd": _UNET + _LOW, "sdxl": _UNET + _LOW, "flux": _FLUX + _LOW}
 
 
 @dataclass(frozen=True)
+class StepExtras:
+    """What a training step holds besides the denoiser and its LoRA batch (TrainConfig's options)."""
+
+    text_encoders: bool = False  # --train-text-encoder: the CLIP encoders stay on the GPU with their LoRA
+    prior_preservation: bool = False  # a class batch's loss joins the step's before backward: ~2x activations
+
+    @classmethod
+    def of(cls, config) -> StepExtras:
+        return cls(bool(config.train_text_encoder), bool(config.prior_preservation))
+
+
+NO_EXTRAS = StepExtras()
+
+
+@dataclass(frozen=True)
 class MemoryPlan:
     tier: str
     batch_size: int
@@ -68,40 +83,40 @@ class MemoryPlan:
 
 
 def estimate_gb(family: Family, resolution: int, precision: str, tier: str, batch: int, rank: int = 16,
-                text_encoders: bool = False) -> float:
+                extras: StepExtras = NO_EXTRAS) -> float:
     """Estimated training peak in GB (GiB, as torch reports it) for ``tier`` at ``batch`` samples per step."""
     return peak_gb(family, resolution, precision, batch, checkpointing=tier != "full",
                    optimizer="adamw8bit" if tier == "low" else "adamw",
                    quantize_base="nf4" if tier == "low" and family.arch == "flux" else None, rank=rank,
-                   text_encoders=text_encoders)
+                   extras=extras)
 
 
 def peak_gb(family: Family, resolution: int, precision: str, batch: int, checkpointing: bool,
             optimizer: str = "adamw", quantize_base: str | None = None, rank: int = 16,
-            text_encoders: bool = False) -> float:
-    """Estimated training peak in GB for these settings (a tier's, or a config's own); ``text_encoders``:
-    their LoRA trains too (at the same rank). Not counted: prior preservation's class images (cached
-    latents, a few MB)."""
+            extras: StepExtras = NO_EXTRAS) -> float:
+    """Estimated training peak in GB for these settings (a tier's, or a config's own) and ``extras`` (a
+    text-encoder LoRA at the same rank; prior preservation, which traces at just under twice the batch)."""
     arch = family.arch
     weight_bytes = NF4_BYTES if quantize_base == "nf4" else BYTES[precision]
     weights = RESIDENT_PARAMS[arch] * weight_bytes
-    lora_params = (LORA_PARAMS_PER_RANK[arch] + TEXT_ENCODER_LORA_PER_RANK[arch] * text_encoders) * rank
+    lora_params = (LORA_PARAMS_PER_RANK[arch] + TEXT_ENCODER_LORA_PER_RANK[arch] * extras.text_encoders) * rank
     lora = lora_params * (4 + 4 + OPTIMIZER_BYTES[optimizer])
     fixed, per_pixel = ACTIVATIONS[arch][checkpointing]
     per_sample = fixed + per_pixel * (resolution / NATIVE[arch]) ** 2
-    if text_encoders:
+    if extras.text_encoders:
         weights += TEXT_ENCODER_PARAMS[arch] * BYTES[precision]
         per_sample += TEXT_ENCODER_ACTIVATIONS[arch][checkpointing]
     if precision == "fp32":
         per_sample *= FP32_ACTIVATIONS
-    return (weights + lora) / GB + per_sample * batch + SLACK_GB
+    samples = batch * (2 if extras.prior_preservation else 1)  # the class batch's graph is alive too
+    return (weights + lora) / GB + per_sample * samples + SLACK_GB
 
 
 def config_peak_gb(family: Family, config) -> float:
     """``peak_gb`` of a resolved ``TrainConfig``, overrides of its tier included."""
     return peak_gb(family, config.resolution, config.precision, config.batch_size, bool(config.gradient_checkpointing),
                    config.optimizer, None if config.quantize_base == "none" else config.quantize_base, config.rank,
-                   bool(config.train_text_encoder))
+                   StepExtras.of(config))
 
 
 def out_of_memory_advice(family: Family, config, where: str, last_checkpoint: int | None) -> str:
@@ -114,13 +129,13 @@ def out_of_memory_advice(family: Family, config, where: str, last_checkpoint: in
     if not config.gradient_checkpointing:
         lower = peak_gb(family, config.resolution, config.precision, config.batch_size, True, config.optimizer,
                         None if config.quantize_base == "none" else config.quantize_base, config.rank,
-                        bool(config.train_text_encoder))
+                        StepExtras.of(config))
         fix = (f"Rerun the same command with --memory balanced --batch-size {config.batch_size} (gradient "
                f"checkpointing, estimated {lower:.1f} GB)"
                + (f"; it resumes from step {last_checkpoint}." if last_checkpoint else "."))
     else:
         smaller = [(tier, batch, estimate_gb(family, config.resolution, config.precision, tier, batch, config.rank,
-                                             bool(config.train_text_encoder)))
+                                             StepExtras.of(config)))
                    for tier, batch in CANDIDATES[family.arch]]
         smaller = [(tier, batch, gb) for tier, batch, gb in smaller if gb < estimate]
         fix = (f"Train into a new --out with --memory {smaller[0][0]} --batch-size {smaller[0][1]} (estimated "
@@ -131,14 +146,14 @@ def out_of_memory_advice(family: Family, config, where: str, last_checkpoint: in
 
 def plan_memory(family: Family, resolution: int, precision: str, device: str, free_bytes: int | None = None,
                 tier: str = "auto", batch_size: int | None = None, rank: int = 16,
-                text_encoders: bool = False) -> MemoryPlan:
+                extras: StepExtras = NO_EXTRAS) -> MemoryPlan:
     """The tier and batch size for this family on this device (``free_bytes`` is read from the GPU when None);
-    ``text_encoders``: their LoRA trains too, so they stay on the GPU."""
+    ``extras``: a text-encoder LoRA, prior preservation (``StepExtras.of(config)``)."""
     if tier not in ("auto", *TIERS):
         raise ConfigError(f"memory tier {tier!r}: expected auto, full, balanced or low.")
     if not device.startswith("cuda"):
         chosen = "full" if tier == "auto" else tier
-        return _plan(family, chosen, batch_size or 1, None, None, resolution, precision, rank, text_encoders)
+        return _plan(family, chosen, batch_size or 1, None, None, resolution, precision, rank, extras)
     if free_bytes is None:
         import torch
 
@@ -149,27 +164,27 @@ def plan_memory(family: Family, resolution: int, precision: str, device: str, fr
     if batch_size:
         candidates = list(dict.fromkeys((name, batch_size) for name, _ in candidates))
     for name, batch in candidates:
-        if estimate_gb(family, resolution, precision, name, batch, rank, text_encoders) <= budget:
-            return _plan(family, name, batch, free, budget, resolution, precision, rank, text_encoders)
+        if estimate_gb(family, resolution, precision, name, batch, rank, extras) <= budget:
+            return _plan(family, name, batch, free, budget, resolution, precision, rank, extras)
     if tier != "auto":  # the user asked for this tier: try it, and say the estimate in the card
-        return _plan(family, tier, batch_size or 1, free, budget, resolution, precision, rank, text_encoders)
-    need = estimate_gb(family, resolution, precision, "low", batch_size or 1, rank, text_encoders)
+        return _plan(family, tier, batch_size or 1, free, budget, resolution, precision, rank, extras)
+    need = estimate_gb(family, resolution, precision, "low", batch_size or 1, rank, extras)
     raise ConfigError(f"{family.name} at {resolution}px needs about {need:.0f} GB even in the low-memory tier; "
                       f"this GPU has {free:.0f} GB free. Lower --resolution or free the GPU.")
 
 
 def _plan(family: Family, tier: str, batch: int, free: float | None, budget: float | None, resolution: int,
-          precision: str, rank: int, text_encoders: bool = False) -> MemoryPlan:
+          precision: str, rank: int, extras: StepExtras = NO_EXTRAS) -> MemoryPlan:
     return MemoryPlan(tier=tier, batch_size=batch, gradient_checkpointing=tier != "full",
                       optimizer="adamw8bit" if tier == "low" else "adamw",
                       quantize_base="nf4" if tier == "low" and family.arch == "flux" else None,
                       vae={"full": "batched", "balanced": "sliced", "low": "tiled"}[tier],
-                      estimate_gb=round(estimate_gb(family, resolution, precision, tier, batch, rank, text_encoders), 1)
+                      estimate_gb=round(estimate_gb(family, resolution, precision, tier, batch, rank, extras), 1)
                       if free is not None else None, free_gb=round(free, 1) if free is not None else None)
 
 
 def memory_table(family: Family, resolution: int | None = None, precision: str | None = None, rank: int = 16,
-                 free_gb: float | None = None, text_encoders: bool = False):
+                 free_gb: float | None = None, extras: StepExtras = NO_EXTRAS):
     """Every (tier, batch) ``auto`` considers for ``family``, in its search order, with the estimated peak;
     given the GPU's free memory, also whether each fits and which one ``auto`` takes (a pandas table: what a
     card can train, before renting or buying it)."""
@@ -184,14 +199,14 @@ def memory_table(family: Family, resolution: int | None = None, precision: str |
     if free_gb is not None:
         try:
             plan = plan_memory(family, resolution, precision, "cuda", int(free_gb * GB), rank=rank,
-                               text_encoders=text_encoders)
+                               extras=extras)
             chosen = (plan.tier, plan.batch_size)
         except ConfigError:
             pass
     rows = []
     for tier, batch in CANDIDATES[family.arch]:
-        plan = _plan(family, tier, batch, None, None, resolution, precision, rank, text_encoders)
-        estimate = estimate_gb(family, resolution, precision, tier, batch, rank, text_encoders)
+        plan = _plan(family, tier, batch, None, None, resolution, precision, rank, extras)
+        estimate = estimate_gb(family, resolution, precision, tier, batch, rank, extras)
         rows.append({"tier": tier, "batch_size": batch, "gradient_checkpointing": plan.gradient_checkpointing,
                      "optimizer": plan.optimizer, "base": plan.quantize_base or precision,
                      "estimate_gb": round(estimate, 1),
