@@ -122,7 +122,7 @@ def config_peak_gb(family: Family, config) -> float:
 def out_of_memory_advice(family: Family, config, where: str, last_checkpoint: int | None) -> str:
     """What to rerun with after CUDA ran out of memory. Gradient checkpointing at the same batch resumes
     from the last checkpoint (only memory changes); a smaller batch or the 8-bit optimizer changes what a
-    step trains, so it starts in a new folder (``train._check_resumable``)."""
+    step trains, so it starts in a new folder (``train.check_resumable``)."""
     estimate = config_peak_gb(family, config)
     said = (f"{family.name} ran out of GPU memory {where} (memory tier {config.memory}, batch {config.batch_size}, "
             f"{config.resolution} px, {config.precision}; estimated peak {estimate:.1f} GB).")
