@@ -251,6 +251,8 @@ def test_memory_table_and_command_show_what_a_card_trains():
     assert table["fits"].tolist() == [False] * 6 + [True] * 3  # only the NF4 tier fits 24 GB at 1024 px
     plan = plan_memory(get_family("flux"), 1024, "bf16", "cuda", 24 * GB)
     assert table[table["auto"]]["estimate_gb"].item() == plan.estimate_gb
+    with pytest.raises(ConfigError, match="precision 'fp64': expected one of fp32, bf16, fp16"):
+        memory_table(get_family("sdxl"), precision="fp64")
     for reduced in ("tiny-sd", "random-flux-small"):
         with pytest.raises(ConfigError, match="reduced test family"):
             memory_table(get_family(reduced))

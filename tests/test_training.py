@@ -66,16 +66,7 @@ def test_killed_run_resumes_to_exactly_the_same_result(kill_at, settings, analyz
     options = dict(family="tiny-sd", settings=settings, analyzer=analyzer, progress=False, steps=6,
                    checkpoint_every=2, learning_rate=1e-3)
     straight = train_likeness(faces_dir / SET, tmp_path / "straight", **options)
-
-    real_save = train_module.save_checkpoint
-
-    def die_after(out, pipe, adapter, optimizer, schedule, step, *rest):
-        path = real_save(out, pipe, adapter, optimizer, schedule, step, *rest)
-        if step == kill_at:
-            raise KeyboardInterrupt  # killed right after this checkpoint
-        return path
-
-    monkeypatch.setattr(train_module, "save_checkpoint", die_after)
+    real_save = _killed_after(monkeypatch, kill_at)
     with pytest.raises(KeyboardInterrupt):
         train_likeness(faces_dir / SET, tmp_path / "resumed", **options)
     assert not (tmp_path / "resumed" / "likeness.json").exists()

@@ -30,11 +30,9 @@ from ..models.families import Family
 from ..models.realsize import build_realsize_pipeline
 from .adapters import adapter_for
 from .config import TrainConfig
+from .memory import GB, NF4_BYTES, OPTIMIZER_BYTES
 
-GB = 1024**3
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-OPTIMIZER_BYTES = {"adamw": 8, "adamw8bit": 2}  # per trainable parameter: two moments, fp32 or 8-bit
-NF4_BYTES = 0.55  # per parameter: 4-bit codes + block scales (bitsandbytes NF4 with double quantisation)
 
 
 class LiveTensors(TorchDispatchMode):

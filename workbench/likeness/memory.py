@@ -195,6 +195,8 @@ def memory_table(family: Family, resolution: int | None = None, precision: str |
                           "sdxl, flux and their full-size random-* builds.")
     resolution = resolution or family.resolution
     precision = precision or ("bf16" if family.gpu_dtype == "bfloat16" else "fp16")
+    if precision not in BYTES:
+        raise ConfigError(f"precision {precision!r}: expected one of {', '.join(BYTES)}.")
     chosen = None
     if free_gb is not None:
         try:
