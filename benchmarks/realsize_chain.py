@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-steps", type=int, default=4)
     parser.add_argument("--gen-steps", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--attention", default="auto", help="SDPA kernels for training: auto, no-cudnn or math")
+    parser.add_argument("--attention", default=None, help="SDPA kernels for training: auto, no-cudnn or math "
+                        "(default: the family's: no-cudnn for FLUX on a GPU)")
     parser.add_argument("--recognizer", default="auto", help="auto, dlib, or insightface:/pack/dir")
     parser.add_argument("--json", type=Path, default=None)
     return parser

@@ -175,6 +175,23 @@ def test_attention_choice_selects_the_sdpa_kernel():
         attention_kernels("flash")
 
 
+def test_flux_trains_without_cudnn_attention_on_a_gpu_by_default():
+    """PyTorch's own pick, cuDNN, crashed the real-size FLUX step on an H100 where the other kernels trained
+    finite (RESULTS.md, 2026-11-27): FLUX resolves to no-cudnn on CUDA, the UNets keep PyTorch's choice, a CPU
+    keeps it for every family, and an explicit choice wins."""
+    from workbench.likeness.config import TrainConfig
+    from workbench.models import get_family
+
+    def resolved(family, device, **options):
+        return TrainConfig(family=family, **options).resolve(get_family(family), 10, device, 80 * 2**30).attention
+
+    assert [resolved(f, "cuda") for f in ("flux", "random-flux", "tiny-flux")] == ["no-cudnn"] * 3
+    assert [resolved(f, "cuda:1") for f in ("sdxl", "sd15")] == ["auto", "auto"]
+    assert [resolved(f, "cpu") for f in ("flux", "sdxl")] == ["auto", "auto"]
+    assert resolved("flux", "cuda", attention="auto") == "auto"
+    assert resolved("sdxl", "cuda", attention="math") == "math"
+
+
 def test_training_runs_under_the_chosen_attention(tiny_likeness, settings, analyzer, faces_dir, tmp_path,
                                                   monkeypatch):
     """The loop's micro-steps run inside ``attention_kernels(config.attention)``; the math kernel trains the

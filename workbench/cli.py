@@ -134,9 +134,10 @@ def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked f
           buckets: bool = typer.Option(False, help="Aspect buckets: keep each photo's aspect instead of square."),
           compile: bool = typer.Option(False, "--compile", help="Regional torch.compile of the denoiser's blocks "
                                        "(GPU speed; the compile time is reported separately)."),
-          attention: str = typer.Option("auto", help="SDPA kernels for the training steps: auto (PyTorch's "
+          attention: str = typer.Option(None, help="SDPA kernels for the training steps: auto (PyTorch's "
                                         "choice), no-cudnn (try it when a GPU training's loss turns NaN or dies in "
-                                        "backward), math (slow reference)."),
+                                        "backward), math (slow reference). Default: the family's on a GPU (FLUX: "
+                                        "no-cudnn), auto on a CPU."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
     """Train a likeness (DreamBooth-LoRA) from a folder of selfies. Writes lora.safetensors (diffusers),
     lora_kohya.safetensors (ComfyUI / A1111, sd and sdxl), likeness.json and validation images."""

@@ -52,8 +52,9 @@ class TrainConfig(BaseModel):
     # after a one-off compile, reported apart in the manifest (timings.compile_seconds).
     compile: bool = False
     # SDPA kernels the training steps may use (models/attention.py): auto = PyTorch's choice; no-cudnn
-    # when a GPU training's loss turns NaN or dies in backward; math, the slow reference.
-    attention: Attention = "auto"
+    # when a GPU training's loss turns NaN or dies in backward; math, the slow reference. None: the family's
+    # choice on a GPU (FLUX: no-cudnn), PyTorch's on a CPU.
+    attention: Attention | None = None
     max_grad_norm: float | None = Field(1.0, gt=0)  # diffusers' DreamBooth scripts clip at 1.0
     checkpoint_every: int | None = Field(None, ge=1)
     token: str = "ohwx"
@@ -132,5 +133,6 @@ class TrainConfig(BaseModel):
             optimizer=self.optimizer or plan.optimizer,
             quantize_base=self.quantize_base or plan.quantize_base or "none", vae=self.vae or plan.vae,
             checkpoint_every=self.checkpoint_every or max(1, steps // 4),
+            attention=self.attention or (family.train_attention if device.startswith("cuda") else "auto"),
             probe_steps=self.probe_steps or family.steps, text_encoder_rank=self.text_encoder_rank or self.rank,
             class_images=self.class_images or (4 if family.tiny else max(50, 2 * n_train))))

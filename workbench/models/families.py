@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import unknown_name
+from .attention import Attention
 
 Arch = Literal["sd", "sdxl", "flux"]
 PIPELINE_CLASSES: dict[str, str] = {
@@ -47,6 +48,10 @@ class Family:
     bucket_step: int = 64  # aspect-bucket sides are multiples of this (VAE 8 x FLUX 2x2 packing x margin)
     # T5 tokens for FLUX, the same in training and rendering (FLUX.1-dev's pipeline default is 512).
     text_length: int = 512
+    # SDPA kernels a training step uses on a GPU (models/attention.py). FLUX: "no-cudnn": on an H100 (torch
+    # 2.11, cuDNN 9.19) PyTorch's choice, cuDNN, hit an illegal memory access at batch 1 and failed its graph
+    # at batch 2 in the real-size transformer's step, where flash/memory-efficient trained finite (RESULTS.md).
+    train_attention: Attention = "auto"
 
     @property
     def random_weights(self) -> bool:
@@ -88,19 +93,20 @@ FAMILIES: dict[str, Family] = {
                hub_id="stabilityai/stable-diffusion-xl-base-1.0"),
         Family("flux", "flux", 1024, "flow_euler", 28, 3.5,
                "FLUX.1 [dev] Non-Commercial License (outputs may be used commercially; the weights not)",
-               hub_id="black-forest-labs/FLUX.1-dev", gpu_dtype="bfloat16", lora_targets=FLUX_TARGETS),
+               hub_id="black-forest-labs/FLUX.1-dev", gpu_dtype="bfloat16", lora_targets=FLUX_TARGETS,
+               train_attention="no-cudnn"),
         Family("tiny-sd", "sd", 64, "euler", 4, 5.0, "Apache-2.0 (random weights)", tiny=True,
                notes=TINY_NOTE, bucket_step=16),
         Family("tiny-sdxl", "sdxl", 64, "euler", 4, 5.0, "Apache-2.0 (random weights)", tiny=True,
                notes=TINY_NOTE, bucket_step=16),
         Family("tiny-flux", "flux", 64, "flow_euler", 4, 3.5, "Apache-2.0 (random weights)", tiny=True,
-               lora_targets=FLUX_TARGETS, notes=TINY_NOTE, bucket_step=16),
+               lora_targets=FLUX_TARGETS, train_attention="no-cudnn", notes=TINY_NOTE, bucket_step=16),
         Family("random-sd15", "sd", 512, "dpmpp_2m", 30, 7.0, RANDOM_LICENCE, realsize=True, notes=REALSIZE_NOTE),
         Family("random-sdxl", "sdxl", 1024, "euler", 30, 6.0, RANDOM_LICENCE, realsize=True, notes=REALSIZE_NOTE),
         Family("random-flux", "flux", 1024, "flow_euler", 28, 3.5, RANDOM_LICENCE, realsize=True,
-               gpu_dtype="bfloat16", lora_targets=FLUX_TARGETS, notes=REALSIZE_NOTE),
+               gpu_dtype="bfloat16", lora_targets=FLUX_TARGETS, train_attention="no-cudnn", notes=REALSIZE_NOTE),
         Family("random-flux-small", "flux", 256, "flow_euler", 4, 3.5, RANDOM_LICENCE, realsize=True,
-               gpu_dtype="bfloat16", lora_targets=FLUX_TARGETS,
+               gpu_dtype="bfloat16", lora_targets=FLUX_TARGETS, train_attention="no-cudnn",
                notes=REALSIZE_NOTE + "; one double + one single block, one T5 layer",
                bucket_step=16),
     ]
