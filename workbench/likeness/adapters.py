@@ -13,6 +13,18 @@ import torch
 import torch.nn.functional as F
 
 
+def upload(tensor: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``tensor.to(like)`` (device and dtype) without making the host wait. Per-step randomness is drawn on
+    the CPU from a seeded generator (a resumed run draws what the original would); copying pageable memory
+    to a GPU first synchronizes the stream (CUDA's API sync rules), so every such copy in a step stopped
+    the host from queueing work ahead of the GPU. A pinned buffer copied with ``non_blocking`` does not;
+    PyTorch's pinned-memory cache keeps it alive until the copy has run."""
+    if like.device.type != "cuda" or tensor.device.type != "cpu":
+        return tensor.to(like.device, like.dtype if tensor.is_floating_point() else tensor.dtype)
+    return tensor.pin_memory().to(like.device, like.dtype if tensor.is_floating_point() else tensor.dtype,
+                                  non_blocking=True)
+
+
 class Adapter:
     arch = ""
 
@@ -93,9 +105,9 @@ class UNetAdapter(Adapter):
         return {}
 
     def loss(self, model, latents, cond, generator):
-        noise = torch.randn(latents.shape, generator=generator).to(latents)
+        noise = upload(torch.randn(latents.shape, generator=generator), latents)
         steps = self.noise_scheduler.config.num_train_timesteps
-        timesteps = torch.randint(0, steps, (latents.shape[0],), generator=generator).to(latents.device)
+        timesteps = upload(torch.randint(0, steps, (latents.shape[0],), generator=generator), latents)
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
         pred = model(noisy, timesteps, cond["prompt_embeds"], added_cond_kwargs=self.added_cond(cond, latents)).sample
         if self.noise_scheduler.config.prediction_type == "v_prediction":
@@ -118,9 +130,8 @@ class SDXLAdapter(UNetAdapter):
     def added_cond(self, cond, latents):
         height, width = (side * self.pipe.vae_scale_factor for side in latents.shape[-2:])
         # original size, crop top-left, target size: our crops are already at the bucket's size
-        time_ids = torch.tensor([[height, width, 0, 0, height, width]], dtype=cond["pooled"].dtype)
-        time_ids = time_ids.repeat(cond["pooled"].shape[0], 1).to(cond["pooled"].device)
-        return {"text_embeds": cond["pooled"], "time_ids": time_ids}
+        time_ids = upload(torch.tensor([[height, width, 0, 0, height, width]], dtype=torch.float32), cond["pooled"])
+        return {"text_embeds": cond["pooled"], "time_ids": time_ids.repeat(cond["pooled"].shape[0], 1)}
 
 
 class FluxAdapter(Adapter):
@@ -150,9 +161,9 @@ class FluxAdapter(Adapter):
     def loss(self, model, latents, cond, generator, guidance: float = 1.0):
         pipe = self.pipe
         batch, channels, height, width = latents.shape
-        noise = torch.randn(latents.shape, generator=generator).to(latents)
+        noise = upload(torch.randn(latents.shape, generator=generator), latents)
         # logit-normal timestep density, as in SD3/FLUX training (Esser et al. 2024)
-        sigmas = torch.sigmoid(torch.randn((batch,), generator=generator)).to(latents)
+        sigmas = upload(torch.sigmoid(torch.randn((batch,), generator=generator)), latents)
         noisy = (1.0 - sigmas[:, None, None, None]) * latents + sigmas[:, None, None, None] * noise
         packed = pipe._pack_latents(noisy, batch, channels, height, width)
         image_ids = pipe._prepare_latent_image_ids(batch, height // 2, width // 2, latents.device, latents.dtype)

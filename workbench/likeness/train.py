@@ -28,7 +28,7 @@ from ..models.attention import attention_kernels
 from ..models.loading import ensure_available
 from ..models.regional import check_compile, compile_denoiser
 from ..store import Manifest, atomic_write_json, file_sha256, read_manifest, stage, write_manifest, write_table
-from .adapters import adapter_for
+from .adapters import adapter_for, upload
 from .card import CARD_FILE, KOHYA_FILE, LORA_FILE, Likeness
 from .config import TrainConfig
 from .export import KOHYA_ARCHS, canonical_safetensors, export_kohya
@@ -213,7 +213,7 @@ def train_loop(run: Run, progress: bool, callback=None) -> None:
     for step in bar:
         step_started = time.perf_counter()
         run.where = f"at step {step + 1}"
-        step_loss = 0.0
+        step_loss = torch.zeros((), device=accelerator.device)
         for micro in range(config.gradient_accumulation):
             # Under `accelerate launch`, each process draws its own batch (index 0 = the single-process draw).
             draw = step * config.gradient_accumulation + micro
@@ -231,7 +231,8 @@ def train_loop(run: Run, progress: bool, callback=None) -> None:
                 run.optimizer.step()
                 run.schedule.step()
                 run.optimizer.zero_grad(set_to_none=True)
-            step_loss += float(loss.detach()) / config.gradient_accumulation  # .item() waits for the GPU
+            step_loss += loss.detach().float() / config.gradient_accumulation
+        step_loss = float(step_loss)  # the step's one host read: the host waits for the GPU here, once
         step_times.append(time.perf_counter() - step_started)
         run.losses.append(step_loss)
         if not np.isfinite(step_loss):
@@ -367,7 +368,10 @@ class Cache:
         bucket = 0 if len(self.buckets) == 1 else int(torch.multinomial(self.sizes, 1, generator=generator))
         latents, cond = self.buckets[bucket]
         index = torch.randint(0, latents.shape[0], (batch_size,), generator=generator)
-        return latents[index.to(latents.device)], step_cond(adapter, cond, index)
+        if "captions" in cond:
+            return latents[upload(index, latents)], step_cond(adapter, cond, index)
+        index = upload(index, latents)  # once for the latents and every conditioning tensor
+        return latents[index], batch_cond(cond, index)
 
 
 def build_caches(adapter, data, device, encode_text: bool = True) -> Cache:
