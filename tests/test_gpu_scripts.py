@@ -63,11 +63,12 @@ def test_gpu_scripts_parse_and_pass_only_flags_their_benchmarks_accept(script):
 
 
 def test_the_check_sees_every_call_and_catches_a_typo(tmp_path, monkeypatch):
-    """The follow-up's four FLUX diagnostics come through its helper; a misspelt flag or value is refused."""
+    """The follow-up's FLUX diagnostic comes through its helper; a misspelt flag or value is refused."""
     calls = invocations("gpu_followup.sh")
     diagnostics = [args for module, args in calls if module == "flux_train_diagnostic"]
-    assert len(diagnostics) == 4 and diagnostics[1][-2:] == ["--attention", "no-cudnn"]
-    assert sum(module == "gpu_speed" for module, _ in calls) == 2
+    assert diagnostics == [["random-flux", "1", "1024", "1", "1", "--steps", "3", "--attention", "no-cudnn"]]
+    assert sum(module == "gpu_speed" for module, _ in calls) == 3
+    assert sum(module == "realsize_chain" for module, _ in calls) == 1
     parser = load("gpu_speed").build_parser()
     for typo in (["--train-varaints", "4:0"], ["--train-variants", "4:1,8:2"], ["--sections", "train,fluxx"]):
         with pytest.raises(SystemExit):

@@ -252,10 +252,9 @@ def test_compile_without_a_compiler_is_refused_before_loading(settings, analyzer
 
 def test_a_training_step_reads_the_device_once_whatever_the_accumulation(settings, analyzer, faces_dir, tmp_path):
     """A read of a device value (``.item()``, ``float()``) makes the host wait for the GPU; on an H100 the
-    trainer's SDXL step made 7.7 host syncs against plain diffusers' 1.7 and ran 0.89 s against 0.63 s on the
-    same kernels (RESULTS.md, 2026-11-27). Counted here as aten reads of a scalar over a whole training: two
-    optimizer steps of 3 micro-batches read exactly as often as two of one (it was 4 more: one per micro-batch).
-    The same seeded draws, so the same losses up to float rounding."""
+    trainer's profiled SDXL step made 7.7 host syncs against plain diffusers' 1.7 on the same kernels
+    (RESULTS.md, 2026-11-27). Counted here as aten reads of a scalar over a whole training: two optimizer
+    steps of 3 micro-batches read exactly as often as two of one (it was 4 more: one per micro-batch)."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
     class Reads(TorchDispatchMode):
