@@ -386,12 +386,22 @@ class StepProfile:
         if not self.device.startswith("cuda"):
             return row
         events = self.profiler.key_averages()
-        kernel_us = sum(getattr(e, "self_device_time_total", 0) or 0 for e in events)
+        kernel_us = gpu_kernel_us(events)
         syncs = sum(e.count for e in events if e.key in SYNC_EVENTS)
         launches = sum(e.count for e in events if e.key in LAUNCH_EVENTS)
         return {**row, "profile_gpu_kernel_ms_per_step": round(kernel_us / 1e3 / self.steps, 1),
                 "profile_host_syncs_per_step": round(syncs / self.steps, 1),
                 "profile_kernel_launches_per_step": round(launches / self.steps)}
+
+
+def gpu_kernel_us(events) -> float:
+    """GPU time in ``key_averages()``: the kernels' own rows only. An aten op's row carries its kernels'
+    time too, so summing every row counts it twice (the 2026-11-27 H100 rows said 526 ms where the
+    profiler's own total was 262 ms); this is the sum torch's table prints as "Self CUDA time total"."""
+    from torch.autograd import DeviceType
+
+    return float(sum(e.self_device_time_total or 0 for e in events
+                     if e.device_type != DeviceType.CPU and not getattr(e, "is_user_annotation", False)))
 
 
 DEFAULT_CHECKPOINTS = 4  # TrainConfig: checkpoint_every = steps // 4

@@ -73,3 +73,16 @@ def test_the_check_sees_every_call_and_catches_a_typo(tmp_path, monkeypatch):
     for typo in (["--train-varaints", "4:0"], ["--train-variants", "4:1,8:2"], ["--sections", "train,fluxx"]):
         with pytest.raises(SystemExit):
             parser.parse_args(typo)
+
+
+def test_gpu_kernel_time_counts_each_kernel_once():
+    """An op's row and its kernel's row both carry the kernel's time: only the kernel's is counted."""
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    rows = [SimpleNamespace(device_type=DeviceType.CPU, self_device_time_total=150.0),  # aten::mm
+            SimpleNamespace(device_type=DeviceType.CUDA, self_device_time_total=150.0),  # its GEMM kernel
+            SimpleNamespace(device_type=DeviceType.CUDA, self_device_time_total=50.0, is_user_annotation=True),
+            SimpleNamespace(device_type=DeviceType.CUDA, self_device_time_total=20.0)]
+    assert load("gpu_speed").gpu_kernel_us(rows) == 170.0
