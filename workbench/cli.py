@@ -190,7 +190,8 @@ def generate_cmd(likeness: str = typer.Argument(..., help="Likeness folder, or '
                  prompts_per_pack: int = typer.Option(None, min=1),
                  grid: bool = typer.Option(False, help="Contact sheet."),
                  fp8: bool = typer.Option(False, "--fp8", help="The denoiser blocks' linears in float8 (Ada/Hopper "
-                                          "GPUs; faster, not exact: compare against a bf16 run)."),
+                                          "GPUs; not exact: compare against a bf16 run). Measured on an H100: "
+                                          "FLUX 1.32x faster, SDXL no faster."),
                  home: Path = HomeOpt, device: str = typer.Option(None)):
     """Render packs x samplers x steps x seeds with a likeness."""
     from workbench import generate
