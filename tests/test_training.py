@@ -122,6 +122,47 @@ def test_compiled_blocks_give_the_eager_loss_and_lora_gradients(family, checkpoi
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4 * scale)
 
 
+
+@pytest.mark.parametrize("family", ["tiny-sdxl", "tiny-flux"])
+def test_uncast_lora_inputs_give_the_same_step_with_fewer_copies(family, settings):
+    """A bf16 base with its fp32 LoRA under bf16 autocast (what a GPU trains): leaving the LoRA layers' input
+    in bf16 gives bit-for-bit the loss and LoRA gradients of peft's default up-cast, with fewer copy ops."""
+    from torch.profiler import profile
+
+    from workbench.likeness.adapters import adapter_for
+    from workbench.likeness.config import TrainConfig
+    from workbench.models import get_family
+
+    fam = get_family(family)
+    pipe, _ = load_pipeline(fam, settings=settings, dtype="bfloat16")
+    adapter = adapter_for(fam.arch, pipe, fam.text_length)
+    config = TrainConfig(family=family, precision="bf16").resolve(fam, 5, "cpu")
+    denoiser, _, params = train_module.add_lora(pipe, adapter, config, fam)
+    for p in params:  # B is zero at init, which would hide the LoRA path
+        torch.nn.init.normal_(p, std=0.05)
+    latents = torch.randn(2, *adapter.encode_images(torch.zeros(1, 3, 64, 64)).shape[1:],
+                          generator=torch.Generator().manual_seed(1)).bfloat16()
+    cond = adapter.encode_captions(["photo of ohwx person"] * 2)
+    layers = train_module.lora_layers_of(denoiser)
+
+    def step(uncast: bool):
+        for p in params:
+            p.grad = None
+        with (profile() as prof, torch.autocast("cpu", dtype=torch.bfloat16),
+              train_module.lora_inputs_uncast(layers if uncast else [])):
+            loss = adapter.loss(denoiser, latents, cond, torch.Generator().manual_seed(2))
+            loss.backward()
+        copies = sum(e.count for e in prof.key_averages() if e.key in ("aten::_to_copy", "aten::copy_"))
+        return float(loss.detach()), [p.grad.clone() for p in params], copies
+
+    loss, grads, copies = step(uncast=False)
+    loss_uncast, grads_uncast, copies_uncast = step(uncast=True)
+    assert layers and all(layer.cast_input_dtype_enabled for layer in layers)  # restored after the step
+    assert loss_uncast == loss and max(float(g.abs().max()) for g in grads) > 0
+    for a, b in zip(grads_uncast, grads, strict=True):
+        assert torch.equal(a, b)
+    assert copies_uncast < copies - len(layers)  # at least one activation copy fewer per LoRA layer
+
 def test_train_with_compile(tiny_likeness, settings, analyzer, faces_dir, tmp_path, monkeypatch):
     """``compile=True`` reaches the trainer: the denoiser's blocks are compiled once with the LoRA in place,
     the run trains (the same losses as the eager fixture, which has the same options, up to float
