@@ -166,7 +166,9 @@ class FluxAdapter(Adapter):
         sigmas = upload(torch.sigmoid(torch.randn((batch,), generator=generator)), latents)
         noisy = (1.0 - sigmas[:, None, None, None]) * latents + sigmas[:, None, None, None] * noise
         packed = pipe._pack_latents(noisy, batch, channels, height, width)
-        image_ids = pipe._prepare_latent_image_ids(batch, height // 2, width // 2, latents.device, latents.dtype)
+        # diffusers builds the position ids on the CPU and copies them from pageable memory: uploaded instead
+        image_ids = upload(pipe._prepare_latent_image_ids(batch, height // 2, width // 2, "cpu", torch.float32),
+                           latents)
         guidance_vec = None
         if self.denoiser.config.guidance_embeds:
             guidance_vec = torch.full((batch,), guidance, device=latents.device, dtype=latents.dtype)
