@@ -14,6 +14,11 @@ export PYTHONPATH=${PYTHONPATH:-$PWD} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 WORKBE
 # past what one device call carries) a miniature insightface pack built here from tests/insightface_pack.py.
 # It finds "faces" by brightness, so identity numbers mean nothing; the timings of training and rendering
 # do not depend on it.
+# A pack built on the dev box and carried in .gpu/pack (make_pack, as below) is used as it is.
+if [ -z "${RECOGNIZER:-}" ] && ! python3 -c "import dlib, face_recognition_models" 2>/dev/null \
+    && [ -f .gpu/pack/buffalo_l/det_10g.onnx ]; then
+  RECOGNIZER=insightface:$PWD/.gpu/pack/buffalo_l && echo "recognizer: the carried miniature insightface pack"
+fi
 if [ -z "${RECOGNIZER:-}" ] && ! python3 -c "import dlib, face_recognition_models" 2>/dev/null; then
   python3 -c "import sys; sys.path.insert(0, 'tests'); from pathlib import Path; from insightface_pack import make_pack; \
 make_pack(Path('/tmp/wb-pack/buffalo_l'))" && RECOGNIZER=insightface:/tmp/wb-pack/buffalo_l \

@@ -18,6 +18,8 @@
 # the card they ran on.
 #
 #   bash benchmarks/gpu_followup.sh
+# Through the device tool, carry .whl (the wheels the box lacks) and .gpu (a miniature face pack built here
+# with tests/insightface_pack.py's make_pack into .gpu/pack/buffalo_l; gpu_env.sh builds one if absent).
 source "$(dirname "$0")/gpu_env.sh" followup.log
 TOTAL=${TOTAL_SECONDS:-540}
 left() { echo $(( TOTAL - SECONDS )); }
