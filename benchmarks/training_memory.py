@@ -29,7 +29,10 @@ from workbench.models.realsize import parameter_counts
 
 FAMILIES = {"sd": "sd15", "sdxl": "sdxl", "flux": "flux"}
 PRECISION = {"sd": "fp16", "sdxl": "fp16", "flux": "bf16"}  # the families' GPU dtypes
-# torch.cuda.max_memory_allocated of train_likeness() on one H100 80GB (results/h100-2026-11-26).
+# torch.cuda.max_memory_allocated of train_likeness() on one H100 80GB (results/h100-2026-11-26), for the step
+# as it was then: its LoRA layers cast their input up to fp32. Traced that way, the step came within -1.4 %
+# (SD1.5) and -0.5 % (SDXL) of these peaks; the step now keeps those inputs in half precision, which the trace
+# puts 4-6 % lower. A new GPU measurement replaces these rows.
 MEASURED = [("sd15", 512, 4, "fp16", 6.24, "chain.json: random-sd15, tier full"),
             ("sdxl", 1024, 4, "fp16", 34.41, "speed.json: train_likeness(), tier full")]
 CARDS_GB = (24, 48, 80)
@@ -87,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {FAMILIES[arch]:5} resident parameters {row['resident_parameters']:,} (table "
               f"{row['table_resident']:,.0f}), LoRA per rank {row['lora_parameters_per_rank']:,} "
               f"(table {row['table_lora_per_rank']:,})")
-    print("\ntrace vs the H100's measured peak (torch.cuda.max_memory_allocated)")
+    print("\ntrace vs the H100's measured peak (torch.cuda.max_memory_allocated) of the step before its LoRA "
+          "inputs stayed in half precision (that step's trace: -1.4 % and -0.5 %)")
     for name, size, batch, precision, measured, source in MEASURED:
         traced = step_footprint(get_family(name), size, batch, precision).total_gb
         rows["measured"].append(dict(family=name, size=size, batch=batch, precision=precision,

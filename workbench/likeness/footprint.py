@@ -125,13 +125,15 @@ class Footprint:
 def step_footprint(family: Family, resolution: int, batch: int, precision: str = "bf16",
                    gradient_checkpointing: bool = False, rank: int = 16, optimizer: str = "adamw",
                    quantize_base: str | None = None, train_text_encoder: bool = False,
-                   prior_preservation: bool = False) -> Footprint:
+                   prior_preservation: bool = False, uncast_lora_inputs: bool = True) -> Footprint:
     """Trace one training step of ``family``'s real-size denoiser (its LoRA targets, square
     ``resolution``, ``batch`` samples) on the meta device; seconds on a CPU, no memory. With
     ``train_text_encoder`` the CLIP encoders stay on the GPU with their own LoRA and encode the captions
     inside the step, as the trainer does then. With ``prior_preservation`` a class batch's loss joins the
-    step's before the one backward, as in the trainer: both graphs are alive at once."""
-    from .train import add_lora
+    step's before the one backward, as in the trainer: both graphs are alive at once.
+    ``uncast_lora_inputs=False`` traces the step as it was before 2026-11-27 (peft casting each LoRA
+    layer's input up to fp32), the step whose peaks the H100 measured."""
+    from .train import add_lora, lora_inputs_uncast, lora_layers_of
 
     dtype = DTYPES[precision]
     pipe = build_realsize_pipeline(family, device="meta", dtype=dtype)
@@ -151,7 +153,8 @@ def step_footprint(family: Family, resolution: int, batch: int, precision: str =
     channels = pipe.vae.config.latent_channels
     latents = torch.zeros(batch, channels, latent, latent, dtype=dtype, device="meta")
     existing = [*(t for m in trained for t in (*m.parameters(), *m.buffers())), latents]
-    with gpu_kernels_on_meta(dtype), LiveTensors(existing) as live:
+    with gpu_kernels_on_meta(dtype), LiveTensors(existing) as live, \
+            lora_inputs_uncast(lora_layers_of(*trained) if uncast_lora_inputs else []):
         if encoders:
             cond = adapter.encode_captions_with_grad(["photo of ohwx person"] * batch)
         else:
