@@ -25,12 +25,12 @@ TOTAL=${TOTAL_SECONDS:-540}
 left() { echo $(( TOTAL - SECONDS )); }
 box() { local want=$1; local have=$(( $(left) - 5 )); echo $(( have < want ? have : want )); }
 echo "== 1. FLUX training at real size, defaults =="
-timeout "$(box 100)" python3 benchmarks/realsize_chain.py --device cuda --families random-flux --recognizer "$RECOGNIZER" \
+timeout "$(box 90)" python3 benchmarks/realsize_chain.py --device cuda --families random-flux --recognizer "$RECOGNIZER" \
   --json "$OUT/chain-flux.json"
-diag() { timeout 80 python3 benchmarks/flux_train_diagnostic.py random-flux "$@" 2>&1 | grep -E "^(step|OK|ERR)|Error"; }
+diag() { timeout 70 python3 benchmarks/flux_train_diagnostic.py random-flux "$@" 2>&1 | grep -E "^(step|OK|ERR)|Error"; }
 diag 1 1024 1 1 --steps 3 --attention no-cudnn | tee "$OUT/flux-1024-b1.txt"
 echo "== 2. SDXL training step: trainer vs plain, profiled after the timed steps =="
-(( $(left) > 90 )) && timeout "$(box 230)" python3 benchmarks/gpu_speed.py --device cuda --recognizer "$RECOGNIZER" \
+(( $(left) > 90 )) && timeout "$(box 260)" python3 benchmarks/gpu_speed.py --device cuda --recognizer "$RECOGNIZER" \
   --sections train --plain-train 1:0,4:1 --train-variants 4:0,1:0:0,4:0:1,8:0:0 --train-steps 6 --train-profile \
   --json "$OUT/train.json"
 echo "== 3. SDXL pack: bf16 compiled vs fp8 compiled =="
