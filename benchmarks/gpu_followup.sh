@@ -10,7 +10,7 @@
 #      latents; the trainer at b4 eager (profiled after its timed steps: host syncs per step were 7.7 before
 #      the pinned, non-blocking uploads and the single loss read, plain's 1.7), at b1 eager and at b4 with
 #      checkpointing (the planner puts b4+checkpointing before b1 eager for SDXL: which is faster per sample?)
-#      and at b8 eager (the step is host-bound: 262 ms of GPU kernels in a 631 ms step at b4).
+#      and at b8 eager (59.7 GB traced; the step is host-bound: 262 ms of GPU kernels in a 631 ms step at b4).
 #   3. The SDXL pack, bf16 compiled vs fp8 compiled in one process (fp8 gave the pack nothing on 2026-11-27:
 #      1.262 s/image against 1.25 the day before, two runs on two days).
 #   4. In what is left: the trainer compiled at b8 (its compile outlasted a 250 s box on 2026-11-27).
