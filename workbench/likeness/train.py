@@ -358,14 +358,16 @@ def lora_inputs_uncast(layers: list):
     matmul: two copies of the activation per layer and two more in backward, for the same numbers (fp16 ->
     fp32 -> fp16 is exact). Copy kernels were 17 % of the SDXL step's GPU time on an H100, and the step is
     bound by its kernel launches. Only under autocast: outside it (fp32 LoRA on a half base) the cast is
-    needed, so the flag is restored after each micro-step."""
+    needed, so each layer's flag is put back after each micro-step. (peft's own ``disable_input_dtype_casting``
+    does this by walking every module at each call: too slow for a launch-bound step.)"""
+    before = [layer.cast_input_dtype_enabled for layer in layers]
     for layer in layers:
         layer.cast_input_dtype_enabled = False
     try:
         yield
     finally:
-        for layer in layers:
-            layer.cast_input_dtype_enabled = True
+        for layer, enabled in zip(layers, before, strict=True):
+            layer.cast_input_dtype_enabled = enabled
 
 
 def make_optimizer(params: list, config: TrainConfig, device) -> torch.optim.Optimizer:
