@@ -9,9 +9,10 @@ Sections (each writes its rows to the JSON as soon as it ends, so a timeout keep
             batch 1 with a VAE encode every step and fp32 VAE, is the ratio's baseline; ``4:1`` adds batch 4 on
             cached latents, the trainer's own batch, to tell the trainer's overhead from the batch's).
             Workbench: ``train_likeness`` per ``--train-variants`` arm (batch, regional compile, gradient
-            checkpointing). All arms at the trainer's precision. Per sample, projected to 1000 samples; for
-            the trainer also a whole default likeness (model load excluded): the call's time outside the
-            loop + 1000 samples of steps + 4 checkpoints with the default probes, as measured.
+            checkpointing, and ``peft`` for peft's own LoRA forward: the A/B of the trainer's lean one). All
+            arms at the trainer's precision. Per sample, projected to 1000 samples; for the trainer also a whole
+            default likeness (model load excluded): the call's time outside the loop + 1000 samples of steps +
+            4 checkpoints with the default probes, as measured.
             ``--train-profile``: GPU kernel time against wall time per step, host syncs, kernel launches and
             the top ops, for plain b>1 and the first trainer arm.
   flux      FLUX.1 transformer step at 1024^2 (4096 image + 512 text tokens), eager vs regional compile,
@@ -25,6 +26,7 @@ CPU smoke run (tiny models, seconds): ``python benchmarks/gpu_speed.py --device 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -34,6 +36,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -216,6 +219,7 @@ def bench_train(args, settings) -> None:
     """Plain arms first (``--plain-train``), then the workbench's trainer once per ``--train-variants`` arm,
     all at the trainer's precision. ``--train-profile`` adds, for plain b4 and the first trainer arm, where a
     step's time goes: GPU kernel time against wall time per step (how idle the GPU is), host syncs, top ops."""
+    from workbench.likeness import train as train_module
     from workbench.likeness import train_likeness
     from workbench.likeness.config import TrainConfig
     from workbench.models import get_family
@@ -231,6 +235,7 @@ def bench_train(args, settings) -> None:
     for n, variant in enumerate(args.train_variants.split(",")):
         batch, compiled, *rest = variant.split(":")
         checkpointing = bool(int(rest[0])) if rest else None
+        peft_forward = rest[1:] == ["peft"]  # the A/B of workbench.likeness.lean_lora
         fresh(args.device)
         work = Path(tempfile.mkdtemp(prefix="bench-train-"))
         # The profiled steps come after the timed ones and are a minority of all steps, so the median step
@@ -240,11 +245,14 @@ def bench_train(args, settings) -> None:
                    if args.train_profile and n == 0 else None)
         steps = args.train_steps + 2 + (profile.steps + 1 if profile else 0)
         started = time.perf_counter()
-        likeness = train_likeness(SELFIES, work / "lk", family=fam.name, settings=settings, progress=False,
-                                  steps=steps, checkpoint_every=steps, resolution=size, precision=precision,
-                                  batch_size=None if batch == "auto" else int(batch), compile=bool(int(compiled)),
-                                  gradient_checkpointing=checkpointing, ignore_gate=True, analyzer=args.analyzer,
-                                  callback=profile.callback if profile else None)
+        with mock.patch.object(train_module, "lean_lora", lambda layers: contextlib.nullcontext(0),
+                               create=False) if peft_forward else contextlib.nullcontext():
+            likeness = train_likeness(SELFIES, work / "lk", family=fam.name, settings=settings, progress=False,
+                                      steps=steps, checkpoint_every=steps, resolution=size, precision=precision,
+                                      batch_size=None if batch == "auto" else int(batch),
+                                      compile=bool(int(compiled)), gradient_checkpointing=checkpointing,
+                                      ignore_gate=True, analyzer=args.analyzer,
+                                      callback=profile.callback if profile else None)
         total = time.perf_counter() - started
         timings = json.loads((work / "lk" / "manifest.json").read_text())["timings"]
         config = likeness.card["config"]
@@ -516,9 +524,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="plain training arms as batch:cached, comma-separated (1:0 = diffusers' script at "
                         "batch 1, VAE every step: the ratio's baseline; 4:1 = batch 4 on cached latents, the "
                         "trainer's own batch)")
-    parser.add_argument("--train-variants", default="auto:0", type=listed(r"(auto|\d+):[01](:[01])?"),
-                        help="trainer arms as batch:compile[:checkpointing], comma-separated (batch auto = from "
-                        "free memory; e.g. auto:0,4:1,8:1:1)")
+    parser.add_argument("--train-variants", default="auto:0", type=listed(r"(auto|\d+):[01](:[01](:peft)?)?"),
+                        help="trainer arms as batch:compile[:checkpointing[:peft]], comma-separated (batch auto = "
+                        "from free memory; peft = peft's own LoRA forward instead of the trainer's lean one; e.g. "
+                        "auto:0,4:1,8:1:1,4:0:0:peft)")
     parser.add_argument("--train-precision", default=None, choices=["fp16", "bf16", "fp32"],
                         help="every training arm's precision (default: the trainer's for the family)")
     parser.add_argument("--train-profile", action="store_true", help="profile plain b>1 and the first trainer arm")

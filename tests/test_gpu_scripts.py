@@ -70,7 +70,8 @@ def test_the_check_sees_every_call_and_catches_a_typo(tmp_path, monkeypatch):
     assert sum(module == "gpu_speed" for module, _ in calls) == 3
     assert sum(module == "realsize_chain" for module, _ in calls) == 1
     parser = load("gpu_speed").build_parser()
-    for typo in (["--train-varaints", "4:0"], ["--train-variants", "4:1,8:2"], ["--sections", "train,fluxx"]):
+    for typo in (["--train-varaints", "4:0"], ["--train-variants", "4:1,8:2"], ["--train-variants", "4:0:0:lean"],
+                 ["--sections", "train,fluxx"]):
         with pytest.raises(SystemExit):
             parser.parse_args(typo)
 

@@ -32,6 +32,7 @@ from .adapters import adapter_for, upload
 from .card import CARD_FILE, KOHYA_FILE, LORA_FILE, Likeness
 from .config import TrainConfig
 from .export import KOHYA_ARCHS, canonical_safetensors, export_kohya
+from .lean_lora import lean_lora
 from .memory import config_peak_gb, out_of_memory_advice
 from .prepare import prepare_training_set
 from .probe import encode_probes, probe_checkpoint, select_checkpoint
@@ -95,7 +96,8 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
         run = None
         try:
             run = setup(selfies, out, config, settings, analyzer, progress, report, manifest)
-            train_loop(run, progress, callback)
+            with lean_lora(lora_layers_of(run.adapter.denoiser, *run.encoders)):
+                train_loop(run, progress, callback)
         except torch.OutOfMemoryError as exc:  # an error to act on: which settings fit, and what resumes
             resolved = run.config if run else TrainConfig(**manifest.config) if manifest.config else None
             if resolved is None or resolved.batch_size is None:  # before the memory plan: nothing to advise
@@ -359,7 +361,8 @@ def lora_inputs_uncast(layers: list):
     fp32 -> fp16 is exact). Copy kernels were 17 % of the SDXL step's GPU time on an H100, and the step is
     bound by its kernel launches. Only under autocast: outside it (fp32 LoRA on a half base) the cast is
     needed, so each layer's flag is put back after each micro-step. (peft's own ``disable_input_dtype_casting``
-    does this by walking every module at each call: too slow for a launch-bound step.)"""
+    does this by walking every module at each call: too slow for a launch-bound step.) The layers ``lean_lora``
+    covers never cast their input under autocast: this is for the others (a quantized base's)."""
     before = [layer.cast_input_dtype_enabled for layer in layers]
     for layer in layers:
         layer.cast_input_dtype_enabled = False
