@@ -9,7 +9,7 @@
 #   2. The SDXL training step, trainer vs plain: plain diffusers b1 (the ratio's baseline) and b4 on cached
 #      latents; the trainer at b4 eager (profiled after its timed steps: host syncs per step were 7.7 before
 #      the pinned, non-blocking uploads and the single loss read, plain's 1.7), then b4 with peft's own LoRA
-#      forward (the A/B of lean_lora: 2,900 fewer ops a step on CPU, bit-identical), at b1 eager and at b4 with
+#      forward (the A/B of lean_lora: 2,800 fewer ops a step on CPU, bit-identical), at b1 eager and at b4 with
 #      checkpointing (the planner puts b4+checkpointing before b1 eager for SDXL: which is faster per sample?)
 #      and at b8 eager (59.7 GB traced; the step is host-bound: 262 ms of GPU kernels in a 631 ms step at b4).
 #   3. The SDXL pack, bf16 compiled vs fp8 compiled in one process (fp8 gave the pack nothing on 2026-11-27:

@@ -137,9 +137,9 @@ KERNELS = ("aten::mm", "aten::addmm", "aten::mul", "aten::add", "aten::add_", "a
 @pytest.mark.parametrize(("family", "checkpointing"), [("tiny-sdxl", False), ("tiny-flux", False), ("tiny-sdxl", True)])
 def test_the_training_steps_lora_layers_are_peft_bit_for_bit_with_fewer_kernels(family, checkpointing, settings):
     """A bf16 base with its fp32 LoRA under bf16 autocast (what a GPU trains). Leaving the LoRA layers' input
-    in bf16, then computing each layer as one ``LoraAdd`` node (the trainer's step) gives bit for bit the loss
-    and LoRA gradients of peft's default forward, with fewer kernels each time: no activation up-casts, no
-    multiplication by a scaling of 1, no input gradient where none is needed. Peft's forward is back after."""
+    in bf16, then computing each layer without peft's per-call overhead (``lean_lora``, the trainer's step) gives
+    bit for bit the loss and LoRA gradients of peft's default forward, with fewer kernels each time: no
+    activation up-casts, no multiplication by a scaling of 1. Peft's forward is back after."""
     from collections import Counter
     from contextlib import nullcontext
 

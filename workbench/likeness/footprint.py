@@ -133,8 +133,8 @@ def step_footprint(family: Family, resolution: int, batch: int, precision: str =
     step's before the one backward, as in the trainer: both graphs are alive at once.
     ``uncast_lora_inputs=False`` traces the step as it was before 2026-11-27 (peft casting each LoRA
     layer's input up to fp32), the step whose peaks the H100 measured. The trace runs peft's forward: the
-    trainer's ``lean_lora`` keeps the same tensors for backward (traced once with it: SDXL 1024 b1 6.841 GB
-    against 6.833, FLUX 512 b1 11.937 against 11.937)."""
+    trainer's ``lean_lora`` keeps the same tensors for backward (traced once with it: the same peaks, SDXL
+    1024 b1 6.833 GB, FLUX 512 b1 11.937)."""
     from .train import add_lora, lora_inputs_uncast, lora_layers_of
 
     dtype = DTYPES[precision]
