@@ -126,3 +126,24 @@ def test_list_images_filters_by_suffix(tmp_path):
     for name in ("b.JPG", "a.png", "c.txt", "d.heic"):
         (tmp_path / name).write_bytes(b"x")
     assert [p.name for p in list_images(tmp_path)] == ["a.png", "b.JPG", "d.heic"]
+
+
+def test_rendered_pngs_are_lossless_and_keep_their_text(faces_dir):
+    """The workbench writes its renders at a fast zlib level: the same pixels come back, the metadata too,
+    and the file is a plain PNG any viewer opens."""
+    import io
+
+    from PIL.PngImagePlugin import PngInfo
+
+    from workbench.images import encode_png
+
+    photo = load_image(next(faces_dir.rglob("*.jpg"))).resize((1024, 1024))
+    info = PngInfo()
+    info.add_text("parameters", "a photo of ohwx person")
+    data = encode_png(photo, info)
+    with Image.open(io.BytesIO(data)) as back:
+        assert back.format == "PNG" and back.text["parameters"] == "a photo of ohwx person"
+        assert np.array_equal(np.asarray(back.convert("RGB")), np.asarray(photo))
+    default = io.BytesIO()
+    photo.save(default, format="PNG")
+    assert len(default.getvalue()) < len(data) < 2 * len(default.getvalue())  # the faster level: bigger, not huge

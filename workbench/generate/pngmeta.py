@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+
+from ..images import encode_png
 
 JSON_KEY = "workbench"
 
@@ -25,9 +26,7 @@ def png_bytes(image: Image.Image, params: dict[str, Any]) -> bytes:
     info = PngInfo()
     info.add_text("parameters", a1111_parameters(params))
     info.add_text(JSON_KEY, json.dumps(params, sort_keys=True))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=info)
-    return buffer.getvalue()
+    return encode_png(image, info)
 
 
 def read_params(path) -> dict[str, Any]:

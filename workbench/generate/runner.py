@@ -377,10 +377,8 @@ def run_detailer(pipe, image, job: Job, fam, context: RenderContext, out: Path) 
     info: dict[str, Any] = {"detailer": result.reason}
     if result.applied:
         before = job.relpath.replace(".png", ".before.png")
-        import io
+        from ..images import encode_png
 
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")  # the plain render, before the detailer: scored, not shipped
-        atomic_write_bytes(out / before, buffer.getvalue())
+        atomic_write_bytes(out / before, encode_png(image))  # the plain render, before the detailer: scored
         info.update(before_path=before, detailer_box=list(result.box), detailer_settings=options)
     return result.image, info

@@ -14,6 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..images import encode_png
+from ..store import atomic_write_bytes
+
 
 def probe_prompts(config, subject: str) -> tuple[list[str], list[int]]:
     """The probe set, prompts x seeds, as one batch: the prompt of each image and its seed."""
@@ -69,7 +72,7 @@ def probe_checkpoint(pipe, adapter, config, family, data, analyzer, held_faces, 
     folder.mkdir(parents=True, exist_ok=True)
     heldout, nearest, found = [], [], 0
     for i, image in enumerate(images):
-        image.save(folder / f"step-{step:06d}-probe-{i}.png")
+        atomic_write_bytes(folder / f"step-{step:06d}-probe-{i}.png", encode_png(image))
         faces = analyzer.analyze(image)
         if not faces:
             continue

@@ -496,13 +496,10 @@ def class_images(pipe, adapter, config, fam, folder: Path, progress: bool):
                 image = pipe(prompt=prompt, num_inference_steps=fam.steps, guidance_scale=fam.guidance,
                              height=config.resolution, width=config.resolution,
                              generator=torch.Generator("cpu").manual_seed(10_000 + i)).images[0]
-            import io
-
+            from ..images import encode_png
             from ..store import atomic_write_bytes
 
-            buffer = io.BytesIO()
-            image.save(buffer, "PNG")
-            atomic_write_bytes(path, buffer.getvalue())
+            atomic_write_bytes(path, encode_png(image))
         from PIL import Image
 
         samples.append(Sample(file=path, image=Image.open(path).convert("RGB"), caption=prompt))
