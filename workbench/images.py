@@ -28,10 +28,11 @@ MAX_BYTES = 100 * 1024 * 1024
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".tif", ".tiff", ".bmp")
 SUPPORTED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "HEIF", "TIFF", "BMP"}
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated photo is refused, never half-read
-# zlib level of the PNGs the workbench renders (pack images, probes, class images). PNG is lossless at every
-# level; level 1 encodes a 1024 px photo 4x faster than Pillow's default 6 for 18 % more bytes (155 -> 39 ms
-# an image on the 2-core dev box, 12 photos), and a pack's wall time includes its encodes (the SDXL pack's
-# 1.25 s an image measured on an H100 counts them: they run on the host, between batches).
+# zlib level of every PNG the workbench writes (renders, probes, class images, degraded sets, contact
+# sheets; the HTML report's inline thumbnails keep Pillow's default, for size). PNG is lossless at every level;
+# level 1 encodes a 1024 px photo 4x faster than Pillow's default 6 for 18 % more bytes (155 -> 39 ms an image
+# on the 2-core dev box, 12 photos, 3 runs each within 3 ms), and a pack's wall time includes its encodes (the
+# SDXL pack's 1.25 s an image measured on an H100 counts them: they run on the host, between batches).
 PNG_COMPRESS_LEVEL = 1
 
 

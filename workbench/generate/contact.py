@@ -6,7 +6,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from ..store import atomic_write
+from ..images import encode_png
+from ..store import atomic_write_bytes
 
 
 def contact_sheets(run, cell: int = 128) -> list[Path]:
@@ -26,6 +27,6 @@ def contact_sheets(run, cell: int = 128) -> list[Path]:
                     sheet.paste(image.convert("RGB").resize((cell, cell)), (c * cell, r * (cell + 14) + 14))
                 draw.text((c * cell + 2, r * (cell + 14)), f"{prompt[:10]} {sampler} {steps}s s{seed}", fill="black")
         path = run.path / f"contact-{pack}.png"
-        atomic_write(path, lambda tmp, s=sheet: s.save(tmp, format="PNG"))
+        atomic_write_bytes(path, encode_png(sheet))
         sheets.append(path)
     return sheets

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from ..errors import unknown_name
-from ..images import list_images, load_image
+from ..images import encode_png, list_images, load_image
 from ..store import Manifest, atomic_write_bytes, write_manifest
 
 # kind -> what one unit of strength means
@@ -212,6 +212,4 @@ def degrade_set(folder: str | os.PathLike, out: str | os.PathLike, kind: str, st
 
 
 def _save_png(image: Image.Image, target: Path) -> None:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    atomic_write_bytes(target, buffer.getvalue())
+    atomic_write_bytes(target, encode_png(image))
