@@ -48,21 +48,59 @@ def has_scores(folder: str | os.PathLike) -> bool:
     return (Path(folder) / SCORES).is_file()
 
 
+def read_parquet_checked(path: Path, columns: tuple[str, ...], what: str) -> pd.DataFrame:
+    """A table the workbench wrote, or an ``ArtifactError`` naming the file when it is damaged or is not
+    the table its name says (missing columns)."""
+    from .errors import ArtifactError
+
+    try:
+        table = pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
+        raise ArtifactError(f"{path}: not a readable table ({type(exc).__name__}); remove it and run the stage "
+                            "again, or restore it.") from None
+    missing = [c for c in columns if c not in table]
+    if missing:
+        raise ArtifactError(f"{path}: not a table of {what} (no column {', '.join(missing)}); remove it and run the "
+                            "stage again.")
+    return table
+
+
 def read_images(run: str | os.PathLike) -> pd.DataFrame:
-    return pd.read_parquet(Path(run) / IMAGES)
+    """A run's image table; every image path stays inside the run (a hand-made table may name any file)."""
+    from .errors import ArtifactError
+
+    path = Path(run) / IMAGES
+    table = read_parquet_checked(path, ("image_id", "path", "pack", "sampler", "steps", "seed"), "generated images")
+    unsafe = [p for p in table["path"].astype(str) if Path(p).is_absolute() or ".." in Path(p).parts]
+    if unsafe:
+        raise ArtifactError(f"{path}: image path {unsafe[0]!r} leaves the run folder; this table was not written by "
+                            "the workbench.")
+    return table
 
 
 def read_scores(run: str | os.PathLike) -> pd.DataFrame | None:
     path = Path(run) / SCORES
-    return pd.read_parquet(path) if path.is_file() else None
+    return read_parquet_checked(path, ("image_id", "metric", "value"), "scores") if path.is_file() else None
+
+
+def _read_json(path: Path, kind: type, what: str):
+    import json
+
+    from .errors import ArtifactError
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ArtifactError(f"{path}: not readable as {what} ({type(exc).__name__}); remove or restore it.") from None
+    if not isinstance(data, kind):
+        raise ArtifactError(f"{path}: not {what} (a JSON {kind.__name__} was expected); remove it or restore it.")
+    return data
 
 
 def read_favourites(run: str | os.PathLike) -> list[str]:
     """The image ids starred in the app, in the order they were starred."""
-    import json
-
     path = Path(run) / FAVOURITES
-    return list(json.loads(path.read_text())) if path.is_file() else []
+    return [str(i) for i in _read_json(path, list, "a list of favourites")] if path.is_file() else []
 
 
 def toggle_favourite(run: str | os.PathLike, image_id: str) -> bool:
@@ -82,10 +120,8 @@ def toggle_favourite(run: str | os.PathLike, image_id: str) -> bool:
 
 def read_check(check_dir: str | os.PathLike) -> dict | None:
     """A saved check (``check.json``) as data: verdict, per-photo flags and advice."""
-    import json
-
     path = Path(check_dir) / CHECK_JSON
-    return json.loads(path.read_text()) if path.is_file() else None
+    return _read_json(path, dict, "a selfie check") if path.is_file() else None
 
 
 def load_likeness(path: str | os.PathLike):

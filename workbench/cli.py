@@ -24,6 +24,22 @@ app.add_typer(likeness_app, name="likeness")
 HomeOpt = typer.Option(None, "--home", help="Workspace folder (default: $WORKBENCH_HOME or ./workspace).")
 
 
+def limit(name: str) -> dict:
+    """typer's min/max from the one table of bounds (workbench/limits.py); --help shows the range."""
+    from workbench import LIMITS
+
+    return {"min": LIMITS[name].low, "max": LIMITS[name].high}
+
+
+def _sampler_help() -> str:
+    from workbench import SAMPLERS
+
+    return f"Sampler (repeatable): {', '.join(sorted(SAMPLERS))} (default: prompt > pack > family)."
+
+
+SAMPLER_HELP = _sampler_help()
+
+
 def _settings(home: Path | None, device: str | None = None):
     from workbench import Settings
 
@@ -56,14 +72,19 @@ def demo(family: str = typer.Option("tiny-sd", help="Model family (tiny-sd runs 
     typer.echo(f"report: {page}\nmarkdown: {page.parent / 'report.md'}")
 
 
+NOT_READY_EXIT = 2  # `check`: the set cannot train as it is (a script can gate on it); 1 stays a usage error
+
+
 @app.command()
 def check(folder: Path = typer.Argument(..., help="Folder of selfies."),
           json_out: Path = typer.Option(None, "--json", help="Write the report as JSON here."),
           html_out: Path = typer.Option(None, "--html", help="Write a self-contained HTML report here."),
-          out: Path = typer.Option(None, help="Save the full check (JSON, Parquet, manifest) in this folder.")):
-    """Check a folder of selfies: per-photo flags with advice, and a set verdict."""
-    from workbench import atomic_write_json, check_selfies
-    from workbench import write_check_html as write_html
+          out: Path = typer.Option(None, help="Save the full check (JSON, Parquet, manifest) in this folder."),
+          home: Path = HomeOpt):
+    """Check a folder of selfies: per-photo flags with advice, and a set verdict. Exit status: 0 when the set
+    is ready or usable with warnings, 2 when it is not ready (no usable face, too few photos...), 1 on an
+    error."""
+    from workbench import check_selfies, save_check_file
 
     report = check_selfies(folder, out=out)
     for photo in report.photos:
@@ -73,10 +94,12 @@ def check(folder: Path = typer.Argument(..., help="Folder of selfies."),
     typer.echo(f"verdict: {report.verdict} ({report.set['usable']} of {report.set['count']} usable)")
     for advice in report.set["advice"]:
         typer.echo(f"  - {advice}")
-    if json_out:
-        atomic_write_json(json_out, report.as_dict())
-    if html_out:
-        write_html(report, html_out)
+    workspace = _settings(home).home
+    for path in (json_out, html_out):
+        if path:
+            save_check_file(report, path, workspace)
+    if report.verdict == "not_ready":
+        raise typer.Exit(NOT_READY_EXIT)
 
 
 @app.command()
@@ -102,31 +125,37 @@ def degrade(folder: Path = typer.Argument(..., help="Selfie set to degrade."),
 def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked first)."),
           out: Path = typer.Option(..., help="Likeness folder to write (resumes if interrupted)."),
           family: str = typer.Option("tiny-sd"), base: str = typer.Option(None),
-          steps: int = typer.Option(None, min=1, help="Optimizer steps (default: 80 samples per photo, 400-1200, "
-                                    "divided by the batch; tiny: 20)."),
-          rank: int = typer.Option(16, min=1), learning_rate: float = typer.Option(1e-4),
-          seed: int = typer.Option(0), class_word: str = typer.Option("person", help="man, woman, person..."),
+          steps: int = typer.Option(None, **limit("train_steps"), help="Optimizer steps (default: 80 samples per "
+                                    "photo, 400-1200, divided by the batch; tiny: 20)."),
+          rank: int = typer.Option(16, **limit("rank")),
+          learning_rate: float = typer.Option(1e-4, **limit("learning_rate")),
+          seed: int = typer.Option(0, **limit("seed")),
+          class_word: str = typer.Option("person", help="man, woman, person..."),
           token: str = typer.Option("ohwx"),
           precision: str = typer.Option(None, help="fp16, bf16 or fp32: weights and autocast (default: fp32 on "
                                         "a CPU, the family's dtype on a GPU)."),
           mixed_precision: str = typer.Option(None, hidden=True, help="Old name of --precision (no = fp32)."),
-          resolution: int = typer.Option(None, min=32, help="Training crop side in px (default: the family's)."),
-          batch_size: int = typer.Option(None, min=1, help="Samples per step (default: 1 on CPU, from free memory "
-                                         "on a GPU)."),
+          resolution: int = typer.Option(None, **limit("resolution"), help="Training crop side in px (default: the "
+                                         "family's)."),
+          batch_size: int = typer.Option(None, **limit("batch_size"), help="Samples per step (default: 1 on CPU, from "
+                                         "free memory on a GPU)."),
           memory: str = typer.Option("auto", help="auto, full, balanced (gradient checkpointing) or low (+ 8-bit "
                                      "AdamW, 4-bit FLUX base)."),
-          checkpoint_every: int = typer.Option(None, min=1, help="Probe and save every N steps (default: 4 times)."),
-          probe_steps: int = typer.Option(None, min=1, help="Inference steps of the probe images (default: the "
-                                          "family's)."),
+          checkpoint_every: int = typer.Option(None, **limit("checkpoint_every"), help="Probe and save every N steps "
+                                               "(default: 4 times)."),
+          probe_steps: int = typer.Option(None, **limit("inference_steps"), help="Inference steps of the probe images "
+                                          "(default: the family's)."),
           alpha: float = typer.Option(None, help="LoRA alpha (default: the rank)."),
           train_text_encoder: bool = typer.Option(False, help="LoRA on the CLIP text encoder(s) too (sd/sdxl)."),
           prior_preservation: bool = typer.Option(False, help="DreamBooth class prior from base-model images."),
-          class_images: int = typer.Option(None, help="Class images for the prior (default: 2 per photo, >= 50)."),
+          class_images: int = typer.Option(None, **limit("class_images"), help="Class images for the prior (default: "
+                                           "2 per photo, >= 50)."),
           captions: Path = typer.Option(None, help="captions.csv (file,caption); default: sidecar <photo>.txt."),
-          validation: int = typer.Option(None, min=0, help="Photos that choose the checkpoint (default: 2 from 6 "
-                                         "photos, 1 from 3)."),
-          test: int = typer.Option(None, min=0, help="Photos only reported on, never trained on or chosen by "
-                                   "(default: none under 12 photos, else 15%; whole shoots when there are 3+)."),
+          validation: int = typer.Option(None, **limit("photos_per_group"), help="Photos that choose the checkpoint "
+                                         "(default: 2 from 6 photos, 1 from 3)."),
+          test: int = typer.Option(None, **limit("photos_per_group"), help="Photos only reported on, never trained on "
+                                   "or chosen by (default: none under 12 photos, else 15%; whole shoots when there are "
+                                   "3+)."),
           splits: Path = typer.Option(None, help="CSV file,group (train, validation, test): your own groups."),
           log_with: list[str] = typer.Option([], "--log-with", help="Tracker(s): tensorboard, mlflow, wandb, trackio "
                                              "(loss, learning rate, checkpoint curve, probe images)."),
@@ -138,14 +167,15 @@ def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked f
                                         "choice), no-cudnn (try it when a GPU training's loss turns NaN or dies in "
                                         "backward), math (slow reference). Default: the family's on a GPU (FLUX: "
                                         "no-cudnn), auto on a CPU."),
+          replace: bool = typer.Option(False, "--replace", help="OUT holds a likeness of other photos or settings: "
+                                       "delete it, and what was made from it, first (a receipt is printed)."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
     """Train a likeness (DreamBooth-LoRA) from a folder of selfies. Writes lora.safetensors (diffusers),
     lora_kohya.safetensors (ComfyUI / A1111, sd and sdxl), likeness.json and validation images."""
     from workbench import is_done, train_likeness
 
     family, base = _split_base(base, family)
-    if is_done(out):
-        typer.echo(f"{out}: already trained; nothing to do.")
+    was_done = is_done(out)
     likeness = train_likeness(selfies, out, family=family, base=base, settings=_settings(home, device),
                               steps=steps, rank=rank, learning_rate=learning_rate, seed=seed,
                               class_word=class_word, token=token, alpha=alpha,
@@ -157,7 +187,9 @@ def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked f
                               gradient_checkpointing=gradient_checkpointing, buckets=buckets, compile=compile,
                               attention=attention,
                               validation=validation, test=test, splits=str(splits) if splits else None,
-                              log_with=list(log_with))
+                              log_with=list(log_with), replace=replace)
+    if was_done and is_done(out) and not replace:
+        typer.echo(f"{out}: already trained from these photos with these settings; nothing to do.")
     typer.echo(likeness.summary())
 
 
@@ -172,26 +204,32 @@ def likeness_show(path: Path):
 @app.command("generate")
 def generate_cmd(likeness: str = typer.Argument(..., help="Likeness folder, or 'none' for the base model alone."),
                  pack: list[str] = typer.Option(..., "--pack", help="Pack name or YAML file (repeatable)."),
-                 sampler: list[str] = typer.Option(None, "--sampler"), steps: list[int] = typer.Option(None, "--steps"),
-                 seeds: list[int] = typer.Option([0], "--seeds"), guidance: float = typer.Option(None),
+                 sampler: list[str] = typer.Option(None, "--sampler", help=SAMPLER_HELP),
+                 steps: list[int] = typer.Option(None, "--steps", **limit("inference_steps"),
+                                                 help="Denoising steps (repeatable; default: prompt > pack > family)."),
+                 seeds: list[int] = typer.Option([0], "--seeds", **limit("seed"), help="Seeds (repeatable)."),
+                 guidance: float = typer.Option(None, **limit("guidance")),
                  out: Path = typer.Option(..., help="Run folder (re-running renders only what is missing)."),
                  family: str = typer.Option(None, help="Family for --likeness none."),
                  base: str = typer.Option(None, help="Base weights for 'none': a family name, hub id, local "
                                           "directory or .safetensors file (a likeness names its own)."),
-                 size: int = typer.Option(None, min=64, help="Image side in px (default: prompt > pack > family)."),
-                 batch_size: int = typer.Option(4, min=1, help="Images per pipeline call."),
+                 size: int = typer.Option(None, **limit("image_size"), help="Image side in px (default: prompt > pack "
+                                          "> family)."),
+                 batch_size: int = typer.Option(4, **limit("batch_size"), help="Images per pipeline call."),
                  compile: bool = typer.Option(False, "--compile", help="torch.compile the denoiser (GPU; the "
                                               "compile time is reported separately)."),
                  arm: str = typer.Option("likeness", help="likeness, base, ip-adapter-face or "
                                          "likeness+ip-adapter-face (the IP-Adapter takes the training photos)."),
-                 ip_scale: float = typer.Option(0.6, min=0.0, help="IP-Adapter image-prompt scale."),
+                 ip_scale: float = typer.Option(0.6, **limit("ip_scale"), help="IP-Adapter image-prompt scale."),
                  detailer: bool = typer.Option(False, "--detailer", help="Re-render small faces at native "
                                                "resolution (inpainting), keeping the rest of the image."),
-                 prompts_per_pack: int = typer.Option(None, min=1),
+                 prompts_per_pack: int = typer.Option(None, **limit("prompts_per_pack")),
                  grid: bool = typer.Option(False, help="Contact sheet."),
                  fp8: bool = typer.Option(False, "--fp8", help="The denoiser blocks' linears in float8 (Ada/Hopper "
                                           "GPUs; not exact: compare against a bf16 run). Measured on an H100: "
                                           "FLUX 1.32x faster, SDXL no faster."),
+                 replace: bool = typer.Option(False, "--replace", help="OUT holds a run made with another likeness or "
+                                              "settings: delete it first (a receipt is printed)."),
                  home: Path = HomeOpt, device: str = typer.Option(None)):
     """Render packs x samplers x steps x seeds with a likeness."""
     from workbench import generate
@@ -204,7 +242,7 @@ def generate_cmd(likeness: str = typer.Argument(..., help="Likeness folder, or '
                    steps=steps or None, seeds=seeds, guidance=guidance, family=family, base=base, size=size,
                    batch_size=batch_size, compile=compile, prompts_per_pack=prompts_per_pack,
                    settings=_settings(home, device), arm=arm, ip_scale=ip_scale, detailer={} if detailer else None,
-                   fp8=fp8)
+                   fp8=fp8, replace=replace)
     if grid:
         from workbench import contact_sheets
 
@@ -255,9 +293,12 @@ def delete(path: Path = typer.Argument(None, help="A selfie set, likeness, run, 
     receipt = sweep(settings.home, older_than, dry_run) if older_than else delete_data(
         path, settings.home, cascade=cascade, dry_run=dry_run)
     for line in receipt.lines():
-        typer.echo(("would be " if dry_run else "") + line)
+        typer.echo(("would be " if dry_run and line.startswith("removed") else "") + line)
     typer.echo(f"{len(receipt.removed_files)} files {'would be ' if dry_run else ''}removed"
-               + (f", {len(receipt.skipped)} skipped (in use)" if receipt.skipped else ""))
+               + (f"; {len(receipt.skipped)} could not be removed (listed above)" if receipt.skipped else "")
+               + (f"; {len(receipt.problems)} unreadable manifests (listed above)" if receipt.problems else ""))
+    if receipt.skipped:
+        raise WorkbenchError(f"{len(receipt.skipped)} item(s) could not be removed; see 'not removed' above.")
 
 
 RAY_ADDRESS_HELP = ("Ray cluster: auto, or ray://HOST:PORT (default: the Ray that `ray start` left on this machine, "
@@ -453,7 +494,8 @@ def faces_verify(folder: Path = typer.Argument(..., help="Folder of <identity>/<
                  recognizer: str = typer.Option("auto", help="dlib, insightface, insightface:<pack dir>, auto."),
                  json_out: Path = typer.Option(None, "--json")):
     """All genuine and impostor pairs: ROC-AUC, EER, threshold at 1% false-match rate, pair table."""
-    from workbench import atomic_write_json, get_analyzer, verify_folder, write_table
+    from workbench import get_analyzer, save_verification
+    from workbench import verify_recognizer as verify_folder
 
     summary, table = verify_folder(folder, get_analyzer(recognizer))
     for key, value in summary.items():
@@ -462,8 +504,8 @@ def faces_verify(folder: Path = typer.Argument(..., help="Folder of <identity>/<
     for note in summary["skipped"]:
         typer.echo(f"  skipped {note}")
     if json_out:
-        atomic_write_json(json_out, summary)
-        write_table(table, json_out.with_suffix(".pairs.parquet"))
+        for path in save_verification(summary, table, json_out):
+            typer.echo(f"wrote {path}")
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from . import resources
 from .chain import chain_folders, run_chain
 from .config import Settings
 from .faces import get_analyzer
+from .lineage import link
 from .models import get_family
 from .report import write_report
 from .store import Manifest, Workspace, write_manifest
@@ -61,5 +62,7 @@ def run_demo(settings: Settings | None = None, family: str = "tiny-sd", base: st
     write_manifest(out, Manifest(kind="report", status="done", inputs={"selfies": str(Path(selfies).resolve()),
                    "likeness": str(likeness.path), "run": str(run.path)}, config={"family": fam.name, "base": base},
                    seeds=[0, 1], timings={"seconds": time.perf_counter() - started},
-                   outputs={"html": str(page), "markdown": str(out / "report.md")}))
+                   outputs={"html": str(page), "markdown": str(out / "report.md")},
+                   links={"selfies": link(selfies, out), "likeness": link(likeness.path, out),
+                          "run": link(run.path, out)}))
     return page

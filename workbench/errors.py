@@ -10,6 +10,11 @@ class ConfigError(WorkbenchError):
     """A config value, flag or file that cannot be used."""
 
 
+class ArtifactError(WorkbenchError):
+    """A file the workbench wrote (a manifest, card, LoRA, table, checkpoint) that cannot be used as it is
+    on disk: cut short, edited, or made by something else. The message names the file and what to do."""
+
+
 class ModelNotAvailable(WorkbenchError):
     """Weights that are not on this machine and cannot be downloaded now."""
 

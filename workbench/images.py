@@ -130,7 +130,13 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, max_side: 
     return image
 
 
+class LinkRefused(ImageRefused):
+    reason = "link"
+
+
 def _check_file(path: Path) -> None:
+    if path.is_symlink():  # a link may point anywhere on the server: never followed (check, thumbnails, references)
+        raise LinkRefused(path, "this is a link, not a photo", "Copy the photo itself into the folder.")
     if not path.is_file():
         raise ImageRefused(path, "no such file", "Check the path.")
     size = path.stat().st_size

@@ -49,6 +49,9 @@ class JobRecord:
     log: list[str] = field(default_factory=list)
     result: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    # The folders the job writes, relative to the jobs' home: a delete of any of them cancels the job and
+    # waits for it to stop before it removes anything (retention.py).
+    writes: list[str] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:
@@ -63,7 +66,9 @@ class JobContext:
         self._started = time.perf_counter()
 
     def cancelled(self) -> bool:
-        return (self.jobs.folder(self.record.id) / "cancel").exists()
+        """Asked to stop, or the job's folder was deleted under it (a person's data deleted)."""
+        folder = self.jobs.folder(self.record.id)
+        return not folder.is_dir() or (folder / "cancel").exists()
 
     def step(self, done: int, total: int, unit: str = "step", **info: Any) -> None:
         """Progress (with an ETA from the pace so far); raises ``Cancelled`` when asked to stop."""
@@ -96,15 +101,25 @@ class Jobs:
             raise ConfigError(f"{str(job_id)[:40]!r} is not a job id.")
         return self.root / job_id
 
-    def save(self, record: JobRecord) -> None:
+    def save(self, record: JobRecord, create: bool = False) -> None:
+        """Write the record. Only ``start`` creates a job's folder: once a delete removed it, the job's
+        later updates (its cancel, its end) write nothing, so no trace of a deleted person comes back."""
         record.updated = now()
-        atomic_write_json(self.folder(record.id) / "job.json", asdict(record))
+        folder = self.folder(record.id)
+        if not create and not folder.is_dir():
+            return
+        atomic_write_json(folder / "job.json", asdict(record))
 
     def get(self, job_id: str) -> JobRecord | None:
         path = self.folder(job_id) / "job.json"
         if not path.is_file():
             return None
-        record = JobRecord(**json.loads(path.read_text()))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            record = JobRecord(**{k: v for k, v in data.items() if k in JobRecord.__dataclass_fields__})
+        except (ValueError, TypeError):  # a damaged record: shown as failed, never a traceback in the app
+            return JobRecord(id=job_id, kind="unknown", title=f"job {job_id}", state="failed", pid=0,
+                             error=f"{path}: the job's record cannot be read.")
         if not record.finished and not process_alive(record.pid):
             record.state = "interrupted"  # its process is gone: the artifact resumes when run again
         elif not record.finished and (self.folder(job_id) / "cancel").exists():
@@ -121,11 +136,14 @@ class Jobs:
         return next((r for r in self.list(kind) if not r.finished), None)
 
     def start(self, kind: str, title: str, work: Callable[[JobContext], dict[str, Any]],
-              params: dict[str, Any] | None = None) -> JobRecord:
-        """Queue ``work(context) -> result`` and return its record at once."""
+              params: dict[str, Any] | None = None, writes: list[str | os.PathLike] = ()) -> JobRecord:
+        """Queue ``work(context) -> result`` and return its record at once. ``writes``: the folders the
+        work writes (a delete of one of them stops the job first)."""
+        from .lineage import link
+
         record = JobRecord(id=f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}", kind=kind, title=title,
-                           params=params or {})
-        self.save(record)
+                           params=params or {}, writes=[link(w, self.root.parent) for w in writes])
+        self.save(record, create=True)
         self._worker().put((self, record, work))
         return record
 
@@ -137,6 +155,25 @@ class Jobs:
             return record
         (self.folder(job_id) / "cancel").write_text(now())
         return self.get(job_id)
+
+    def writing(self, paths: list[Path]) -> list[JobRecord]:
+        """The unfinished jobs that write inside any of ``paths`` or into a folder holding one."""
+        from .lineage import resolve_link
+
+        def overlaps(written: Path) -> bool:
+            return any(p == written or p in written.parents or written in p.parents for p in paths)
+
+        home = self.root.parent
+        return [r for r in self.list() if not r.finished and any(overlaps(resolve_link(w, home)) for w in r.writes)]
+
+    def wait(self, job_id: str, timeout: float) -> JobRecord | None:
+        """The record once the job is finished (or gone), or as it is after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self.get(job_id)
+            if record is None or record.finished or time.monotonic() >= deadline:
+                return record
+            time.sleep(0.1)  # another process's job: its record on disk is the only signal
 
     def _worker(self) -> queue.Queue:
         """One worker thread per process: jobs of every user run one after another (one GPU)."""
@@ -159,7 +196,8 @@ def _run_forever(tasks: queue.Queue) -> None:
 
 def run_job(jobs: Jobs, record: JobRecord, work: Callable[[JobContext], dict[str, Any]]) -> JobRecord:
     """Run one job in this thread, recording every state change."""
-    if (jobs.folder(record.id) / "cancel").exists():  # cancelled while queued: never started
+    folder = jobs.folder(record.id)
+    if not folder.is_dir() or (folder / "cancel").exists():  # cancelled (or deleted) while queued: never started
         record.state, record.error = "cancelled", "cancelled before it started"
         jobs.save(record)
         return record

@@ -21,6 +21,8 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from .artifacts import MANIFEST  # noqa: E402
+from .errors import ArtifactError
+from .locks import LOCK, FolderBusy, clean_stale_temporaries, folder_lock  # noqa: F401 (one writer per folder)
 from .provenance import environment, file_sha256  # noqa: E402,F401  (re-exported: stages hash their inputs)
 
 TRACKED_PACKAGES = ("likeness-workbench", "torch", "diffusers", "transformers", "peft", "accelerate",
@@ -97,6 +99,9 @@ class Manifest(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
     outputs: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
+    # The stages this one was made from, by role, as paths relative to this folder (``lineage.py``): a
+    # moved or copied workspace keeps its links, and a cascading delete follows them.
+    links: dict[str, str] = Field(default_factory=dict)
     environment: dict[str, Any] = Field(default_factory=lambda: environment())
 
 
@@ -107,13 +112,18 @@ def write_manifest(directory: str | os.PathLike, manifest: Manifest) -> Path:
 
 
 def read_manifest(directory: str | os.PathLike) -> Manifest | None:
+    """The folder's manifest, None when it has none, or an ``ArtifactError`` naming the file when it is
+    not one the workbench can read (cut short, edited by hand, another program's)."""
     path = Path(directory) / MANIFEST
-    if not path.is_file():
+    if path.is_symlink() or not path.is_file():
         return None
-    return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
-
-
-LOCK = ".lock"
+    try:
+        return Manifest.model_validate_json(path.read_bytes())
+    except ValueError as exc:  # pydantic's ValidationError (bad JSON included) is a ValueError
+        first = exc.errors()[0] if hasattr(exc, "errors") else {"loc": (), "msg": str(exc)}
+        where = ".".join(map(str, first.get("loc", ()))) or "the file"
+        raise ArtifactError(f"{path}: not a manifest the workbench can read ({where}: {first['msg']}); restore it, "
+                            f"or remove the folder (`workbench delete {Path(directory)}`).") from None
 
 
 def process_alive(pid: int) -> bool:
@@ -125,70 +135,6 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def clean_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
-    """Remove what a killed writer left: ``.<name>.*.tmp`` files of atomic writes and ``.*.tmp``
-    staging folders. Only call it while holding the folder's lock."""
-    import shutil
-
-    removed = []
-    root = Path(directory)
-    if not root.is_dir():
-        return removed
-    for path in root.rglob(".*.tmp"):
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-        removed.append(path)
-    return removed
-
-
-@contextlib.contextmanager
-def folder_lock(directory: str | os.PathLike):
-    """One writer per output folder: ``<folder>/.lock`` holds the writer's pid, host and start time. A
-    second writer gets an error naming the holder; a lock left by a dead process on this host is taken
-    over. Processes of one ``accelerate launch`` share their folder, so only rank 0 locks."""
-    import socket
-
-    root = Path(directory)
-    if int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")) or 0) != 0:
-        yield
-        return
-    root.mkdir(parents=True, exist_ok=True)
-    path, me = root / LOCK, {"pid": os.getpid(), "host": socket.gethostname(), "since": now()}
-    for _ in range(3):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                holder = json.loads(path.read_text() or "{}")
-            except (OSError, ValueError):
-                holder = {}
-            if holder.get("host") == me["host"] and holder.get("pid") and not process_alive(int(holder["pid"])):
-                path.unlink(missing_ok=True)  # stale: its writer is gone
-                continue
-            if holder.get("pid") == me["pid"] and holder.get("host") == me["host"]:
-                yield  # this process already holds it (a stage inside a stage)
-                return
-            from .errors import ConfigError
-
-            raise ConfigError(f"{root} is being written by pid {holder.get('pid', '?')} on {holder.get('host', '?')} "
-                              f"since {holder.get('since', '?')}; wait for it to finish or stop it, or write to "
-                              "another folder.") from None
-        with os.fdopen(fd, "w") as handle:
-            json.dump(me, handle)
-        break
-    else:
-        from .errors import ConfigError
-
-        raise ConfigError(f"{root}: could not take the lock {path}; remove it if no workbench process is running.")
-    clean_stale_temporaries(root)
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

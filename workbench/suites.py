@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .chain import chain_folders, run_chain
 from .config import Settings
 from .errors import ConfigError
+from .lineage import link
 from .metrics import paired_difference, summarize
 from .metrics.aggregate import difference_of_means
 from .metrics.registry import get_metric
@@ -166,7 +167,8 @@ def run_suite(spec: SuiteSpec | str | os.PathLike, settings: Settings | None = N
     write_manifest(out, Manifest(kind="suite", status="done", inputs={"spec": spec.source, "run": str(run.path)},
                                  config=spec.model_dump(), seeds=list(spec.seeds),
                                  timings={"seconds": time.perf_counter() - started},
-                                 outputs={"passed": passed, "report": str(page)}))
+                                 outputs={"passed": passed, "report": str(page)},
+                                 links={"likeness": link(likeness.path, out), "run": link(run.path, out)}))
     return SuiteResult(name=spec.name, passed=passed, checks=checks, report=str(page))
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from workbench import Settings, WorkbenchError, folder_name, inside
+from workbench import LIMITS, Settings, WorkbenchError, folder_name, inside
 
 
 def user_settings(base: Settings, request: gr.Request | None) -> Settings:
@@ -41,6 +41,19 @@ def own(user, choice: str | None, area: str) -> Path | None:
         return inside(Path(user.home) / area, choice)
     except WorkbenchError as exc:
         raise gr.Error("That item is not in your workspace.") from exc
+
+
+def bounded(name: str) -> dict:
+    """A number control's minimum and maximum: the CLI's bounds (workbench/limits.py)."""
+    return {"minimum": LIMITS[name].low, "maximum": LIMITS[name].high}
+
+
+def gradio_temp_folders() -> list[Path]:
+    """Where Gradio keeps its copies of uploads and of the files the app returns (its cache)."""
+    import os
+    import tempfile
+
+    return [Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")]
 
 
 def folders(root: Path, marker: str) -> list[str]:

@@ -1,15 +1,15 @@
-"""Delete my data: everything of the signed-in user goes, on request (selfies, checks, likenesses,
-runs, reports); the built tiny models are shared and stay."""
+"""Delete my data: everything of the signed-in user goes, on request (selfies, checks, likenesses, runs,
+reports, jobs, downloads), their running jobs stopped first, and the copies the app handed to Gradio (uploads,
+zips, gallery images) removed from its temporary folder; the built tiny models are shared and stay."""
 
 from __future__ import annotations
-
-import shutil
 
 import gradio as gr
 
 from workbench import Settings
+from workbench import wipe_data as wipe
 
-from .common import user_settings
+from .common import gradio_temp_folders, user_settings
 
 
 def build(settings: Settings) -> None:
@@ -19,12 +19,16 @@ def build(settings: Settings) -> None:
         button = gr.Button("Delete all my data", variant="stop", elem_id="delete-data")
         receipt = gr.Markdown(elem_id="delete-receipt")
 
-    def wipe(confirmed: bool, request: gr.Request):
+    def delete_all(confirmed: bool, request: gr.Request, progress=gr.Progress()):
         if not confirmed:
             raise gr.Error("Tick the box first: this cannot be undone.")
         home = user_settings(settings, request).home
-        files = [p for p in home.rglob("*") if p.is_file()]
-        shutil.rmtree(home)
-        return f"Deleted {len(files)} files. Nothing of yours is left in the workspace."
+        progress(0, desc="Stopping your jobs and deleting your files")
+        done = wipe(home, copies_in=gradio_temp_folders())
+        stopped = f" Stopped {len(done.cancelled_jobs)} running job(s) first." if done.cancelled_jobs else ""
+        if done.skipped:
+            return (f"Deleted {len(done.removed_files)} files.{stopped} {len(done.skipped)} item(s) could not be "
+                    "deleted because something still writes them; try again in a minute.")
+        return f"Deleted {len(done.removed_files)} files.{stopped} Nothing of yours is left in the workspace."
 
-    button.click(wipe, sure, receipt)
+    button.click(delete_all, sure, receipt)

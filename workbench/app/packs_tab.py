@@ -14,6 +14,7 @@ from workbench import (
     builtin_packs,
     check_name,
     generate,
+    generation_conflicts,
     get_pack,
     read_favourites,
     read_scores,
@@ -73,15 +74,22 @@ def captions(run_table, scores, threshold: float | None = None,
     return items
 
 
+DOWNLOADS = "downloads"  # inside the run: a delete of the run takes its zips with it
+
+
 def downloads(run_path: Path) -> tuple[str, str]:
     """Two zips: the images only (what product staff share), and the data behind them (tables, manifest)."""
     import zipfile
 
-    images, data = run_path.with_name(run_path.name + "-images.zip"), run_path.with_name(run_path.name + "-data.zip")
+    folder = run_path / DOWNLOADS
+    folder.mkdir(exist_ok=True)
+    images, data = folder / f"{run_path.name}-images.zip", folder / f"{run_path.name}-data.zip"
     with zipfile.ZipFile(images, "w") as pictures, zipfile.ZipFile(data, "w") as tables:
         for path in sorted(run_path.rglob("*")):
-            if path.is_file() and not path.name.startswith("."):
-                (pictures if path.suffix == ".png" else tables).write(path, path.relative_to(run_path))
+            inner = path.relative_to(run_path)
+            if path.is_file() and not path.is_symlink() and inner.parts[0] != DOWNLOADS and not any(
+                    part.startswith(".") for part in inner.parts):
+                (pictures if path.suffix == ".png" else tables).write(path, inner)
     return str(images), str(data)
 
 
@@ -96,7 +104,8 @@ def favourites_zip(run_path: Path) -> str | None:
         return None
     table = GenerationRun.load(run_path).table
     paths = dict(zip(table.image_id, table.path, strict=True))
-    out = run_path.with_name(run_path.name + "-favourites.zip")
+    (run_path / DOWNLOADS).mkdir(exist_ok=True)
+    out = run_path / DOWNLOADS / f"{run_path.name}-favourites.zip"
     with zipfile.ZipFile(out, "w") as pictures:
         for number, image_id in enumerate(starred, 1):
             path = run_path / paths[image_id]
@@ -161,12 +170,17 @@ def build(settings, shared: dict) -> dict:
         if set(pack_list) - set(builtin_packs()):
             raise gr.Error("Pick packs from the list.")
         steps_list, seed_list = _numbers(step_text, "Steps"), _numbers(seed_text, "Seeds")
-        if not steps_list or min(steps_list) < 1:
-            raise gr.Error("Steps: whole numbers of at least 1, e.g. 20, 30.")
+        if not steps_list:
+            raise gr.Error("Steps: whole numbers, e.g. 20, 30.")
         if not seed_list:
             raise gr.Error("Seeds: at least one whole number, e.g. 0, 1.")
         out = Path(user.home) / "runs" / check_name((name or "").strip() or f"{chosen.name}-{'-'.join(pack_list)}",
                                                     "run name")
+        # the CLI's checks, at the click: bounds of every number, and a run name that holds another likeness's run
+        if generation_conflicts(out, chosen, pack_list, samplers=sampler_list, steps=steps_list, seeds=seed_list,
+                                prompts_per_pack=int(prompts_per_pack or 0) or None):
+            raise gr.Error(f"A run called '{out.name}' already holds images of another likeness or settings. Give "
+                           "this one another run name.")
 
         def work(context):
             result = generate(chosen, pack_list, out, samplers=sampler_list, steps=steps_list, seeds=seed_list,
@@ -175,7 +189,8 @@ def build(settings, shared: dict) -> dict:
             score(result.path, clip_model=None, progress=False, settings=user)
             return {"run": str(result.path), "images": len(result.table)}
 
-        record = Jobs(user.home).start("generate", f"Generating {', '.join(pack_list)} with '{chosen.name}'", work)
+        record = Jobs(user.home).start("generate", f"Generating {', '.join(pack_list)} with '{chosen.name}'", work,
+                                       writes=[out])
         return record.id, f"{record.title}: queued"
 
     def poll(current, already, request: gr.Request):

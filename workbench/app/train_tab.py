@@ -9,10 +9,22 @@ import gradio as gr
 import pandas as pd
 from matplotlib.figure import Figure
 
-from workbench import FAMILIES, Jobs, Likeness, check_name, inside, read_check, train_likeness, weights_status
+from workbench import (
+    FAMILIES,
+    LIMITS,
+    Jobs,
+    Likeness,
+    check_limit,
+    check_name,
+    inside,
+    read_check,
+    train_likeness,
+    training_conflicts,
+    weights_status,
+)
 from workbench import describe_job as describe
 
-from .common import friendly, own, user_settings
+from .common import bounded, friendly, own, user_settings
 
 
 def available_families(settings) -> list[str]:
@@ -60,20 +72,14 @@ def set_status(folder: str | None) -> tuple[str, list[str]]:
     return found.get("set", {}).get("verdict", "unknown"), problems + found.get("set", {}).get("advice", [])
 
 
-def existing_conflict(out: Path, wanted: dict) -> str | None:
-    """A message when ``out`` already holds a likeness (finished or not) trained with other settings."""
-    from workbench import read_manifest
-
-    manifest = read_manifest(out)
-    if manifest is None:
+def existing_conflict(out: Path, selfies: Path, family: str, options: dict) -> str | None:
+    """Why ``out`` cannot take this training (it holds a likeness of other photos or settings), in plain
+    words; None when it may be resumed or is new. The same check as ``train_likeness``'s refusal."""
+    differences = training_conflicts(out, selfies, family, **options)
+    if not differences:
         return None
-    config = manifest.config
-    differ = [f"{k} {config.get(k)} (you asked {v})" for k, v in wanted.items()
-              if v is not None and config.get(k) not in (None, v)]
-    if not differ:
-        return None
-    return (f"A likeness called '{out.name}' already exists with other settings: {'; '.join(differ)}. Give the new one "
-            "another name, or train with the same settings to resume it.")
+    return (f"A likeness called '{out.name}' already exists, made from {'; '.join(differences)}. Give the new one "
+            "another name, or train with the same photos and settings to resume it.")
 
 
 def build(settings, shared: dict) -> dict:
@@ -87,13 +93,14 @@ def build(settings, shared: dict) -> dict:
             name = gr.Textbox(value="me", label="Likeness name", info="Letters, digits, '-', '_' or '.'",
                               elem_id="likeness-name")
             class_word = gr.Dropdown(["person", "woman", "man"], value="person", label="Class word", info=CLASS_HELP)
-            steps = gr.Number(value=20, precision=0, minimum=1, label="Training steps",
+            steps = gr.Number(value=20, precision=0, **bounded("train_steps"), label="Training steps",
                               info="More steps learn the face better, up to a point; 20 checks the machinery on "
                                    "tiny models, real models default to 80 per photo (400-1200).",
                               elem_id="train-steps")
         with gr.Accordion("Advanced", open=False):
-            rank = gr.Number(value=16, precision=0, minimum=1, label="LoRA rank",
-                             info="Size of the personal model; 16 is the common choice for faces.")
+            rank = gr.Number(value=16, precision=0, **bounded("rank"), label="LoRA rank",
+                             info=f"Size of the personal model; 16 is the common choice for faces "
+                                  f"({LIMITS['rank'].describe()}).")
         anyway = gr.Checkbox(False, label="Train even though the set is not ready", elem_id="train-anyway")
         with gr.Row():
             train_button = gr.Button("Train likeness", variant="primary", elem_id="train-button")
@@ -112,8 +119,10 @@ def build(settings, shared: dict) -> dict:
             raise gr.Error("Check a selfie set in the Selfies tab first.")
         user = user_settings(settings, request)
         folder = own(user, folder, "selfie-sets")
-        if n_steps is None or int(n_steps) < 1 or lora_rank is None or int(lora_rank) < 1:
-            raise gr.Error("Steps and LoRA rank must be whole numbers of at least 1.")
+        if n_steps is None or lora_rank is None:
+            raise gr.Error("Give the training steps and the LoRA rank.")
+        check_limit("train_steps", n_steps, "Training steps")  # the CLI's bounds, refused at the click
+        check_limit("rank", lora_rank, "LoRA rank")
         verdict, problems = set_status(str(folder))
         if verdict == "not_ready" and not train_anyway:
             raise gr.Error("The set is not ready: " + "; ".join(problems[:6]) + ". Fix the photos, or tick 'Train "
@@ -121,7 +130,7 @@ def build(settings, shared: dict) -> dict:
         name = check_name((likeness_name or "me").strip(), "likeness name")
         out = inside(Path(user.home) / "likenesses", Path(user.home) / "likenesses" / name)
         options = {"rank": int(lora_rank), "class_word": word, "steps": int(n_steps)}
-        conflict = existing_conflict(out, {"family": fam, **options})
+        conflict = existing_conflict(out, folder, fam, options)
         if conflict:
             raise gr.Error(conflict)
 
@@ -130,7 +139,7 @@ def build(settings, shared: dict) -> dict:
                                       **options)
             return {"likeness": str(likeness.path)}
 
-        record = Jobs(user.home).start("train", f"Training '{name}'", work, {"family": fam, **options})
+        record = Jobs(user.home).start("train", f"Training '{name}'", work, {"family": fam, **options}, writes=[out])
         return record.id, f"Training '{name}': queued"
 
     def poll(current, already, request: gr.Request):

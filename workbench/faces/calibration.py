@@ -67,7 +67,15 @@ def find(analyzer, home: str | os.PathLike | None = None) -> dict[str, Any] | No
     folders = ([user_dir(home)] if home else []) + [SHIPPED]
     for folder in folders:
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-            record = json.loads(path.read_text())
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                from ..errors import ArtifactError
+
+                raise ArtifactError(f"{path}: not a readable calibration ({type(exc).__name__}); remove it and run "
+                                    "`workbench faces calibrate` again.") from None
+            if not isinstance(record, dict):
+                continue
             if record.get("recognizer") == analyzer.name and record.get("model_hash") == analyzer.model_hash:
                 return {**record, "file": str(path)}
     return None

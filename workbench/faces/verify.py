@@ -59,3 +59,11 @@ def verify_folder(folder: str | os.PathLike, analyzer) -> tuple[dict[str, Any], 
                "faces": len(faces), "genuine_pairs": int(genuine.size), "impostor_pairs": int(impostor.size),
                "roc_auc": roc_auc(genuine, impostor), **error_rates(genuine, impostor), "skipped": skipped}
     return summary, table
+
+
+def save_verification(summary: dict[str, Any], table: pd.DataFrame, json_out: str | os.PathLike) -> list[Path]:
+    """The summary as JSON at ``json_out`` and the pair table beside it (``<name>.pairs.parquet``)."""
+    from ..store import atomic_write_json, write_table
+
+    json_out = Path(json_out)
+    return [atomic_write_json(json_out, summary), write_table(table, json_out.with_suffix(".pairs.parquet"))]

@@ -19,15 +19,17 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .. import retention
 from ..arms import get_arm
-from ..artifacts import IMAGES
+from ..artifacts import IMAGES, read_images
 from ..config import Settings
-from ..errors import ConfigError, WorkbenchError
+from ..errors import ArtifactError, ConfigError, WorkbenchError
 from ..likeness.card import LORA_FILE, Likeness
+from ..lineage import describe_changes, link, refuse_other_inputs
 from ..models import get_family, load_pipeline
 from ..models.regional import check_compile, compile_denoiser, denoiser_of, is_compiled
 from ..packs import Pack, get_pack
-from ..store import Manifest, atomic_write_bytes, read_manifest, read_table, stage, write_manifest, write_table
+from ..store import Manifest, atomic_write_bytes, read_manifest, stage, write_manifest, write_table
 from .pngmeta import png_bytes
 from .samplers import get_sampler, make_scheduler
 
@@ -41,7 +43,123 @@ class GenerationRun:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> GenerationRun:
-        return cls(Path(path), read_table(Path(path) / TABLE))
+        path = Path(path)
+        if not (path / TABLE).is_file():
+            raise WorkbenchError(f"{path}: not a generation run (no {TABLE}); render one with `workbench generate`.")
+        return cls(path, read_table_checked(path))
+
+
+def read_table_checked(out: Path) -> pd.DataFrame:
+    """A run's ``images.parquet`` (empty when there is none yet), or an ``ArtifactError`` naming it when it
+    is not a table of this run's images (damaged, other columns, paths that leave the run)."""
+    return read_images(out) if (Path(out) / TABLE).is_file() else pd.DataFrame()
+
+
+@dataclass
+class Request:
+    """A generation request resolved and checked, before anything loads."""
+
+    likeness: Likeness | None
+    arm: Any
+    fam: Any
+    base: str | None
+    subject: str
+    packs: list[Pack]
+    jobs: list[Job]
+    identity: dict[str, Any]
+
+
+def plan_request(likeness, packs, samplers=None, steps=None, seeds=(0,), guidance=None, family=None, base=None,
+                 size=None, prompts_per_pack=None, batch_size=4, arm="likeness", ip_scale=0.6,
+                 detailer=None) -> Request:
+    """Resolve a ``generate`` call (likeness, arm, family, packs) into its grid of images and check it: known
+    samplers for this family, every number within ``limits.py``. The app calls it before queuing a job."""
+    if likeness is not None and not isinstance(likeness, Likeness):
+        likeness = Likeness.load(likeness)
+    chosen = get_arm(arm if likeness is not None else "base")
+    if likeness is None and arm not in ("base", "likeness"):
+        raise ConfigError(f"the {arm} arm takes its reference photos from a likeness; pass one.")
+    from ..limits import check_value
+
+    check_value("ip_scale", ip_scale, "IP-Adapter scale")
+    if seeds is not None:
+        check_value("seeds_per_job", len(list(seeds)) or 1, "number of seeds")
+    fam = get_family(likeness.family if likeness else (family or "tiny-sd"))
+    base = likeness.base if likeness else base
+    class_word = likeness.card["class_word"] if likeness else "person"
+    subject = likeness.subject if likeness and chosen.lora else class_word  # the trigger means nothing without it
+    pack_objs = [p if isinstance(p, Pack) else get_pack(p) for p in packs]
+    jobs = plan_jobs(pack_objs, samplers, steps, seeds, subject, class_word, guidance, size, prompts_per_pack, fam)
+    for name in sorted({j.sampler for j in jobs}):
+        get_sampler(name, fam.arch)  # refuse a scheduler that cannot drive this family, before loading
+    check_grid(jobs, batch_size)
+    return Request(likeness, chosen, fam, base, subject, pack_objs, jobs,
+                   run_identity(likeness, fam, base, chosen, ip_scale, detailer))
+
+
+def reuse_check(out: str | os.PathLike, request: Request) -> tuple[Manifest | None, list[str]]:
+    """The run folder's manifest and what differs between what its images were made with and this request
+    (empty: the run may grow). A folder with no finished image has nothing to protect."""
+    out = Path(out)
+    manifest = read_manifest(out)
+    if manifest is not None and manifest.kind != "generation":
+        raise ConfigError(f"{out} holds a {manifest.kind}, not a generation run; render into another --out.")
+    if manifest is None:
+        return None, []
+    recorded = recorded_identity(manifest, request.identity, request.likeness)
+    key = "likeness_lora_sha256"
+    differences = describe_changes({k: v for k, v in request.identity.items() if k != key}, recorded)
+    if recorded.get(key) != request.identity[key]:
+        then, now = recorded.get(key), request.identity[key]
+        made = Path(manifest.inputs["likeness"]).name if manifest.inputs.get("likeness") else "no likeness"
+        asked = request.likeness.path.name if request.likeness else "no likeness"
+        differences.insert(0, f"images of {made}{f' (LoRA {then[:12]})' if then else ''}; asked: {asked}"
+                              f"{f' (LoRA {now[:12]})' if now else ''}")
+    return manifest, differences if differences and not read_table_checked(out).empty else []
+
+
+def generation_conflicts(out: str | os.PathLike, likeness, packs, **grid: Any) -> list[str]:
+    """What ``generate(likeness, packs, out, **grid)`` would refuse, checked without loading a model: an
+    unknown sampler or an out-of-bounds number raises ``ConfigError``; the list says what differs from the
+    images ``out`` already holds (empty: ``out`` is new, or may grow with this grid)."""
+    keys = ("samplers", "steps", "seeds", "guidance", "family", "base", "size", "prompts_per_pack", "batch_size", "arm",
+            "ip_scale", "detailer")
+    return reuse_check(out, plan_request(likeness, packs, **{k: v for k, v in grid.items() if k in keys}))[1]
+
+
+def run_identity(likeness: Likeness | None, fam, base: str | None, arm, ip_scale: float,
+                 detailer: dict | None) -> dict[str, Any]:
+    """What a run's images are made with, by content: a run folder only ever holds images of one of these."""
+    from ..provenance import file_sha256
+
+    return {"likeness_lora_sha256": file_sha256(likeness.lora_path) if likeness else None, "family": fam.name,
+            "base": base, "arm": arm.name, "ip_scale": ip_scale if arm.ip_adapter else None, "detailer": detailer}
+
+
+def recorded_identity(manifest: Manifest, asked: dict[str, Any], likeness: Likeness | None) -> dict[str, Any]:
+    """What a run folder's images were made with. Runs written before ``made_with`` recorded the likeness by
+    path: the same path counts as the same likeness."""
+    if "made_with" in manifest.inputs:
+        return manifest.inputs["made_with"]
+    config = manifest.config
+    recorded = {key: config.get(key) for key in ("family", "base", "arm", "ip_scale", "detailer")}
+    recorded["arm"] = recorded["arm"] or ("likeness" if manifest.inputs.get("likeness") else "base")
+    same_path = likeness is not None and manifest.inputs.get("likeness") == str(likeness.path)
+    recorded["likeness_lora_sha256"] = asked["likeness_lora_sha256"] if same_path else None
+    return recorded
+
+
+def check_grid(jobs: list[Job], batch_size: int) -> None:
+    """The grid within the limits (``limits.py``): images per run call, steps, size, seeds, batch."""
+    from ..limits import check_value
+
+    check_value("images_per_job", len(jobs), "images in this grid (packs x prompts x samplers x steps x seeds)")
+    check_value("batch_size", batch_size, "batch size")
+    for job in jobs:
+        check_value("inference_steps", job.steps, f"steps of {job.pack}/{job.prompt_id}")
+        check_value("image_size", job.size, f"size of {job.pack}/{job.prompt_id}")
+        check_value("seed", job.seed, "seed")
+        check_value("guidance", job.guidance, f"guidance of {job.pack}/{job.prompt_id}")
 
 
 @dataclass(frozen=True)
@@ -97,14 +215,18 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
              batch_size: int = 4, settings: Settings | None = None, progress: bool = True,
              compile: bool = False, renderer: tuple[Any, Any] | None = None, callback=None,
              arm: str = "likeness", ip_scale: float = 0.6, detailer: dict | None = None,
-             fp8: bool | None = None) -> GenerationRun:
+             fp8: bool | None = None, replace: bool = False) -> GenerationRun:
     """Render the grid into ``out``. ``likeness=None`` renders the base model alone (baseline arm).
     The LoRA is fused into the base weights for rendering (no per-layer LoRA matmuls); ``compile``
     compiles the denoiser's repeated blocks (regional ``torch.compile``); a one-step warm-up render pays
     the compilation, kept apart in the manifest's ``timings.compile_seconds``. ``fp8`` renders with the
     blocks' linears in float8 (``models/fp8.py``; Ada or Hopper GPUs; not exact, so a run folder keeps
     the setting it was started with); with ``renderer=`` it is read from the renderer, and a
-    contradicting ``fp8`` is refused."""
+    contradicting ``fp8`` is refused.
+
+    A run folder grows with new packs, samplers, steps and seeds, but only from what it was made with (the
+    likeness by content, family, base, arm and its settings); other inputs are refused, or with ``replace``
+    the old run is deleted first."""
     settings = settings or Settings()
     out = Path(out)
     if renderer is not None:
@@ -116,44 +238,46 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
                               "pass the same fp8 to load_renderer.")
         fp8 = loaded
     fp8 = bool(fp8)
-    # 1. resolve what to render
-    if likeness is not None and not isinstance(likeness, Likeness):
-        likeness = Likeness.load(likeness)
-    chosen = get_arm(arm if likeness is not None else "base")
-    if likeness is None and arm not in ("base", "likeness"):
-        raise ConfigError(f"the {arm} arm takes its reference photos from a likeness; pass one.")
-    fam = get_family(likeness.family if likeness else (family or "tiny-sd"))
-    base = likeness.base if likeness else base
-    class_word = likeness.card["class_word"] if likeness else "person"
-    subject = likeness.subject if likeness and chosen.lora else class_word  # the trigger means nothing without it
-    pack_objs = [p if isinstance(p, Pack) else get_pack(p) for p in packs]
-    jobs = plan_jobs(pack_objs, samplers, steps, seeds, subject, class_word, guidance, size, prompts_per_pack, fam)
-    for name in sorted({j.sampler for j in jobs}):
-        get_sampler(name, fam.arch)  # refuse a scheduler that cannot drive this family, before loading
-    # 2. what is already done
-    done = read_table(out / TABLE) if (out / TABLE).is_file() else pd.DataFrame()
-    rows = {r["image_id"]: r for r in done.to_dict("records") if (out / r["path"]).is_file()}
-    todo = [j for j in jobs if j.image_id not in rows]
-    manifest = read_manifest(out) or Manifest(kind="generation")
-    # The VAE decodes one image at a time: at 1024 px it holds ~1.5 GB per image in half precision and 3 GB in
-    # fp32 (SDXL's fp16 VAE upcasts), so a batch of 4 decoded at once needed 12 GB beside the weights, past a
-    # 16 GB card (likeness/footprint.py traces it). Folders rendered before keep their batched decode, so a
-    # resumed image stays bit-identical (the two differ by a level of rounding).
-    vae_decode = manifest.config.get("vae_decode") or ("batched" if rows else "sliced")
-    started_with = "with" if manifest.config.get("fp8", False) else "without"
-    if rows and (started_with == "with") != fp8:
-        raise ConfigError(f"{out} was rendered {started_with} fp8, which changes the pixels; resume it "
-                          f"{started_with} --fp8 or render into another --out.")
-    manifest.inputs = {"likeness": str(likeness.path) if likeness else None, "packs": [p.name for p in pack_objs]}
-    manifest.config = {"family": fam.name, "base": base, "samplers": sorted({j.sampler for j in jobs}),
-                       "steps": sorted({j.steps for j in jobs}), "guidance": guidance, "size": size,
-                       "prompts_per_pack": prompts_per_pack, "batch_size": batch_size, "arm": chosen.name,
-                       "arm_description": chosen.describe(ip_scale),
-                       "ip_scale": ip_scale if chosen.ip_adapter else None,
-                       "detailer": detailer, "licence_notes": chosen.licence or None, "fp8": fp8,
-                       "vae_decode": vae_decode}
-    manifest.seeds, manifest.status, manifest.error = list(seeds), "running", None
+    # 1. resolve what to render, within the bounds, and whether ``out`` may take it
+    request = plan_request(likeness, packs, samplers, steps, seeds, guidance, family, base, size, prompts_per_pack,
+                           batch_size, arm, ip_scale, detailer)
+    likeness, chosen, fam, base, subject, pack_objs, jobs, identity = (
+        request.likeness, request.arm, request.fam, request.base, request.subject, request.packs, request.jobs,
+        request.identity)
+    manifest, differences = reuse_check(out, request)
+    if differences:
+        if not replace:
+            refuse_other_inputs(out, "generation run", differences)
+        receipt = retention.replace(out, settings.home, "generation")
+        print(f"replaced {out}: {len(receipt.removed_files)} files removed")
+        manifest = None
+    manifest = manifest or Manifest(kind="generation")
     with stage(out, manifest):  # one writer per run folder; a crash or Ctrl-C is recorded, never 'running'
+        # 2. what is already done: read under the lock, so two writers never both render the same image
+        done = read_table_checked(out)
+        rows = {r["image_id"]: r for r in done.to_dict("records") if (out / r["path"]).is_file()}
+        todo = [j for j in jobs if j.image_id not in rows]
+        # The VAE decodes one image at a time: at 1024 px it holds ~1.5 GB per image in half precision and 3 GB
+        # in fp32 (SDXL's fp16 VAE upcasts), so a batch of 4 decoded at once needed 12 GB beside the weights,
+        # past a 16 GB card (likeness/footprint.py traces it). Folders rendered before keep their batched decode,
+        # so a resumed image stays bit-identical (the two differ by a level of rounding).
+        vae_decode = manifest.config.get("vae_decode") or ("batched" if rows else "sliced")
+        started_with = "with" if manifest.config.get("fp8", False) else "without"
+        if rows and (started_with == "with") != fp8:
+            raise ConfigError(f"{out} was rendered {started_with} fp8, which changes the pixels; resume it "
+                              f"{started_with} --fp8 or render into another --out.")
+        manifest.inputs = {"likeness": str(likeness.path) if likeness else None,
+                           "packs": sorted({*manifest.inputs.get("packs", []), *(p.name for p in pack_objs)}),
+                           "made_with": identity}
+        manifest.links = {"likeness": link(likeness.path, out)} if likeness else {}
+        manifest.config = {"family": fam.name, "base": base, "samplers": sorted({j.sampler for j in jobs}),
+                           "steps": sorted({j.steps for j in jobs}), "guidance": guidance, "size": size,
+                           "prompts_per_pack": prompts_per_pack, "batch_size": batch_size, "arm": chosen.name,
+                           "arm_description": chosen.describe(ip_scale),
+                           "ip_scale": ip_scale if chosen.ip_adapter else None,
+                           "detailer": detailer, "licence_notes": chosen.licence or None, "fp8": fp8,
+                           "vae_decode": vae_decode}
+        manifest.seeds, manifest.status, manifest.error = list(seeds), "running", None
         write_manifest(out, manifest)
         packs_detailer = next((p.detailer for p in pack_objs if p.detailer is not None), None)
         context = RenderContext(likeness, chosen, ip_scale, detailer if detailer is not None else packs_detailer,
@@ -161,11 +285,14 @@ def generate(likeness: Likeness | str | os.PathLike | None, packs: Sequence[str 
         render_pending(jobs, rows, todo, out, manifest, fam, likeness, base, settings, batch_size, progress, compile,
                        renderer, callback, context, fp8=fp8, vae_decode=vae_decode)
         # 4. the table: images of earlier renders with other settings stay in the record (first), then this
-        # plan's, in plan order. A run folder only ever gains images.
+        # plan's, in plan order. A run folder only ever gains images; the manifest describes all of them.
         planned = {j.image_id for j in jobs}
         earlier = [r for key, r in rows.items() if key not in planned]
         table = pd.DataFrame(earlier + [rows[j.image_id] for j in jobs if j.image_id in rows])
         write_table(table, out / TABLE)
+        manifest.config.update(samplers=sorted(set(table["sampler"])),
+                               steps=sorted(int(n) for n in set(table["steps"])))
+        manifest.seeds = sorted(int(n) for n in set(table["seed"]))
         manifest.status, manifest.outputs["images"] = "done", len(table)
         write_manifest(out, manifest)
     return GenerationRun(out, table)
@@ -185,7 +312,12 @@ def load_renderer(likeness: Likeness | None, fam, base: str | None, settings: Se
         check_compile(settings.resolved_device())
     pipe, source = load_pipeline(fam, base, settings)
     if likeness:
-        pipe.load_lora_weights(likeness.path, weight_name=LORA_FILE, adapter_name="likeness")
+        try:
+            pipe.load_lora_weights(likeness.path, weight_name=LORA_FILE, adapter_name="likeness")
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # shapes or names of another model
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ArtifactError(f"{likeness.lora_path}: does not fit the {fam.name} model ({first}); it was trained "
+                                "for another model or changed since. Retrain the likeness.") from None
         pipe.fuse_lora(lora_scale=1.0)
         pipe.unload_lora_weights()  # the fused weights stay; the LoRA layers go
     if fp8:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .. import limits
 from ..models.attention import Attention
 from ..models.families import Family
 
@@ -30,14 +31,14 @@ class TrainConfig(BaseModel):
 
     family: str = "tiny-sd"
     base: str | None = None
-    steps: int | None = Field(None, ge=1)
-    rank: int = Field(16, ge=1)
+    steps: int | None = limits.field("train_steps")
+    rank: int = limits.field("rank", 16)
     alpha: float | None = None
-    learning_rate: float = Field(1e-4, gt=0)
-    batch_size: int | None = Field(None, ge=1)  # None: 1 on a CPU, from free memory on a GPU (memory.py)
-    gradient_accumulation: int = Field(1, ge=1)
-    resolution: int | None = Field(None, ge=32)
-    seed: int = 0
+    learning_rate: float = limits.field("learning_rate", 1e-4)
+    batch_size: int | None = limits.field("batch_size")  # None: 1 on a CPU, from free memory on a GPU (memory.py)
+    gradient_accumulation: int = limits.field("gradient_accumulation", 1)
+    resolution: int | None = limits.field("resolution")
+    seed: int = limits.field("seed", 0)
     # One setting for the weights' dtype and autocast: fp16 (with a gradient scaler), bf16 or fp32.
     # Default: fp32 on a CPU, the family's dtype on a GPU. The LoRA itself always trains in fp32.
     precision: Literal["fp16", "bf16", "fp32"] | None = None
@@ -55,23 +56,23 @@ class TrainConfig(BaseModel):
     # when a GPU training's loss turns NaN or dies in backward; math, the slow reference. None: the family's
     # choice on a GPU (FLUX: no-cudnn), PyTorch's on a CPU.
     attention: Attention | None = None
-    max_grad_norm: float | None = Field(1.0, gt=0)  # diffusers' DreamBooth scripts clip at 1.0
-    checkpoint_every: int | None = Field(None, ge=1)
+    max_grad_norm: float | None = Field(1.0, gt=0, le=1e6)  # diffusers' DreamBooth scripts clip at 1.0
+    checkpoint_every: int | None = limits.field("checkpoint_every")
     token: str = "ohwx"
     class_word: str = "person"
     # Photo groups (likeness/splits.py): validation picks the checkpoint, test only reports. None: 2/1/0
     # validation photos by set size; no test group under 12 photos. ``splits``: a CSV of file,group.
-    validation: int | None = Field(None, ge=0)
-    test: int | None = Field(None, ge=0)
+    validation: int | None = limits.field("photos_per_group")
+    test: int | None = limits.field("photos_per_group")
     splits: str | None = None
-    probe_prompts: list[str] = Field(default_factory=lambda: list(PROBE_PROMPTS))
-    probe_seeds: list[int] = Field(default_factory=lambda: [0, 1])
-    probe_steps: int | None = None
+    probe_prompts: list[str] = Field(default_factory=lambda: list(PROBE_PROMPTS), min_length=1, max_length=16)
+    probe_seeds: list[Annotated[int, limits.item("seed")]] = Field(default_factory=lambda: [0, 1], max_length=64)
+    probe_steps: int | None = limits.field("inference_steps")
     train_text_encoder: bool = False
-    text_encoder_rank: int | None = Field(None, ge=1)
+    text_encoder_rank: int | None = limits.field("rank")
     prior_preservation: bool = False
-    class_images: int | None = Field(None, ge=1)
-    prior_loss_weight: float = Field(1.0, ge=0)
+    class_images: int | None = limits.field("class_images")
+    prior_loss_weight: float = Field(1.0, ge=0, le=100)
     ignore_gate: bool = False  # train on every readable photo even if the check refused it (studies)
     buckets: bool = False  # aspect buckets (Family.buckets): crops keep the photo's aspect, not square
     captions: str | None = None  # a captions.csv (file,caption); default: the set's sidecar .txt files

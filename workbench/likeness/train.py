@@ -19,15 +19,25 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .. import tracking
+from .. import retention, tracking
 from ..config import Settings
-from ..errors import ConfigError, WorkbenchError
+from ..errors import ArtifactError, ConfigError, WorkbenchError
 from ..faces import get_analyzer
+from ..lineage import describe_changes, describe_photo_change, link, photo_hashes, refuse_other_inputs
 from ..models import get_family, load_pipeline
 from ..models.attention import attention_kernels
 from ..models.loading import ensure_available
 from ..models.regional import check_compile, compile_denoiser
-from ..store import Manifest, atomic_write_json, file_sha256, read_manifest, stage, write_manifest, write_table
+from ..store import (
+    Manifest,
+    atomic_write,
+    atomic_write_json,
+    file_sha256,
+    read_manifest,
+    stage,
+    write_manifest,
+    write_table,
+)
 from .adapters import adapter_for, upload
 from .card import CARD_FILE, KOHYA_FILE, LORA_FILE, Likeness
 from .config import TrainConfig
@@ -78,21 +88,34 @@ class Run:
 
 def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: str = "tiny-sd",
                    settings: Settings | None = None, analyzer=None, progress: bool = True,
-                   report=None, callback=None, **options: Any) -> Likeness:
+                   report=None, callback=None, replace: bool = False, **options: Any) -> Likeness:
     """Train (or resume, or return the finished) likeness in ``out`` from the photos in ``selfies``.
     ``report``: a finished ``CheckReport`` of ``selfies``, so a set is checked once. ``callback(done,
     total, unit=, loss=)`` is called after every optimizer step; when it raises (a job's cancel, Ctrl-C)
-    the current step is saved as a checkpoint first, so the run resumes from exactly there."""
+    the current step is saved as a checkpoint first, so the run resumes from exactly there.
+
+    ``out`` is reused only for the same photos (by content) and settings; a likeness of other photos or
+    settings there is refused, or with ``replace`` deleted first (with what was made from it)."""
     settings = settings or Settings()
     out = Path(out)
-    if (out / CARD_FILE).is_file() and (manifest := read_manifest(out)) and manifest.status == "done":
+    config = TrainConfig.parse(family, **options)  # a bad option (bounds included) fails here, before anything
+    manifest, differences = reuse_check(out, selfies, config)
+    if differences:
+        if not replace:
+            refuse_other_inputs(out, "likeness", differences)
+        receipt = retention.replace(out, settings.home, "likeness")
+        print(f"replaced {out}: {len(receipt.removed_files)} files removed" + "".join(
+            f"\n  {line}" for line in receipt.lines() if not line.startswith("removed ")))
+        manifest = None
+    if manifest is not None and manifest.status == "done" and (out / CARD_FILE).is_file():
         return Likeness.load(out)
-    config = TrainConfig.parse(family, **options)  # a bad option fails here, before the folder is touched
     if config.compile:
         check_compile(settings.resolved_device())
-    manifest = read_manifest(out) or Manifest(kind="likeness")
+    manifest = manifest or Manifest(kind="likeness")
     started = time.perf_counter()
     with stage(out, manifest):
+        if (done := read_manifest(out)) is not None and done.status == "done" and (out / CARD_FILE).is_file():
+            return Likeness.load(out)  # another process finished it while this one waited for nothing
         run = None
         try:
             run = setup(selfies, out, config, settings, analyzer, progress, report, manifest)
@@ -112,6 +135,47 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
         timings = manifest.timings
         timings["likeness_seconds"] = time.perf_counter() - started - timings.get("load_seconds", 0.0)
         return finish(run, selfies)
+
+
+def reuse_check(out: str | os.PathLike, selfies: str | os.PathLike,
+                config: TrainConfig) -> tuple[Manifest | None, list[str]]:
+    """The folder's manifest and what differs between the likeness it holds and the one asked for (empty:
+    the folder may be resumed or returned). The app asks this before it queues a training."""
+    if not Path(selfies).is_dir():
+        raise WorkbenchError(f"{selfies}: not a folder of photos. Pass the folder that holds your selfies.")
+    manifest = read_manifest(out)
+    if manifest is not None and manifest.kind != "likeness":
+        raise ConfigError(f"{out} holds a {manifest.kind}, not a likeness; train into another --out.")
+    if manifest is None:
+        return None, []
+    return manifest, likeness_differences(manifest, photo_hashes(selfies), config)
+
+
+def training_conflicts(out: str | os.PathLike, selfies: str | os.PathLike, family: str = "tiny-sd",
+                       **options: Any) -> list[str]:
+    """What ``train_likeness(selfies, out, family, **options)`` would refuse, checked without training: a bad
+    or out-of-bounds option raises ``ConfigError``; the list says what differs from the likeness already in
+    ``out`` (empty: ``out`` is new, or holds this likeness to resume or return)."""
+    return reuse_check(out, selfies, TrainConfig.parse(family, **options))[1]
+
+
+def likeness_differences(manifest: Manifest, photos: dict[str, str], config: TrainConfig) -> list[str]:
+    """What differs between the likeness (finished or not) a folder's manifest records and the one asked
+    for: its photos by content, and every setting given explicitly (memory settings may change)."""
+    differences = []
+    recorded = manifest.inputs.get("set_sha256")
+    if recorded is None and manifest.inputs.get("photo_sha256"):  # written before set hashes: its training photos
+        trained = set(manifest.inputs["photo_sha256"].values())
+        if not trained <= set(photos.values()):
+            differences.append(f"other photos ({len(trained - set(photos.values()))} of its training photos are "
+                               "not among these)")
+    elif recorded is not None and (change := describe_photo_change(photos, recorded)):
+        differences.append(change)
+    if manifest.config:
+        asked = {k: v for k, v in config.model_dump().items()
+                 if k in config.model_fields_set and v is not None and k not in RESUMABLE_CHANGES}
+        differences += describe_changes(asked, manifest.config)
+    return differences
 
 
 def setup(selfies, out: Path, config: TrainConfig, settings: Settings, analyzer, progress: bool, report,
@@ -155,7 +219,9 @@ def setup(selfies, out: Path, config: TrainConfig, settings: Settings, analyzer,
     manifest.timings["load_seconds"] = time.perf_counter() - phase
     manifest.error = None
     manifest.inputs = {"selfies": str(Path(selfies).resolve()), **splits.as_card()["splits"],
-                       "photo_sha256": photos}
+                       "photo_sha256": photos, "set_sha256": photo_hashes(selfies),
+                       "base": {"family": fam.name, "base": config.base}}
+    manifest.links = {"selfies": link(selfies, out)}
     manifest.config, manifest.seeds, manifest.status = config.model_dump(), [config.seed], "running"
     manifest.outputs = {"model": source.as_dict(), "memory": memory_report(fam, config, str(accelerator.device))}
     write_manifest(out, manifest)
@@ -276,7 +342,8 @@ def train_loop(run: Run, progress: bool, callback=None) -> None:
             accelerator.wait_for_everyone()
             probe_times.append(time.perf_counter() - probe_started)
     timings = run.manifest.timings
-    timings["train_seconds"] = time.perf_counter() - started
+    if step_times or probe_times or "train_seconds" not in timings:  # a resumed finish keeps the run's times
+        timings["train_seconds"] = time.perf_counter() - started
     if probe_times:  # checkpoints: probe images rendered and scored, the checkpoint written
         timings["checkpoint_seconds"], timings["checkpoints"] = float(sum(probe_times)), float(len(probe_times))
     if step_times:  # the median: the first steps pay for kernel selection and allocator warm-up
@@ -284,13 +351,18 @@ def train_loop(run: Run, progress: bool, callback=None) -> None:
         timings["first_step_seconds"] = step_times[0]
         if config.compile:  # what compiling cost this process (a resumed run compiles again)
             timings["compile_seconds"] = max(0.0, step_times[0] - median)
+    if accelerator.is_main_process:  # the loop's timings survive a kill during the finish
+        write_manifest(run.out, run.manifest)
 
 
 def finish(run: Run, selfies) -> Likeness:
-    """7. Choose the checkpoint and write the Likeness."""
+    """7. Choose the checkpoint and write the Likeness. Every file appears whole (stage, then rename), the
+    manifest's ``done`` last: a kill at any instant leaves a folder whose rerun writes the finish again from
+    the last checkpoint, without training."""
     out, fam, config = run.out, run.fam, run.config
     chosen, reason = select_checkpoint(run.curve)
-    shutil.copyfile(out / "checkpoints" / f"step-{chosen:06d}" / LORA_FILE, out / LORA_FILE)
+    atomic_write(out / LORA_FILE, lambda tmp: shutil.copyfile(out / "checkpoints" / f"step-{chosen:06d}" / LORA_FILE,
+                                                              tmp))
     kohya = export_kohya(out / LORA_FILE, out / KOHYA_FILE, fam, config) if fam.arch in KOHYA_ARCHS else None
     write_table(__import__("pandas").DataFrame(run.curve), out / "curve.parquet")
     card = {"family": fam.name, "base": config.base, "model": run.source.as_dict(), "token": config.token,
@@ -468,16 +540,26 @@ def load_captions(folder: Path, files: list[Path], captions_file: str | None) ->
         path = Path(captions_file)
         if not path.is_file():
             raise WorkbenchError(f"captions file {path} not found; give a CSV with columns file,caption.")
-        with path.open(newline="") as handle:
-            for line, row in enumerate(csv.DictReader(handle), start=2):
-                if not row.get("file") or row.get("caption") is None:
-                    raise WorkbenchError(f"{path}:{line}: needs columns 'file' and 'caption'.")
-                captions[row["file"]] = row["caption"].strip()
+        try:
+            with path.open(newline="", encoding="utf-8") as handle:
+                for line, row in enumerate(csv.DictReader(handle), start=2):
+                    if not row.get("file") or row.get("caption") is None:
+                        raise WorkbenchError(f"{path}:{line}: needs columns 'file' and 'caption'.")
+                    captions[row["file"]] = row["caption"].strip()
+        except UnicodeDecodeError as exc:
+            raise WorkbenchError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV.") from None
+        except csv.Error as exc:
+            raise WorkbenchError(f"{path}: not a readable CSV ({exc}); give columns file,caption.") from None
     else:
         for photo in files:
             sidecar = photo.with_suffix(".txt")
+            if sidecar.is_symlink():  # a link may point anywhere on the server: never read
+                raise WorkbenchError(f"{sidecar}: the caption is a link; put the caption text in the file itself.")
             if sidecar.is_file():
-                captions[photo.name] = sidecar.read_text().strip()
+                try:
+                    captions[photo.name] = sidecar.read_text(encoding="utf-8").strip()
+                except UnicodeDecodeError as exc:
+                    raise WorkbenchError(f"{sidecar}: not UTF-8 text (byte {exc.start}); save it as UTF-8.") from None
     return {name: text if "{subject}" in text else f"photo of {{subject}}, {text}" for name, text in captions.items()}
 
 
@@ -598,7 +680,20 @@ def saved_config(out: Path) -> dict[str, Any] | None:
     """The settings the newest checkpoint was trained with (None: no checkpoint, or one older than the record)."""
     step = last_checkpoint(out)
     saved = out / "checkpoints" / f"step-{step:06d}" / CONFIG_FILE if step else None
-    return json.loads(saved.read_text()) if saved is not None and saved.is_file() else None
+    if saved is None or not saved.is_file():
+        return None
+    try:
+        config = json.loads(saved.read_text(encoding="utf-8"))
+        if not isinstance(config, dict):
+            raise ValueError("not a mapping")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise damaged_checkpoint(saved, exc) from None
+    return config
+
+
+def damaged_checkpoint(path: Path, exc: BaseException) -> ArtifactError:
+    return ArtifactError(f"{path}: damaged ({type(exc).__name__}); remove the folder {path.parent.name} to resume from "
+                         "the checkpoint before it, or retrain with --replace.")
 
 
 def check_resumable(out: Path, config: TrainConfig, photos: dict[str, str] | None = None,
@@ -643,11 +738,15 @@ def resume(out: Path, denoiser, optimizer, schedule, encoders: list | None = Non
     if step is None:
         return 0, [], []
     state_file = out / "checkpoints" / f"step-{step:06d}" / STATE_FILE
-    state = torch.load(state_file, map_location="cpu", weights_only=True)
-    set_peft_model_state_dict(denoiser, state["lora"])
-    for encoder, encoder_state in zip(encoders or [], state.get("text_encoders", []), strict=False):
-        set_peft_model_state_dict(encoder, encoder_state)
-    optimizer.load_state_dict(state["optimizer"])
-    schedule.load_state_dict(state["schedule"])
+    try:
+        state = torch.load(state_file, map_location="cpu", weights_only=True)
+        set_peft_model_state_dict(denoiser, state["lora"])
+        for encoder, encoder_state in zip(encoders or [], state.get("text_encoders", []), strict=False):
+            set_peft_model_state_dict(encoder, encoder_state)
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        curve, losses, step = list(state["curve"]), list(state["losses"]), int(state["step"])
+    except Exception as exc:  # noqa: BLE001 - torch.load and load_state_dict raise many types for a bad file
+        raise damaged_checkpoint(state_file, exc) from None
     print(f"resuming from {state_file.parent.name}")
-    return state["step"], list(state["curve"]), list(state["losses"])
+    return step, curve, losses

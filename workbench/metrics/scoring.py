@@ -12,12 +12,12 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..artifacts import IMAGES, SCORES
+from ..artifacts import IMAGES, SCORES, read_images
 from ..errors import WorkbenchError
 from ..faces import get_analyzer
 from ..images import ImageRefused, list_images, load_image
 from ..likeness.card import Likeness
-from ..store import read_manifest, read_table, write_manifest, write_table
+from ..store import read_manifest, write_manifest, write_table
 from .clip import DEFAULT_CLIP, ClipModel, ClipScorer, distribution_metrics
 from .identity import identity_spread, image_identity, real_copy_paste_gaps
 from .lpips import LpipsModel, aligned_crop, face_div_lpips
@@ -212,7 +212,7 @@ def score(run: str | os.PathLike, references: str | os.PathLike | None = None,
     run = Path(run)
     if not (run / IMAGES).is_file():
         raise WorkbenchError(f"{run}: not a generation run (no images.parquet). Run `workbench generate` first.")
-    images = read_table(run / IMAGES)
+    images = read_images(run)
     names = recognizers if isinstance(recognizers, list) else [recognizers]
     names = available_recognizers() if names == ["all"] else names
     test_files, train_files, reasons, facts = reference_files(run, references, likeness)

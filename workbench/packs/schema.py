@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .. import limits
 from ..errors import ConfigError, unknown_name
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
@@ -25,9 +26,9 @@ class PackPrompt(BaseModel):
     variants: dict[str, str] = Field(default_factory=dict)  # class word -> prompt (e.g. man / woman)
     # Per-prompt settings override the pack's; explicit generate() arguments override both.
     sampler: str | None = None
-    steps: int | None = Field(None, ge=1)
-    guidance: float | None = Field(None, ge=0)
-    size: int | None = Field(None, ge=32)
+    steps: int | None = limits.field("inference_steps")
+    guidance: float | None = limits.field("guidance")
+    size: int | None = limits.field("image_size")
 
     @field_validator("id")
     @classmethod
@@ -59,14 +60,14 @@ class Pack(BaseModel):
     description: str
     negative_prompt: str = ""
     sampler: str | None = None
-    steps: int | None = Field(None, ge=1)
-    guidance: float | None = Field(None, ge=0)
-    size: int | None = Field(None, ge=32)
-    images_per_prompt: int = Field(1, ge=1)
+    steps: int | None = limits.field("inference_steps")
+    guidance: float | None = limits.field("guidance")
+    size: int | None = limits.field("image_size")
+    images_per_prompt: int = limits.field("images_per_prompt", 1)
     # The face detailer for this pack (generate/detailer.py): {} turns it on with its defaults;
     # max_face_share, margin, strength, steps, feather and prompt override them.
     detailer: dict[str, Any] | None = None
-    prompts: list[PackPrompt] = Field(min_length=1)
+    prompts: list[PackPrompt] = Field(min_length=1, max_length=int(limits.bound("prompts_per_pack").high))
 
     @field_validator("name")
     @classmethod

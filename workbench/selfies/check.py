@@ -109,8 +109,43 @@ def check_selfies(folder: str | os.PathLike, analyzer=None, thresholds: Threshol
     # 4. save
     if out is not None:
         report.save(out)
-        write_manifest(out, Manifest(kind="check", status="done", inputs={"folder": str(folder.resolve()),
-                       "files": [p.name for p in files]}, config=limits.model_dump(),
-                       timings={"seconds": time.perf_counter() - started},
-                       outputs={"verdict": outcome, "recognizer": report.recognizer}))
+        write_manifest(out, check_manifest(report, files, Path(out), limits, time.perf_counter() - started))
     return report
+
+
+def check_manifest(report: CheckReport, files: list[Path], base: Path, limits: Thresholds | None = None,
+                   seconds: float | None = None) -> Manifest:
+    """A check's record: the set by content (every photo's sha256) and a link to it, so deleting the set
+    deletes the check (its thumbnails and findings are the person's). ``base``: where links start from."""
+    from ..lineage import link, photo_hashes
+
+    return Manifest(kind="check", status="done",
+                    inputs={"folder": str(report.folder.resolve()), "files": [p.name for p in files],
+                            "set_sha256": photo_hashes(report.folder)},
+                    links={"selfies": link(report.folder, base)},
+                    config=(limits or DEFAULT_THRESHOLDS).model_dump(),
+                    timings={"seconds": seconds} if seconds is not None else {},
+                    outputs={"verdict": report.set["verdict"], "recognizer": report.recognizer})
+
+
+def save_check_file(report: CheckReport, path: str | os.PathLike, workspace: str | os.PathLike | None = None) -> Path:
+    """The check as one file: JSON (``.json``) or a self-contained HTML page with thumbnails (otherwise).
+    Inside ``workspace`` it gets a ``<file>.manifest.json`` linking it to the set, so deleting the set deletes
+    it too (its thumbnails are the person's); outside, the file is the user's own and nothing is added."""
+    from ..names import inside
+    from ..retention import write_sidecar
+    from ..store import atomic_write_json
+    from .html import write_html
+
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        atomic_write_json(path, report.as_dict())
+    else:
+        write_html(report, path)
+    if workspace is not None:
+        try:
+            inside(workspace, path)
+        except WorkbenchError:
+            return path
+        write_sidecar(path, check_manifest(report, folder_entries(report.folder), path.parent))
+    return path

@@ -254,7 +254,14 @@ class UploadQuality(StudyKind):
             atomic_write_json(record, {"references": [str(p.resolve()) for p in files if p in held],
                                        "pool": [str(p.resolve()) for p in files if p not in held],
                                        "sha256": {str(p.resolve()): file_sha256(p) for p in files}})
-        split = json.loads(record.read_text())
+        try:
+            split = json.loads(record.read_text(encoding="utf-8"))
+            if not isinstance(split, dict) or not {"references", "pool", "sha256"} <= split.keys():
+                raise ValueError("not a split record")
+        except (UnicodeDecodeError, ValueError) as exc:
+            from ..errors import ArtifactError
+
+            raise ArtifactError(f"{record}: damaged ({exc}); start the study in a new folder.") from None
         changed = [p for p in split["sha256"] if not Path(p).is_file() or file_sha256(p) != split["sha256"][p]]
         if changed:
             from ..errors import ConfigError
@@ -281,9 +288,9 @@ class UploadQuality(StudyKind):
         from ..selfies.degrade import degrade_set
 
         references, pool = self.split(cell.identity, out)
-        # The photos this cell needs, copied into the cell while it runs and removed when it ends
-        # (done, failed or killed): nothing of the person stays in the study but numbers and renders.
-        inputs = folder / "inputs"
+        # The photos this cell needs, copied into the cell while it runs and removed when it ends: a staging
+        # folder (.*.tmp), so what a killed cell leaves goes as soon as the cell's folder is locked again.
+        inputs = folder / ".inputs.tmp"
         try:
             shutil.rmtree(inputs, ignore_errors=True)
             reference_dir = stage_photos(references, inputs / "references")

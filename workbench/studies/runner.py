@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..artifacts import SCORES, STUDY_COMPARISONS, STUDY_SUMMARY, STUDY_TABLE
+from ..artifacts import SCORES, STUDY_COMPARISONS, STUDY_SUMMARY, STUDY_TABLE, read_scores
 from ..config import Settings
 from ..errors import ConfigError
-from ..store import Manifest, file_sha256, is_done, read_table, stage, write_manifest, write_table
+from ..lineage import link
+from ..store import Manifest, file_sha256, is_done, stage, write_manifest, write_table
 from .kinds import STUDY_KINDS, Cell, StudyKind
 from .spec import StudySpec, load_spec
 
@@ -97,7 +98,8 @@ def run_study(spec: StudySpec | str | os.PathLike, out: str | os.PathLike, setti
     kind = STUDY_KINDS[spec.kind](spec)
     cells = kind.plan()
     manifest = Manifest(kind="study", status="running", inputs=study_inputs(spec), config=spec.model_dump(),
-                        seeds=list(spec.seeds), outputs={"cells": [c.folder for c in cells], "executor": executor})
+                        seeds=list(spec.seeds), outputs={"cells": [c.folder for c in cells], "executor": executor},
+                        links={f"identity:{name}": link(folder, out) for name, folder in spec.identity_sets()})
     if shard[0] == 0 and not is_done(out):
         write_manifest(out, manifest)
     todo = [c for c in shard_cells(kind, cells, shard) if not is_done(out / "cells" / c.folder)]
@@ -149,7 +151,7 @@ def assemble(kind: StudyKind, cells: list[Cell], out: Path, manifest: Manifest) 
     from ..report import write_report
 
     spec = kind.spec
-    table = pd.concat([read_table(out / "cells" / c.folder / SCORES) for c in cells], ignore_index=True)
+    table = pd.concat([read_scores(out / "cells" / c.folder) for c in cells], ignore_index=True)
     table["value"] = table["value"].astype(float)
     write_table(table, out / TABLE)
     result = kind.assemble(table, cells)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .. import limits
 from ..errors import ConfigError
 
 
@@ -44,11 +45,12 @@ class GridSpec(BaseModel):
     selfies: str | None = None  # a suite needs it; a study may name identities instead
     train: dict[str, Any] = Field(default_factory=dict)  # TrainConfig options (steps, rank, ...)
     packs: list[str] = Field(default_factory=lambda: ["corporate-headshot"])
-    prompts_per_pack: int | None = 1
+    prompts_per_pack: int | None = limits.field("prompts_per_pack", 1)
     samplers: list[str] | None = None
-    steps: list[int] | None = None
-    seeds: list[int] = Field(default_factory=lambda: [0, 1])
-    guidance: float | None = None
+    steps: list[Annotated[int, limits.item("inference_steps")]] | None = None
+    seeds: list[Annotated[int, limits.item("seed")]] = Field(
+        default_factory=lambda: [0, 1], min_length=1, max_length=int(limits.bound("seeds_per_job").high))
+    guidance: float | None = limits.field("guidance")
     recognizers: list[str] = Field(default_factory=lambda: ["auto"])
     clip_model: str | None = None  # hub id or local dir; None skips CLIP metrics (reason in every row)
     log_with: list[str] = Field(default_factory=list)  # trackers: tensorboard, mlflow, wandb, trackio
@@ -101,13 +103,14 @@ class StudySpec(GridSpec):
 
     kind: Literal["sampler-steps", "upload-quality", "arms"]
     arms: list[str] = Field(default_factory=lambda: ["likeness", "base", "ip-adapter-face", "likeness+ip-adapter-face"])
-    ip_scale: float = Field(0.6, ge=0)  # the IP-Adapter arms' image-prompt scale
+    ip_scale: float = limits.field("ip_scale", 0.6)  # the IP-Adapter arms' image-prompt scale
     degradations: list[Degradation] = Field(default_factory=list)  # upload-quality cells
     others: str | None = None  # photos of someone else, for intruder degradations
     # The noise that matters: independent training runs (seeds seed, seed+1, ...) and several people.
-    replicates: int = Field(1, ge=1)
+    replicates: int = limits.field("replicates", 1)
     identities: list[str] | None = None  # selfie sets; default: [selfies]
-    reference_photos: int = Field(2, ge=1)  # upload-quality: photos split off per identity, never trained on
+    # upload-quality: photos split off per identity, never trained on
+    reference_photos: int = Field(2, ge=1, le=limits.bound("reference_photos").high)
 
     def identity_sets(self) -> list[tuple[str, Path]]:
         """(name, folder) per person; the name is the folder's name (unique, or an error)."""
