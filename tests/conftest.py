@@ -40,3 +40,28 @@ def tiny_likeness(settings, analyzer, tmp_path_factory):
     out = tmp_path_factory.mktemp("likeness") / "subject1"
     return train_likeness(FACES / "aws_rek_subject1", out, family="tiny-sd", settings=settings,
                           analyzer=analyzer, progress=False, steps=6)
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """The ``workbench`` command run in this process (its ``main``, as the console script runs it), in a
+    workspace ``home``: ``cli(home, "likeness", "show", path) -> (exit code, stdout, stderr)``."""
+    import sys
+
+    from workbench import cli as command
+
+    def run(home, *argv) -> tuple[int, str, str]:
+        monkeypatch.setenv("WORKBENCH_HOME", str(home))
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        monkeypatch.setenv("WORKBENCH_DEVICE", "cpu")
+        monkeypatch.setattr(sys, "argv", ["workbench", *map(str, argv)])
+        capsys.readouterr()
+        try:
+            command.main()
+            code = 0
+        except SystemExit as stopped:
+            code = stopped.code or 0
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 
 import numpy as np
 import pandas as pd
@@ -15,21 +14,6 @@ import torch
 from safetensors.torch import load_file, save_file
 
 SET = "aws_rek_subject1"
-
-
-def run_cli(monkeypatch, capsys, home, *argv) -> tuple[int, str, str]:
-    """The ``workbench`` command in this process (its ``main``, as the console script runs it)."""
-    from workbench import cli
-
-    monkeypatch.setenv("WORKBENCH_HOME", str(home))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("WORKBENCH_DEVICE", "cpu")
-    monkeypatch.setattr(sys, "argv", ["workbench", *map(str, argv)])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stopped:
-        cli.main()
-    captured = capsys.readouterr()
-    return stopped.value.code, captured.out, captured.err
 
 
 def one_error(result, *names) -> str:
@@ -78,23 +62,23 @@ LIKENESS_PROBES = {
 
 
 @pytest.mark.parametrize("probe", sorted(LIKENESS_PROBES))
-def test_a_damaged_likeness_is_one_error_line(probe, tiny_likeness, tmp_path, monkeypatch, capsys):
+def test_a_damaged_likeness_is_one_error_line(probe, tiny_likeness, tmp_path, cli):
     folder = tmp_path / "lk"
     shutil.copytree(tiny_likeness.path, folder)
     LIKENESS_PROBES[probe](folder)
     damaged = {"lora": "lora.safetensors", "card": "likeness.json", "manifest": "manifest.json"}[probe.split("-")[0]]
-    one_error(run_cli(monkeypatch, capsys, tmp_path / "home", "likeness", "show", folder), damaged)
+    one_error(cli(tmp_path / "home", "likeness", "show", folder), damaged)
     if probe.startswith("lora"):  # rendering refuses it before a pixel is drawn
-        one_error(run_cli(monkeypatch, capsys, tmp_path / "home", "generate", folder, "--pack", "beach", "--steps",
+        one_error(cli(tmp_path / "home", "generate", folder, "--pack", "beach", "--steps",
                           "2", "--prompts-per-pack", "1", "--out", tmp_path / "run"), damaged)
         assert not list((tmp_path / "run").rglob("*.png"))
 
 
-def test_a_lora_of_other_shapes_is_refused_when_it_loads(tiny_likeness, tmp_path, monkeypatch, capsys):
+def test_a_lora_of_other_shapes_is_refused_when_it_loads(tiny_likeness, tmp_path, cli):
     folder = tmp_path / "lk"
     shutil.copytree(tiny_likeness.path, folder)
     _lora_with(folder / "lora.safetensors", lambda s, m: ({k: torch.zeros(3, 5) for k in s}, m))
-    one_error(run_cli(monkeypatch, capsys, tmp_path / "home", "generate", folder, "--pack", "beach", "--steps", "2",
+    one_error(cli(tmp_path / "home", "generate", folder, "--pack", "beach", "--steps", "2",
                       "--prompts-per-pack", "1", "--out", tmp_path / "run"), "lora.safetensors", "does not fit")
 
 
@@ -108,15 +92,15 @@ RUN_PROBES = {
 
 
 @pytest.mark.parametrize("probe", sorted(RUN_PROBES))
-def test_a_damaged_run_is_one_error_line(probe, tiny_likeness, run_folder, tmp_path, monkeypatch, capsys):
+def test_a_damaged_run_is_one_error_line(probe, tiny_likeness, run_folder, tmp_path, cli):
     folder = tmp_path / "run"
     shutil.copytree(run_folder, folder)
     RUN_PROBES[probe](folder)
     damaged = "manifest.json" if probe.startswith("manifest") else "images.parquet"
-    one_error(run_cli(monkeypatch, capsys, tmp_path / "home", "generate", tiny_likeness.path, "--pack", "beach",
+    one_error(cli(tmp_path / "home", "generate", tiny_likeness.path, "--pack", "beach",
                       "--steps", "2", "--prompts-per-pack", "1", "--out", folder), damaged)
     if damaged == "images.parquet":
-        one_error(run_cli(monkeypatch, capsys, tmp_path / "home", "score", folder, "--clip-model", "none"), damaged)
+        one_error(cli(tmp_path / "home", "score", folder, "--clip-model", "none"), damaged)
 
 
 @pytest.fixture(scope="module")
@@ -144,12 +128,12 @@ CHECKPOINT_PROBES = {
 
 
 @pytest.mark.parametrize("probe", sorted(CHECKPOINT_PROBES))
-def test_a_damaged_checkpoint_is_one_error_line(probe, interrupted, faces_dir, tmp_path, monkeypatch, capsys):
+def test_a_damaged_checkpoint_is_one_error_line(probe, interrupted, faces_dir, tmp_path, cli):
     folder = tmp_path / "lk"
     shutil.copytree(interrupted, folder)
     name, damage = CHECKPOINT_PROBES[probe]
     damage(folder / "checkpoints" / "step-000001" / name)
-    line = one_error(run_cli(monkeypatch, capsys, tmp_path / "home", "train", faces_dir / SET, "--out", folder,
+    line = one_error(cli(tmp_path / "home", "train", faces_dir / SET, "--out", folder,
                              "--steps", "4", "--checkpoint-every", "1"), name)
     assert "step-000001" in line
 
@@ -165,11 +149,11 @@ YAML_PROBES = {
 
 
 @pytest.mark.parametrize("probe", sorted(YAML_PROBES))
-def test_a_hostile_pack_is_one_error_line(probe, tmp_path, monkeypatch, capsys):
+def test_a_hostile_pack_is_one_error_line(probe, tmp_path, cli):
     path = tmp_path / f"{probe}.yaml"
     text = YAML_PROBES[probe]
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
-    one_error(run_cli(monkeypatch, capsys, tmp_path / "home", "packs", "validate", path), path.name)
+    one_error(cli(tmp_path / "home", "packs", "validate", path), path.name)
 
 
 SPEC_PROBES = {
@@ -183,25 +167,25 @@ SPEC_PROBES = {
 
 
 @pytest.mark.parametrize("probe", sorted(SPEC_PROBES))
-def test_a_hostile_study_spec_is_one_error_line(probe, faces_dir, tmp_path, monkeypatch, capsys):
+def test_a_hostile_study_spec_is_one_error_line(probe, faces_dir, tmp_path, cli):
     path = tmp_path / f"{probe}.yaml"
     path.write_text(SPEC_PROBES[probe].format(faces=faces_dir / SET) if "{faces}" in SPEC_PROBES[probe]
                     else SPEC_PROBES[probe])
-    one_error(run_cli(monkeypatch, capsys, tmp_path / "home", "study", path, "--out", tmp_path / "out"), path.name)
+    one_error(cli(tmp_path / "home", "study", path, "--out", tmp_path / "out"), path.name)
     assert not (tmp_path / "out").exists()  # refused before anything is written
 
 
-def test_captions_that_are_not_utf8_or_are_links_are_one_error_line(faces_dir, tmp_path, monkeypatch, capsys):
+def test_captions_that_are_not_utf8_or_are_links_are_one_error_line(faces_dir, tmp_path, cli):
     selfies = tmp_path / "set"
     shutil.copytree(faces_dir / SET, selfies)
     captions = tmp_path / "captions.csv"
     captions.write_bytes(b"file,caption\n01.jpg,caf\xe9 {subject}\n")
-    one_error(run_cli(monkeypatch, capsys, tmp_path / "home", "train", selfies, "--out", tmp_path / "a", "--steps", "1",
+    one_error(cli(tmp_path / "home", "train", selfies, "--out", tmp_path / "a", "--steps", "1",
                       "--captions", captions), "captions.csv", "UTF-8")
     secret = tmp_path / "secret.txt"
     secret.write_text("the server's secret")
     (selfies / "01.txt").symlink_to(secret)
-    one_error(run_cli(monkeypatch, capsys, tmp_path / "home", "train", selfies, "--out", tmp_path / "b", "--steps",
+    one_error(cli(tmp_path / "home", "train", selfies, "--out", tmp_path / "b", "--steps",
                       "1"), "01.txt", "link")
 
 

@@ -179,3 +179,28 @@ def test_a_small_png_that_decodes_huge_is_refused_before_decoding(tmp_path):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 50 * 2**20  # refused from the header, not after decoding
+
+
+def test_check_exits_2_on_a_set_that_cannot_train(faces_dir, tmp_path, cli):
+    """A script can gate on `workbench check`: 0 ready or usable, 2 not ready, 1 an error."""
+    code, out, _ = cli(tmp_path / "home", "check", faces_dir / "_noface")
+    assert code == 2 and "verdict: not_ready" in out
+    code, out, _ = cli(tmp_path / "home", "check", faces_dir / "aws_rek_subject1")
+    assert code == 0 and "verdict: usable_with_warnings" in out
+    code, _, err = cli(tmp_path / "home", "check", tmp_path / "missing")
+    assert code == 1 and err.startswith("error:")
+
+
+def test_the_html_report_never_shows_what_a_link_points_to(hostile_set, tmp_path, cli):
+    """The check refuses links; its HTML report must not embed the photo a link points to either."""
+    import base64
+    import re
+
+    page = tmp_path / "report.html"
+    cli(tmp_path / "home", "check", hostile_set, "--html", page)
+    html = page.read_text()
+    cards = re.findall(r"<div class=\"card\">(.*?)</ul></div>", html)
+    linked = [card for card in cards if "them.jpg" in card or "hostname.jpg" in card]
+    assert linked and all("<img" not in card for card in linked)
+    images = [base64.b64decode(src) for src in re.findall(r"base64,([A-Za-z0-9+/=]+)", html)]
+    assert len(images) == 2  # the two real photos of the set, nothing else

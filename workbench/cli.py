@@ -478,7 +478,8 @@ def faces_calibrate(folder: Path = typer.Argument(..., help="Folder of <identity
                     home: Path = HomeOpt):
     """Thresholds at FMR 1e-2/1e-3/1e-4 on your identities, saved for this recognizer model; id_match_rate
     then uses them."""
-    from workbench import calibrate, get_analyzer
+    from workbench import calibrate_recognizer as calibrate
+    from workbench import get_analyzer
     from workbench import save_calibration as save
 
     record = calibrate(folder, get_analyzer(recognizer), name)

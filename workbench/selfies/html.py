@@ -34,7 +34,8 @@ def _thumbnail(path: Path, side: int = 256) -> str:
 def render(report) -> str:
     cards = []
     for photo in report.photos:
-        src = _thumbnail(report.folder / photo.file)
+        # never a picture of what the check refused (a link, a non-photo): only what the set owns is shown
+        src = "" if "unreadable" in photo.flags else _thumbnail(report.folder / photo.file)
         image = f'<img src="{src}" alt="{html.escape(photo.file)}">' if src else "<p>(cannot be shown)</p>"
         advice = "".join(f"<li>{html.escape(a)}</li>" for a in photo.advice)
         cards.append(f'<div class="card">{image}<div><b>{html.escape(photo.file)}</b> '
