@@ -102,10 +102,14 @@ def build(settings) -> dict:
 
     @friendly
     def check(files, sample_name, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+        try:
+            return _check(files, sample_name, request)
+        finally:  # Gradio's temporary copy of someone's face goes, whether the check ran or was refused
+            for upload in files or []:
+                Path(upload).unlink(missing_ok=True)
+
+    def _check(files, sample_name, request: gr.Request):
         user = user_settings(settings, request)
-        folder = Path(user.home) / "selfie-sets" / "current"
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
         if len(files or []) > MAX_UPLOADS:
             raise gr.Error(f"{len(files)} files: upload at most {MAX_UPLOADS} photos (10-30 is the right number).")
         if files and sample_name:
@@ -116,10 +120,13 @@ def build(settings) -> dict:
         sources = [Path(f) for f in files or []] or (list_images(SAMPLES / sample_name) if sample_name else [])
         if not sources:
             raise gr.Error("Upload some selfies or pick a sample set first.")
+        folder = Path(user.home) / "selfie-sets" / "current"
+        if files and not any(Path(f).is_file() for f in files) and list_images(folder):
+            return _run(folder)  # checked before: the uploads are already the set (checking twice keeps it)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
         for source in sources:  # every file a user gives is kept, even three called 01.jpg
             shutil.copyfile(source, unique_name(folder, Path(source).name))
-        for upload in files or []:  # Gradio's temporary copy of someone's face: gone once it is in the workspace
-            Path(upload).unlink(missing_ok=True)
         return _run(folder)
 
     @friendly
