@@ -1,4 +1,4 @@
-"""Does a random-weight FLUX at real width blow up with depth? (issue 17: real-size FLUX training failed
+"""Does a random-weight FLUX at real width blow up with depth? (Real-size FLUX training failed
 on the H100 — NaN at batch 1, CUBLAS_STATUS_EXECUTION_FAILED at batch 4 — and random weights at depth
 were one suspect.) Builds FLUX.1-dev's transformer at real width with fewer blocks, in fp32 on the CPU,
 and prints per block the image stream's size after it, and the gradient a LoRA target (``attn.to_q``)

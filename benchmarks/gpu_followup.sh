@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The next GPU session's one prepared call (issue 17), after gpu.sh has run once on this stack. About 9
+# The next GPU session's one prepared call, after gpu.sh has run once on this stack. About 9
 # minutes on one H100/H200, most important first, each part time-boxed so a slow part cannot eat the rest:
 #   1. FLUX training at real size with the defaults. On 2026-11-27 (H100) cuDNN attention crashed the FLUX
 #      step (illegal address at b1, graph failure at b2) where flash/efficient trained finite, so FLUX now

@@ -1,4 +1,4 @@
-"""The random real-size chain — train, generate, score — on CPU (issue 17; not in CI, minutes):
+"""The random real-size chain — train, generate, score — on CPU (not in CI, minutes):
 ``python benchmarks/realsize_cpu.py`` runs ``realsize_chain.py --device cpu --size 128 --train-steps 2
 --gen-steps 2`` (random-sd15, then random-flux-small: real width, 1 + 1 blocks, 1-layer T5-XXL). Arguments
 given here follow those and win (``--size 256``, ``--families random-sd15``)."""

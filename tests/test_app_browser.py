@@ -56,6 +56,7 @@ def server(tmp_path_factory):
     log.close()
 
 
+@pytest.mark.slow
 def test_check_train_generate_in_the_browser(server):
     from playwright.sync_api import expect, sync_playwright
 
@@ -163,6 +164,7 @@ def test_check_train_generate_in_the_browser(server):
         browser.close()
 
 
+@pytest.mark.slow
 def test_uploads_with_one_name_and_a_pdf_each_get_a_card(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 

@@ -1,4 +1,4 @@
-"""Identity arms and the face detailer (issue 19), on tiny families and real face photos."""
+"""Identity arms and the face detailer, on tiny families and real face photos."""
 
 from __future__ import annotations
 
@@ -93,6 +93,7 @@ def test_detailer_in_a_run_records_before_and_after(lisa_likeness, settings, tmp
     assert "test_facesim_before_detailer" in set(table.metric)
 
 
+@pytest.mark.slow
 def test_arms_study_reports_one_row_per_arm_with_paired_differences(settings, faces_dir, tmp_path):
     from dataclasses import replace
 

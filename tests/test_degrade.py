@@ -42,6 +42,7 @@ def test_clean_originals_mostly_pass(clean, analyzer, tmp_path):
     assert len(flagged) / len(clean) <= 0.1, flagged
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "strength", "flag", "rate"), CASES, ids=[c[0] for c in CASES])
 def test_degradation_is_caught(clean, analyzer, tmp_path, kind, strength, flag, rate):
     caught = [flag in _flags(degrade_image(image, kind, strength, seed=i, analyzer=analyzer), analyzer, tmp_path, kind)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from workbench.cli import app
@@ -13,6 +14,7 @@ from workbench.cli import app
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_demo_writes_a_report(tmp_path):
     result = runner.invoke(app, ["demo", "--home", str(tmp_path)], catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -31,6 +31,7 @@ def detectors():
     return dlib.cnn_face_detection_model_v1(str(MODEL)), MMODDetector(MODEL)
 
 
+@pytest.mark.slow
 def test_same_detections_as_dlib(detectors, faces_dir):
     """Three faces on deeper pyramid levels, a profile, a face cut by the left edge (its box starts at
     -4.5, which dlib rounds away from zero), and a photo with no face."""

@@ -13,6 +13,7 @@ def _faces(analyzer, path):
     return analyzer.analyze(load_image(path))
 
 
+@pytest.mark.slow
 def test_detection_counts_on_every_bundled_photo(analyzer, faces_dir):
     """Every single-face photo gives exactly one face, including the dark selfies (Haar fallback),
     the 12-px face (Haar, confirmed) and the profiles / looking-up photo (CNN fallback, pose unknown);
@@ -84,6 +85,7 @@ def test_error_rates_known_case():
     assert rates["eer"] == 0.25 and rates["threshold_fmr_1pct"] == 0.7 and rates["fnmr_at_fmr_1pct"] == 0.25
 
 
+@pytest.mark.slow
 def test_verify_folder_with_degraded_copies(analyzer, faces_dir, tmp_path):
     """Genuine vs impostor ROC-AUC >= 0.99 on real photos plus blurred, darkened, JPEG-30,
     quarter-size and mirrored copies the test makes."""
@@ -123,6 +125,7 @@ def test_five_point_pose_agrees_in_sign_with_68_point_pose(analyzer, faces_dir):
         assert sign * yaw5 > 15 and abs(yaw5 - face.yaw) < 10, (name, yaw5, face.yaw)
 
 
+@pytest.mark.slow
 def test_batches_on_worker_processes_give_the_faces_of_one_at_a_time(faces_dir, monkeypatch):
     """dlib's batch entry runs on worker processes (every core); it must find exactly what the
     one-photo path finds, including no face and the fallback detectors, and survive a dead worker."""

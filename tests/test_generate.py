@@ -123,6 +123,7 @@ def test_prompt_and_pack_settings_resolve_under_explicit_arguments(tmp_path):
     assert {j.prompt for j in forced} == {"photo of ohwx man"}
 
 
+@pytest.mark.slow
 def test_compiled_rendering_matches_eager_and_reports_its_compile_time(tiny_likeness, settings, tmp_path,
                                                                       monkeypatch):
     """``compile=True``: regionally compiled blocks with the LoRA fused render the eager images up to float

@@ -1,4 +1,4 @@
-"""Hostile and careless input (issue 16): every case built here ends in a card or one error line,
+"""Hostile and careless input: every case built here ends in a card or one error line,
 nothing escapes its folder, nothing crashes."""
 
 from __future__ import annotations

@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_wheel_installed_outside_the_checkout_runs_the_demo(tmp_path):
     wheels, prefix, elsewhere = tmp_path / "wheels", tmp_path / "prefix", tmp_path / "elsewhere"
     source = tmp_path / "source"  # build from a copy: a build in the checkout leaves build/ and egg-info there

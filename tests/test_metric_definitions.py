@@ -1,4 +1,4 @@
-"""Metrics as the literature defines them, each on inputs whose answer is known (issue 13)."""
+"""Metrics as the literature defines them, each on inputs whose answer is known."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from workbench.images import list_images
 from workbench.metrics import bootstrap_ci, paired_difference, summarize
@@ -90,7 +91,18 @@ def test_clip_metrics_run_offline_on_a_tiny_clip(tiny_clip, faces_dir):
     assert own_weights.iqa_metric is None and "CLIP-IQA's own weights" in own_weights.iqa_unavailable
     lisa = [load_image(p) for p in list_images(faces_dir / "lisa_debruine")]
     london = [load_image(p) for n in ("004", "005", "006", "025") for p in list_images(faces_dir / f"london_{n}")]
-    assert scorer.score(lisa[0], "photo of a woman") >= 0.0
+    # CLIP score by its definition (Hessel et al. 2021, torchmetrics): 100 x max(cosine(image, text), 0). The
+    # features are set to vectors 60 degrees apart (cosine 0.5), then 120 degrees apart (negative: clamped to 0)
+    for angle, expected in ((60, 50.0), (120, 0.0)):
+        theta = torch.tensor(angle * torch.pi / 180)
+        width = clip.model.config.projection_dim
+        image = torch.zeros(1, width).index_fill_(1, torch.tensor([0]), 3.0)
+        text = torch.zeros(1, width)
+        text[0, 0], text[0, 1] = 2 * torch.cos(theta), 2 * torch.sin(theta)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(clip.model, "get_image_features", lambda *a, i=image, **k: i)
+            patch.setattr(clip.model, "get_text_features", lambda *a, t=text, **k: t)
+            assert scorer.score(lisa[0], "photo of a woman") == pytest.approx(expected, abs=1e-4)
     iqa = scorer.iqa(lisa[0])
     assert set(iqa) == {"clip_iqa_quality", "clip_iqa_sharpness", "clip_iqa_noisiness"}
     assert all(0.0 <= v <= 1.0 for v in iqa.values())

@@ -21,6 +21,7 @@ def test_there_are_five_notebooks_with_stripped_outputs():
         assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code"), f"{path.name}: strip outputs"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))

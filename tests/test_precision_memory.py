@@ -1,4 +1,4 @@
-"""Precision, memory tiers and the real-size families (issue 17): what can be checked on a CPU."""
+"""Precision, memory tiers and the real-size families: what can be checked on a CPU."""
 
 from __future__ import annotations
 
@@ -86,6 +86,7 @@ def test_a_given_batch_or_tier_is_kept():
     assert plan_memory(sdxl, 1024, "fp16", "cuda", 80 * GB, tier="full", batch_size=1).batch_size == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["sd15", "sdxl", "flux"])
 def test_the_tier_table_is_the_trace(family):
     """memory.py's numbers are what footprint.py traces for the trainer's own step (native resolution and,
@@ -106,6 +107,7 @@ def test_the_tier_table_is_the_trace(family):
     assert traced.base_gb * GB == pytest.approx(RESIDENT_PARAMS[fam.arch] * 2, rel=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["sd15", "sdxl"])
 def test_a_trained_text_encoder_is_in_the_table_as_traced(family):
     """--train-text-encoder keeps the CLIP encoders on the GPU with a LoRA, encoding captions every step."""
@@ -136,6 +138,7 @@ def test_a_trained_text_encoder_is_in_the_table_as_traced(family):
         plan_memory(fam, size, "fp16", "cuda", 80 * GB).estimate_gb
 
 
+@pytest.mark.slow
 def test_prior_preservation_counts_the_class_batch_as_traced():
     """The class batch's loss joins the step's before the one backward: both graphs are alive at once. The
     table counts twice the batch, which the trace stays just under."""
@@ -151,6 +154,7 @@ def test_prior_preservation_counts_the_class_batch_as_traced():
         assert traced.total_gb <= table <= 1.3 * traced.total_gb, checkpointed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("family", "size", "measured_gb"), [("sd15", 512, 6.24), ("sdxl", 1024, 34.41)])
 def test_the_trace_reproduces_the_peaks_measured_on_the_h100(family, size, measured_gb):
     """Known answers: torch.cuda.max_memory_allocated of train_likeness() at batch 4, fp16, tier full, on

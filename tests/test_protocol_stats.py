@@ -1,4 +1,4 @@
-"""The statistics of the evaluation protocol on data whose answer is known (issue 12)."""
+"""The statistics of the evaluation protocol on data whose answer is known."""
 
 from __future__ import annotations
 

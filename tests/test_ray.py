@@ -1,4 +1,4 @@
-"""Studies on a local Ray (issue 18): the same table as the serial run, and a cell whose worker dies is
+"""Studies on a local Ray: the same table as the serial run, and a cell whose worker dies is
 retried while the study still finishes."""
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def _on_ray(spec, out, settings, home, **options):
         ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ray_gives_the_serial_table(spec, settings, tmp_path):
     from dataclasses import replace
 
@@ -63,6 +64,7 @@ def test_ray_gives_the_serial_table(spec, settings, tmp_path):
     assert (tmp_path / "ray" / "report" / "index.html").is_file()
 
 
+@pytest.mark.slow
 def test_a_cell_whose_worker_dies_is_retried(spec, settings, tmp_path, monkeypatch):
     def not_in_the_driver(*args, **kwargs):
         raise AssertionError("the selfie check runs on a Ray worker, not in the driver")
@@ -76,6 +78,7 @@ def test_a_cell_whose_worker_dies_is_retried(spec, settings, tmp_path, monkeypat
     assert set(table["cell"]) == {"euler-2", "dpmpp_2m-2"}  # and the study finished with that cell retried
 
 
+@pytest.mark.slow
 def test_a_cell_that_keeps_failing_is_recorded_and_the_others_finish(spec, settings, tmp_path, monkeypatch):
     from workbench.store import read_manifest
 
@@ -88,6 +91,7 @@ def test_a_cell_that_keeps_failing_is_recorded_and_the_others_finish(spec, setti
     assert not (out / "study.parquet").exists()
 
 
+@pytest.mark.slow
 def test_a_suite_runs_as_one_ray_task(settings, tmp_path):
     from dataclasses import replace
 

@@ -1,4 +1,4 @@
-"""A real delete (issue 16): the set, everything derived from it, a receipt, and a workspace scan that
+"""A real delete: the set, everything derived from it, a receipt, and a workspace scan that
 finds no byte of the person afterwards."""
 
 from __future__ import annotations

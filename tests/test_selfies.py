@@ -16,7 +16,7 @@ def _by_file(report):
 
 
 def test_subject1_set(analyzer, faces_dir, tmp_path):
-    """The issue's named photos: sunglasses, cap, two profiles, looking up; frontal ones pass."""
+    """The set's known photos: sunglasses, cap, two profiles, looking up; frontal ones pass."""
     report = check_selfies(faces_dir / "aws_rek_subject1", analyzer=analyzer, out=tmp_path, progress=False)
     photos = _by_file(report)
     assert photos["01.jpg"].status == "pass" and photos["05.jpg"].status == "pass"

@@ -1,4 +1,4 @@
-"""Train / validation / test photos split by shoot (issue 12)."""
+"""Train / validation / test photos split by shoot."""
 
 from __future__ import annotations
 

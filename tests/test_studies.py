@@ -1,5 +1,5 @@
 """Studies end to end on tiny families: spec -> cells (x identities x replicates) -> table -> summary,
-paired comparisons, plots; resume, shards, and the protocol's guarantees (issue 12)."""
+paired comparisons, plots; resume, shards, and the protocol's guarantees."""
 
 from __future__ import annotations
 
@@ -55,6 +55,7 @@ def test_sampler_steps_study(settings, faces_dir, tmp_path):
     assert not (out / "likenesses" / "lisa_debruine" / "r0" / "check").exists()
 
 
+@pytest.mark.slow
 def test_replicates_over_two_identities_resample_both_levels(settings, faces_dir, tmp_path):
     spec = _spec(tmp_path, faces_dir, kind="sampler-steps", replicates=2, seeds=[0, 1, 2],
                  identities=[str(faces_dir / "lisa_debruine"), str(faces_dir / "aws_rek_subject1")])
@@ -72,6 +73,7 @@ def test_replicates_over_two_identities_resample_both_levels(settings, faces_dir
     assert "identities, training replicates and images" in (out / "report" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_upload_quality_study_resumes_cell_by_cell(settings, faces_dir, tmp_path, monkeypatch):
     spec = _spec(tmp_path, faces_dir, kind="upload-quality", degradations=[{"kind": "blur", "strength": 3}],
                  train={})
@@ -134,6 +136,7 @@ def test_degraded_cells_train_as_many_steps_as_the_clean_one(tmp_path, faces_dir
     assert kind.steps_for(pool, settings) == 480  # 6 pool photos x 80, inside 400-1200
 
 
+@pytest.mark.slow
 def test_shards_split_the_cells_by_likeness_and_never_wait_for_each_other(settings, faces_dir, tmp_path, capsys):
     """Shard 1 runs alone first: it trains the likeness its cells render from instead of waiting for
     shard 0 (which would never come); shard 0 then does the rest and the last one assembles."""

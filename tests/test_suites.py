@@ -34,6 +34,7 @@ def test_example_suite_passes_from_an_empty_workspace(settings, tmp_path):
     assert (tmp_path / "home" / "reports" / "suite-tiny-demo" / "checks.parquet").is_file()
 
 
+@pytest.mark.slow
 def test_failing_suite_exits_1_and_names_the_threshold(tmp_path):
     env = {"WORKBENCH_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1", "WORKBENCH_DEVICE": "cpu",
            "PATH": "/usr/bin:/bin"}

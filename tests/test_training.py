@@ -83,6 +83,7 @@ def test_killed_run_resumes_to_exactly_the_same_result(kill_at, settings, analyz
     assert (straight.path / kohya).read_bytes() == (resumed.path / kohya).read_bytes()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("family", "checkpointing", "precision"),
                          [("tiny-sd", False, "fp32"), ("tiny-flux", True, "fp32"), ("tiny-flux", False, "bf16")])
 def test_compiled_blocks_give_the_eager_loss_and_lora_gradients(family, checkpointing, precision, settings):
@@ -217,6 +218,7 @@ def test_lean_lora_leaves_peft_its_own_forward_where_it_does_not_apply():
         assert covered == 0 and all("forward" not in vars(layer) for layer in layers)
 
 
+@pytest.mark.slow
 def test_train_with_compile(tiny_likeness, settings, analyzer, faces_dir, tmp_path, monkeypatch):
     """``compile=True`` reaches the trainer: the denoiser's blocks are compiled once with the LoRA in place,
     the run trains (the same losses as the eager fixture, which has the same options, up to float

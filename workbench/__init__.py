@@ -4,7 +4,8 @@ The public API, the one the CLI, the app, the notebooks, studies and suites buil
 
     from workbench import check_selfies, train_likeness, generate, score, summarize
 
-Names load lazily, so ``import workbench`` stays cheap (no torch until a stage needs it).
+``__all__`` lists it (docs/api.md shows each name with its docstring). Names load lazily, so
+``import workbench`` stays cheap (no torch until a stage needs it).
 """
 
 from __future__ import annotations
@@ -12,106 +13,104 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_WHERE = {
-    "CheckReport": "workbench.selfies",
-    "FAMILIES": "workbench.models",
-    "GenerationRun": "workbench.generate",
-    "Likeness": "workbench.likeness",
-    "METRICS": "workbench.metrics.registry",
-    "RECOGNIZERS": "workbench.faces",
-    "SAMPLERS": "workbench.generate",
-    "STUDY_KINDS": "workbench.studies.kinds",
-    "StudySpec": "workbench.studies",
-    "Settings": "workbench.config",
-    "StepExtras": "workbench.likeness.memory",
+# The documented API: name -> module (or (module, name in it)).
+_PUBLIC = {
+    # the stages, in the order data goes through them
     "check_selfies": "workbench.selfies",
+    "degrade_set": "workbench.selfies.degrade",
+    "train_likeness": "workbench.likeness",
     "generate": "workbench.generate",
-    "get_analyzer": "workbench.faces",
+    "contact_sheets": "workbench.generate.contact",
+    "score": "workbench.metrics",
+    "summarize": "workbench.metrics",
     "paired_difference": "workbench.metrics",
     "run_study": "workbench.studies",
     "run_suite": "workbench.suites",
-    "score": "workbench.metrics",
-    "summarize": "workbench.metrics",
-    "train_likeness": "workbench.likeness",
-    "CARD_FILE": "workbench.artifacts",
-    "ConfigError": "workbench.errors",
-    "DEGRADATION_KINDS": ("workbench.selfies.degrade", "KINDS"),
-    "FLAG_PHRASES": "workbench.selfies.photo",
-    "FMRS": "workbench.faces.calibration",
-    "IMAGES": "workbench.artifacts",
-    "Jobs": "workbench.jobs",
-    "ModelNotAvailable": "workbench.errors",
-    "WorkbenchError": "workbench.errors",
-    "Workspace": "workbench.store",
-    "atomic_write_json": "workbench.store",
-    "builtin_packs": "workbench.packs",
-    "calibrate_recognizer": ("workbench.faces.calibration", "calibrate"),
+    "run_demo": "workbench.demo",
+    # what a stage would refuse, asked before it runs (the app asks at the click)
+    "training_conflicts": "workbench.likeness.train",
+    "generation_conflicts": "workbench.generate.runner",
+    "check_limit": ("workbench.limits", "check_value"),
     "check_name": "workbench.names",
-    "connect_ray": ("workbench.cluster", "connect"),
-    "contact_sheets": "workbench.generate.contact",
-    "degrade_set": "workbench.selfies.degrade",
+    # a person's data
     "delete_data": ("workbench.retention", "delete"),
-    "describe_job": ("workbench.jobs", "describe"),
-    "find_calibration": ("workbench.faces.calibration", "find"),
-    "folder_name": "workbench.names",
-    "get_family": "workbench.models",
-    "get_pack": "workbench.packs",
-    "inside": "workbench.names",
-    "is_done": "workbench.store",
-    "list_images": "workbench.images",
-    "load_image": "workbench.images",
-    "load_pack": "workbench.packs",
-    "load_spec": "workbench.studies",
-    "load_suite": "workbench.suites",
-    "match_threshold": "workbench.faces.calibration",
-    "memory_table": "workbench.likeness.memory",
-    "metric_plot": "workbench.report",
-    "parse_shard": "workbench.studies.runner",
-    "preload": "workbench.cluster",
+    "sweep_data": ("workbench.retention", "sweep"),
+    "wipe_data": ("workbench.retention", "wipe"),
+    # reading and writing artifacts
+    "load_likeness": ("workbench.likeness.card", "load_likeness"),
+    "load_run": ("workbench.generate.runner", "load_run"),
     "read_check": "workbench.artifacts",
     "read_images": "workbench.artifacts",
-    "read_manifest": "workbench.store",
     "read_scores": "workbench.artifacts",
     "read_favourites": "workbench.artifacts",
     "toggle_favourite": "workbench.artifacts",
-    "FAVOURITES": "workbench.artifacts",
-    "run_demo": "workbench.demo",
-    "save_calibration": ("workbench.faces.calibration", "save"),
-    "suite_files": "workbench.suites",
-    "sweep_data": ("workbench.retention", "sweep"),
+    "save_check_file": "workbench.selfies.check",
+    "write_check_html": ("workbench.selfies.html", "write_html"),
+    "load_image": "workbench.images",
+    "list_images": "workbench.images",
+    # specs, packs, families, recognizers
+    "load_spec": "workbench.studies",
+    "load_suite": "workbench.suites",
+    "load_pack": "workbench.packs",
+    "get_pack": "workbench.packs",
+    "builtin_packs": "workbench.packs",
+    "get_family": "workbench.models",
+    "weights_status": "workbench.models",
+    "memory_table": "workbench.likeness.memory",
+    "get_analyzer": "workbench.faces",
     "verify_recognizer": ("workbench.faces.verify", "verify_folder"),
     "save_verification": "workbench.faces.verify",
-    "save_check_file": "workbench.selfies.check",
-    "wipe_data": ("workbench.retention", "wipe"),
-    "LIMITS": "workbench.limits",
-    "check_limit": ("workbench.limits", "check_value"),
-    "training_conflicts": "workbench.likeness.train",
-    "generation_conflicts": "workbench.generate.runner",
-    "ArtifactError": "workbench.errors",
+    "calibrate_recognizer": ("workbench.faces.calibration", "calibrate"),
+    "save_calibration": ("workbench.faces.calibration", "save"),
+    "find_calibration": ("workbench.faces.calibration", "find"),
+    "match_threshold": "workbench.faces.calibration",
+    "metric_plot": "workbench.report",
+    # long work
+    "Jobs": "workbench.jobs",
+    "describe_job": ("workbench.jobs", "describe"),
+    "connect_ray": ("workbench.cluster", "connect"),
+    # types
+    "Settings": "workbench.config",
+    "CheckReport": "workbench.selfies",
     "TrainConfig": "workbench.likeness",
-    "weights_status": "workbench.models",
-    "write_check_html": ("workbench.selfies.html", "write_html"),
-    "write_table": "workbench.store",
+    "Likeness": "workbench.likeness",
+    "GenerationRun": "workbench.generate",
+    "StudySpec": "workbench.studies",
+    "StepExtras": "workbench.likeness.memory",
+    # registries and tables (data)
+    "FAMILIES": "workbench.models",
+    "SAMPLERS": "workbench.generate",
+    "METRICS": "workbench.metrics.registry",
+    "RECOGNIZERS": "workbench.faces",
+    "STUDY_KINDS": "workbench.studies.kinds",
+    "DEGRADATION_KINDS": ("workbench.selfies.degrade", "KINDS"),
+    "FLAG_PHRASES": "workbench.selfies.photo",
+    "FMRS": "workbench.faces.calibration",
+    "LIMITS": "workbench.limits",
+    # errors a user can act on
+    "WorkbenchError": "workbench.errors",
+    "ConfigError": "workbench.errors",
+    "ModelNotAvailable": "workbench.errors",
+    "ArtifactError": "workbench.errors",
 }
-__all__ = sorted([*_WHERE, "load_likeness", "load_run"])
-
-
-def load_likeness(path) -> Any:
-    """A finished likeness folder (``likeness.json`` + ``lora.safetensors``)."""
-    from .likeness import Likeness
-
-    return Likeness.load(path)
-
-
-def load_run(path) -> Any:
-    """A generation run folder (``images.parquet`` + PNGs)."""
-    from .generate import GenerationRun
-
-    return GenerationRun.load(path)
+# What the workbench's own front ends (cli.py, app/) use besides the API: reachable here so they import
+# from one place, not part of the API (helpers stay documented in their modules).
+_FOR_FRONT_ENDS = {
+    "CARD_FILE": "workbench.artifacts",
+    "IMAGES": "workbench.artifacts",
+    "Workspace": "workbench.store",
+    "folder_name": "workbench.names",
+    "inside": "workbench.names",
+    "is_done": "workbench.store",
+    "parse_shard": "workbench.studies.runner",
+    "suite_files": "workbench.suites",
+}
+__all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        module, attr = _WHERE[name] if isinstance(_WHERE[name], tuple) else (_WHERE[name], name)
-        return getattr(importlib.import_module(module), attr)
-    raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+    where = _PUBLIC.get(name) or _FOR_FRONT_ENDS.get(name)
+    if where is None:
+        raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+    module, attr = where if isinstance(where, tuple) else (where, name)
+    return getattr(importlib.import_module(module), attr)

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-MANIFEST = "manifest.json"
+from .store import MANIFEST  # noqa: F401 (re-exported: one name for the stage record)
+
 CHECK_JSON, CHECK_TABLE = "check.json", "photos.parquet"
 CARD_FILE, LORA_FILE, KOHYA_FILE, CURVE = "likeness.json", "lora.safetensors", "lora_kohya.safetensors", "curve.parquet"
 IMAGES, SCORES, FAVOURITES = "images.parquet", "scores.parquet", "favourites.json"
@@ -79,6 +80,7 @@ def read_images(run: str | os.PathLike) -> pd.DataFrame:
 
 
 def read_scores(run: str | os.PathLike) -> pd.DataFrame | None:
+    """A run's ``scores.parquet`` (one row per image x metric), or None before it is scored."""
     path = Path(run) / SCORES
     return read_parquet_checked(path, ("image_id", "metric", "value"), "scores") if path.is_file() else None
 
@@ -122,15 +124,3 @@ def read_check(check_dir: str | os.PathLike) -> dict | None:
     """A saved check (``check.json``) as data: verdict, per-photo flags and advice."""
     path = Path(check_dir) / CHECK_JSON
     return _read_json(path, dict, "a selfie check") if path.is_file() else None
-
-
-def load_likeness(path: str | os.PathLike):
-    from .likeness.card import Likeness
-
-    return Likeness.load(path)
-
-
-def load_run(path: str | os.PathLike):
-    from .generate.runner import GenerationRun
-
-    return GenerationRun.load(path)

@@ -319,7 +319,7 @@ def study(spec: str = typer.Argument(..., help="Study YAML, or a shipped study's
     if executor == "ray":  # first: the study's modules load while Ray starts (or connects)
         from workbench import connect_ray
 
-        connect_ray(address, imports=["workbench.studies"])
+        connect_ray(address, imports=["workbench.studies", "workbench.studies.executors"])
     from workbench import Workspace, is_done, load_spec, parse_shard, run_study
 
     settings = _settings(home, device)

@@ -36,7 +36,8 @@ def connect(address: str | None = None, num_cpus: int | None = None, warm: int =
             imports: Sequence[str] = ()) -> Any:
     """The ``ray`` module, connected (once per process). ``num_cpus`` only sizes a local Ray started here;
     ``warm``: at most this many workers start importing now (a suite, one task, warms one); ``imports``:
-    modules this process loads in a background thread (``preload``) while Ray connects."""
+    modules this process loads in a background thread (``preload``) while Ray connects, and the warm workers
+    import too."""
     try:
         import ray
     except ImportError as exc:
@@ -54,13 +55,14 @@ def connect(address: str | None = None, num_cpus: int | None = None, warm: int =
                               "client port), or leave --address out to start a local Ray.") from exc
         warm_up = ray.remote(warm_worker).options(num_cpus=1)
         for _ in range(min(warm, int(ray.available_resources().get("CPU", 0)))):
-            warm_up.remote()  # not awaited: nothing waits on a warm-up, and one that fails costs nothing
+            warm_up.remote(list(imports))  # not awaited: nothing waits on a warm-up; one that fails costs nothing
     return ray
 
 
-def warm_worker() -> None:
-    """What a cell or suite task imports first."""
+def warm_worker(modules: Sequence[str] = ()) -> None:
+    """What a cell or suite task imports first: diffusers, and the modules the driver named (the study's or
+    the suite's runner), so this infrastructure module depends on none of them."""
     from diffusers import StableDiffusionPipeline  # noqa: F401  (loaded lazily; brings what every family's needs)
 
-    import workbench.studies.executors  # noqa: F401
-    import workbench.suites  # noqa: F401
+    for module in modules:
+        importlib.import_module(module)

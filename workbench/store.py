@@ -20,11 +20,11 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from .artifacts import MANIFEST  # noqa: E402
 from .errors import ArtifactError
 from .locks import LOCK, FolderBusy, clean_stale_temporaries, folder_lock  # noqa: F401 (one writer per folder)
 from .provenance import environment, file_sha256  # noqa: E402,F401  (re-exported: stages hash their inputs)
 
+MANIFEST = "manifest.json"  # every stage folder's record (what it was given, how it ran, what it made)
 TRACKED_PACKAGES = ("likeness-workbench", "torch", "diffusers", "transformers", "peft", "accelerate",
                     "torchmetrics", "dlib-bin", "onnxruntime", "pillow", "numpy", "pandas")
 

@@ -80,6 +80,7 @@ class SuiteResult(BaseModel):
 
 
 def load_suite(path: str | os.PathLike) -> SuiteSpec:
+    """A QA suite spec from YAML, validated when it loads (metrics checked against the registry)."""
     return load_yaml(path, SuiteSpec)
 
 
@@ -175,7 +176,7 @@ def run_suite(spec: SuiteSpec | str | os.PathLike, settings: Settings | None = N
 def _run_suite_on_ray(spec: SuiteSpec, settings: Settings, address: str | None) -> SuiteResult:
     from .cluster import connect
 
-    ray = connect(address, warm=1)
+    ray = connect(address, warm=1, imports=["workbench.suites"])
     gpus = 0 if get_family(spec.family).tiny or settings.resolved_device() == "cpu" else 1
     task = ray.remote(run_suite).options(num_gpus=gpus, max_retries=1, retry_exceptions=True)
     return ray.get(task.remote(spec, settings, False))

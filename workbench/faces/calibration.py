@@ -56,6 +56,7 @@ def user_dir(home: str | os.PathLike) -> Path:
 
 
 def save(calibration: dict[str, Any], home: str | os.PathLike) -> Path:
+    """Keep a calibration in the workspace, named by recognizer and model hash; ``find`` reads it back."""
     from ..store import atomic_write_json
 
     return atomic_write_json(user_dir(home) / f"{calibration['recognizer']}-{calibration['model_hash'][:12]}.json",

@@ -33,6 +33,8 @@ def error_rates(genuine: np.ndarray, impostor: np.ndarray) -> dict[str, float]:
 
 
 def verify_folder(folder: str | os.PathLike, analyzer) -> tuple[dict[str, Any], pd.DataFrame]:
+    """All genuine and impostor pairs of ``<identity>/<photos>``: (summary with ROC-AUC, EER and the 1% FMR
+    threshold, pair table)."""
     folder = Path(folder)
     identities = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(("_", ".")))
     faces, skipped = [], []

@@ -11,6 +11,7 @@ from ..store import atomic_write_bytes
 
 
 def contact_sheets(run, cell: int = 128) -> list[Path]:
+    """One contact sheet (PNG grid of thumbnails) per pack of a run; returns their paths."""
     sheets = []
     for pack, rows in run.table.groupby("pack"):
         columns = rows[["sampler", "steps", "seed"]].drop_duplicates().values.tolist()

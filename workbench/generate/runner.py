@@ -49,6 +49,11 @@ class GenerationRun:
         return cls(path, read_table_checked(path))
 
 
+def load_run(path: str | os.PathLike) -> GenerationRun:
+    """A generation run folder (``images.parquet`` + PNGs), its table checked."""
+    return GenerationRun.load(path)
+
+
 def read_table_checked(out: Path) -> pd.DataFrame:
     """A run's ``images.parquet`` (empty when there is none yet), or an ``ArtifactError`` naming it when it
     is not a table of this run's images (damaged, other columns, paths that leave the run)."""

@@ -228,3 +228,8 @@ def _time_line(t: dict[str, float]) -> str:
 
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
+
+
+def load_likeness(path: str | os.PathLike) -> Likeness:
+    """A finished likeness folder (``likeness.json`` + ``lora.safetensors``), its card and LoRA checked."""
+    return Likeness.load(path)

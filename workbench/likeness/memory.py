@@ -45,8 +45,8 @@ OPTIMIZER_BYTES = {"adamw": 8, "adamw8bit": 2}  # the two moments per trainable 
 FP32_ACTIVATIONS = 2.0
 SLACK_GB = 1.0  # cuBLAS/cuDNN workspaces, probe renders, the cached latents and embeddings
 TIERS = ("full", "balanced", "low")
-# Search order, per architecture. UNets are host-bound at batch 1 (the issue's H200 numbers for plain
-# diffusers' SDXL LoRA step: b1 338 ms, b4 348 ms, b1 + checkpointing 657 ms), so a batch of 4 with
+# Search order, per architecture. UNets are host-bound at batch 1 (plain diffusers' SDXL LoRA step on an
+# H200: b1 338 ms, b4 348 ms, b1 + checkpointing 657 ms), so a batch of 4 with
 # checkpointing comes before a batch of 1 without: about twice as fast per sample. FLUX is compute-bound
 # at batch 1 (one image's step runs at 407 TFLOP/s on the H100, RESULTS.md), where checkpointing's second
 # forward pass costs about a third more per sample at any batch: eager first. The low tier comes last.

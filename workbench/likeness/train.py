@@ -131,7 +131,7 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
         if not run.accelerator.is_main_process:
             run.accelerator.wait_for_everyone()  # the main process writes the Likeness
             return Likeness.load(out)
-        # selfies on disk to the chosen LoRA, the model load excluded (issue 17's measure of a likeness)
+        # selfies on disk to the chosen LoRA, the model load excluded (the time a person waits for a likeness)
         timings = manifest.timings
         timings["likeness_seconds"] = time.perf_counter() - started - timings.get("load_seconds", 0.0)
         return finish(run, selfies)

@@ -28,7 +28,7 @@ def assemble_pipeline(arch: str, configs: dict[str, dict[str, Any]], building=No
     )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
-    from .tiny import clip_tokenizer, t5_tokenizer
+    from .tokenizers import clip_tokenizer, t5_tokenizer
 
     if arch not in DENOISER:
         raise ValueError(f"no pipeline builder for arch {arch!r}")

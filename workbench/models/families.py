@@ -114,6 +114,7 @@ FAMILIES: dict[str, Family] = {
 
 
 def get_family(name: str) -> Family:
+    """A model family by name (a misspelt name gets a did-you-mean)."""
     if name in FAMILIES:
         return FAMILIES[name]
     raise unknown_name("model family", name, FAMILIES)

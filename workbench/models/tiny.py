@@ -2,15 +2,15 @@
 
 Built once with a fixed seed and cached under ``WORKBENCH_HOME/models/<family>`` with
 ``save_pretrained``, so loading a tiny family goes through the same ``from_pretrained`` path as a
-real local model directory. Tokenizers are made here (byte-level, no merges), not downloaded.
+real local model directory. Tokenizers are made locally (``tokenizers.py``), not downloaded.
 """
 
 from __future__ import annotations
 
-import string
 from typing import Any
 
 from .families import Family
+from .tokenizers import clip_tokenizer, t5_tokenizer
 
 SEED = 20261126
 CLIP_TEXT = dict(bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32, intermediate_size=37,
@@ -35,37 +35,6 @@ T5_ENCODER = dict(d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, relati
                   is_encoder_decoder=False, use_cache=False)
 SD_SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
                     steps_offset=1)
-
-
-def _byte_chars() -> list[str]:
-    """GPT-2/CLIP byte-to-unicode table: every byte gets a printable character."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    chars, extra = printable[:], 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            chars.append(256 + extra)
-            extra += 1
-    return [chr(c) for c in chars]
-
-
-def clip_tokenizer():
-    from transformers import CLIPTokenizer
-
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for suffix in ("", "</w>"):
-        for char in _byte_chars():
-            vocab[char + suffix] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
-
-
-def t5_tokenizer():
-    from transformers import T5Tokenizer
-
-    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
-    pieces += [(c, -5.0) for c in string.ascii_lowercase + string.digits + string.punctuation]
-    pieces += [("▁" + c, -4.0) for c in string.ascii_lowercase]
-    return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=512)
 
 
 def build_tiny_pipeline(family: Family) -> Any:

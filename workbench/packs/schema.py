@@ -104,6 +104,7 @@ def _line_of(node: yaml.Node, location: tuple) -> int | None:
 
 
 def load_pack(path: str | os.PathLike) -> Pack:
+    """A pack from a YAML file, validated; errors name the file, line and field."""
     from ..safeyaml import load_yaml_text
 
     path = Path(path)
@@ -121,10 +122,12 @@ def load_pack(path: str | os.PathLike) -> Pack:
 
 
 def builtin_packs() -> dict[str, Path]:
+    """The packs shipped with the workbench: name -> YAML file."""
     return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.yaml"))}
 
 
 def get_pack(name_or_path: str) -> Pack:
+    """A built-in pack by name, or a pack YAML file by path (a misspelt name gets a did-you-mean)."""
     packs = builtin_packs()
     if name_or_path in packs:
         return load_pack(packs[name_or_path])

@@ -55,4 +55,5 @@ def render(report) -> str:
 
 
 def write_html(report, path: str | os.PathLike) -> Path:
+    """The check as one self-contained HTML page (thumbnails embedded, so it can be mailed)."""
     return atomic_write_text(path, render(report))

@@ -22,7 +22,7 @@ ANALYSIS_MAX_SIDE = 2000
 MIN_PHOTO_SIDE = 64  # below this there is no face to check, and detectors misbehave
 MAX_PHOTO_ASPECT = 4  # phone photos are at most ~2.2:1; a longer strip is not a selfie
 
-# The stable flag vocabulary (documented in README). Severity decides pass / warn / fail.
+# The stable flag vocabulary (documented in docs/privacy.md). Severity decides pass / warn / fail.
 FAIL_FLAGS = {"unreadable", "no_face", "face_too_small", "blurry", "too_dark", "too_bright", "different_person"}
 WARN_FLAGS = {"multiple_faces", "face_cut_off", "low_contrast", "extreme_pose", "low_resolution", "duplicate",
               "sunglasses", "hat", "beauty_filter", "extreme_expression"}

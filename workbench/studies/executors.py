@@ -158,7 +158,7 @@ def run_ray(kind: StudyKind, cells: list[Cell], out: Path, settings: Settings, p
             finish: Callable[[Cell, Any, float], None], address: str | None = None, max_retries: int = 2,
             num_cpus: int | None = None) -> dict[str, str]:
     """Run ``cells`` as Ray tasks; returns ``{cell folder: error}`` for cells that failed after retries."""
-    ray = connect(address, num_cpus)
+    ray = connect(address, num_cpus, imports=["workbench.studies.executors"])
     gpus = 0 if kind.family.tiny or settings.resolved_device() == "cpu" else 1
     options = dict(num_gpus=gpus, num_cpus=1, max_retries=max_retries, retry_exceptions=True)
     workers = int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1))

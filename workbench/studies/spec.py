@@ -144,4 +144,5 @@ def load_yaml(path: str | os.PathLike, model: type[BaseModel]) -> Any:
 
 
 def load_spec(path: str | os.PathLike) -> StudySpec:
+    """A study spec from YAML, validated when it loads (errors name the file and field)."""
     return load_yaml(path, StudySpec)
