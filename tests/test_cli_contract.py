@@ -149,3 +149,27 @@ def test_every_readme_command_runs_as_written(filled, cli):
         ran.append(command)
     assert len(ran) == len(readme_commands())
     assert (values["RUN"] / "scores.parquet").is_file() and not values["NEWSET"].exists()  # scored; deleted
+
+
+def test_help_texts_list_what_the_registries_hold():
+    """Choices in --help come from the registries, so a new sampler, arm, study kind, recognizer, family,
+    degradation or app tab shows up there without an edit to the CLI."""
+    import typer.main
+
+    from workbench import ARMS, FAMILIES, RECOGNIZERS, SAMPLERS
+    from workbench.app import TABS
+    from workbench.cli import app
+    from workbench.selfies.degradations import KINDS as DEGRADATIONS
+    from workbench.studies.kinds import KINDS
+
+    commands = typer.main.get_command(app).commands
+
+    def option_help(command, name):
+        return next(p.help for p in commands[command].params if p.name == name)
+
+    for registry, text in ((SAMPLERS, option_help("generate", "sampler")), (ARMS, option_help("generate", "arm")),
+                           (FAMILIES, option_help("train", "family")), (KINDS, commands["study"].help),
+                           (RECOGNIZERS, option_help("score", "recognizers")), (TABS, commands["app"].help),
+                           (DEGRADATIONS, option_help("degrade", "kind"))):
+        missing = [name for name in registry if name not in text]
+        assert missing == [], (missing, text)

@@ -156,7 +156,7 @@ class ScriptedRay:
 
 
 def _two_people():
-    from workbench.studies.kinds import Cell
+    from workbench.studies.kinds.base import Cell
 
     found = {"A": ["a1", "a2", "a3"], "B": ["b1", "b2"]}
     finding = {ref: person for person, refs in found.items() for ref in refs}

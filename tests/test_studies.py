@@ -12,9 +12,10 @@ import yaml
 
 from workbench.errors import ConfigError
 from workbench.store import is_done
-from workbench.studies import kinds as study_kinds
 from workbench.studies import load_spec, run_study
 from workbench.studies import runner as study_runner
+from workbench.studies.kinds import STUDY_KINDS
+from workbench.studies.kinds.upload_quality import UploadQuality
 
 
 def _spec(tmp_path, faces_dir, **fields):
@@ -77,7 +78,7 @@ def test_replicates_over_two_identities_resample_both_levels(settings, faces_dir
 def test_upload_quality_study_resumes_cell_by_cell(settings, faces_dir, tmp_path, monkeypatch):
     spec = _spec(tmp_path, faces_dir, kind="upload-quality", degradations=[{"kind": "blur", "strength": 3}],
                  train={})
-    real_run_cell, calls = study_kinds.UploadQuality.run_cell, []
+    real_run_cell, calls = UploadQuality.run_cell, []
 
     def dies_on_second_cell(self, cell, *args, **kwargs):
         calls.append(cell.id)
@@ -85,12 +86,12 @@ def test_upload_quality_study_resumes_cell_by_cell(settings, faces_dir, tmp_path
             raise KeyboardInterrupt("killed")
         return real_run_cell(self, cell, *args, **kwargs)
 
-    monkeypatch.setattr(study_kinds.UploadQuality, "run_cell", dies_on_second_cell)
+    monkeypatch.setattr(UploadQuality, "run_cell", dies_on_second_cell)
     with pytest.raises(KeyboardInterrupt):
         run_study(spec, tmp_path / "uq", settings=settings, progress=False)
     clean = tmp_path / "uq" / "cells" / "lisa_debruine" / "r0" / "clean" / "manifest.json"
     finished_at = clean.stat().st_mtime_ns
-    monkeypatch.setattr(study_kinds.UploadQuality, "run_cell", real_run_cell)
+    monkeypatch.setattr(UploadQuality, "run_cell", real_run_cell)
     run_study(spec, tmp_path / "uq", settings=settings, progress=False)
     assert clean.stat().st_mtime_ns == finished_at  # the finished cell was not redone
     table = pd.read_parquet(tmp_path / "uq" / "study.parquet")
@@ -131,7 +132,7 @@ def test_degraded_cells_train_as_many_steps_as_the_clean_one(tmp_path, faces_dir
     """With 'train: {}' the default steps follow the photo count; 'fewer' must not also change them."""
     spec = _spec(tmp_path, faces_dir, kind="upload-quality", family="sd15", train={},
                  degradations=[{"kind": "fewer", "strength": 3}])
-    kind = study_kinds.UploadQuality(spec)
+    kind = UploadQuality(spec)
     _, pool = kind.split("lisa_debruine", tmp_path / "split")
     assert kind.steps_for(pool, settings) == 480  # 6 pool photos x 80, inside 400-1200
 
@@ -187,7 +188,7 @@ def test_a_worker_checks_a_set_once_per_study_folder(faces_dir, tmp_path):
     from workbench.studies.executors import _kind_in_worker
 
     spec = _spec(tmp_path, faces_dir, kind="sampler-steps")
-    cells = study_kinds.STUDY_KINDS[spec.kind](spec).plan()
+    cells = STUDY_KINDS[spec.kind](spec).plan()
     for out in (tmp_path / "first", tmp_path / "second"):
         kind = _kind_in_worker(spec.model_dump(), cells, str(out))
         assert (out / "likenesses" / "lisa_debruine" / "check" / "check.json").is_file()

@@ -80,10 +80,11 @@ _PUBLIC = {
     # registries and tables (data)
     "FAMILIES": "workbench.models",
     "SAMPLERS": "workbench.generate",
+    "ARMS": "workbench.arms",
     "METRICS": "workbench.metrics.registry",
     "RECOGNIZERS": "workbench.faces",
     "STUDY_KINDS": "workbench.studies.kinds",
-    "DEGRADATION_KINDS": ("workbench.selfies.degrade", "KINDS"),
+    "DEGRADATION_KINDS": ("workbench.selfies.degradations", "KINDS"),
     "FLAG_PHRASES": "workbench.selfies.photo",
     "FMRS": "workbench.faces.calibration",
     "LIMITS": "workbench.limits",

@@ -31,13 +31,34 @@ def limit(name: str) -> dict:
     return {"min": LIMITS[name].low, "max": LIMITS[name].high}
 
 
-def _sampler_help() -> str:
-    from workbench import SAMPLERS
+def _registry_help() -> dict[str, str]:
+    """Help texts that list what the registries hold, so they cannot drift from what exists. Every registry
+    read here is data only (no torch, no image code): `workbench --help` stays instant."""
+    from workbench import ARMS, FAMILIES, RECOGNIZERS, SAMPLERS
+    from workbench.app import TABS
+    from workbench.selfies.degradations import STRENGTH_RANGE
+    from workbench.selfies.degradations import describe as degradations
+    from workbench.studies.kinds import KINDS, describe_kinds
 
-    return f"Sampler (repeatable): {', '.join(sorted(SAMPLERS))} (default: prompt > pack > family)."
+    return {
+        "sampler": f"Sampler (repeatable): {', '.join(sorted(SAMPLERS))} (default: prompt > pack > family).",
+        "family": f"Model family: {', '.join(FAMILIES)}.",
+        "arm": f"How the identity gets in: {', '.join(ARMS)} (the IP-Adapter arms take the likeness's training "
+               "photos).",
+        "recognizers": f"{', '.join(RECOGNIZERS)}, insightface:<pack dir>, auto, or all (repeatable).",
+        "recognizer": f"{', '.join(RECOGNIZERS)}, insightface:<pack dir> or auto.",
+        "kind": f"One of: {', '.join(STRENGTH_RANGE)}.",
+        "strength": f"Per kind, its range and unit: {degradations()}.",
+        "study": f"Run or resume a study of a kind in the registry ({describe_kinds()}): cells -> table -> plots "
+                 f"-> report.",
+        "study_kinds": ", ".join(KINDS),
+        "app": f"Serve the Gradio app (tabs: {', '.join(TABS)}). Each signed-in user gets their own workspace "
+               "folder.",
+    }
 
 
-SAMPLER_HELP = _sampler_help()
+HELP = _registry_help()
+SAMPLER_HELP = HELP["sampler"]
 
 
 def _settings(home: Path | None, device: str | None = None):
@@ -61,7 +82,7 @@ def _split_base(base: str | None, family: str | None) -> tuple[str, str | None]:
 
 
 @app.command()
-def demo(family: str = typer.Option("tiny-sd", help="Model family (tiny-sd runs on CPU in about a minute)."),
+def demo(family: str = typer.Option("tiny-sd", help=HELP["family"] + " tiny-sd runs on CPU in about a minute."),
          base: str = typer.Option(None, help="A family name (sdxl) or a hub id / local dir / .safetensors file."),
          home: Path = HomeOpt, device: str = typer.Option(None, help="cpu, cuda, mps (default: best available).")):
     """Run the whole chain on the bundled sample selfies and write a report."""
@@ -104,11 +125,8 @@ def check(folder: Path = typer.Argument(..., help="Folder of selfies."),
 
 @app.command()
 def degrade(folder: Path = typer.Argument(..., help="Selfie set to degrade."),
-            kind: str = typer.Option(..., help="blur, darken, overexpose, noise, jpeg, downscale, beauty, "
-                                     "occlusion, duplicates, intruder, fewer."),
-            strength: float = typer.Option(..., help="Per kind: blur 0-20 (px at 256 px face), darken/overexpose 0-6 "
-                                           "(stops), noise 0-10, jpeg 0-4.95, downscale 0-6 (halvings), beauty/"
-                                           "occlusion 0-3, duplicates/intruder 0-100 (photos), fewer 1-1000 (kept)."),
+            kind: str = typer.Option(..., help=HELP["kind"]),
+            strength: float = typer.Option(..., help=HELP["strength"]),
             out: Path = typer.Option(..., help="New selfie set folder (must not exist or be empty)."),
             seed: int = typer.Option(0),
             fraction: float = typer.Option(1.0, help="Share of photos degraded, in (0, 1]."),
@@ -124,7 +142,7 @@ def degrade(folder: Path = typer.Argument(..., help="Selfie set to degrade."),
 @app.command()
 def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked first)."),
           out: Path = typer.Option(..., help="Likeness folder to write (resumes if interrupted)."),
-          family: str = typer.Option("tiny-sd"), base: str = typer.Option(None),
+          family: str = typer.Option("tiny-sd", help=HELP["family"]), base: str = typer.Option(None),
           steps: int = typer.Option(None, **limit("train_steps"), help="Optimizer steps (default: 80 samples per "
                                     "photo, 400-1200, divided by the batch; tiny: 20)."),
           rank: int = typer.Option(16, **limit("rank")),
@@ -210,7 +228,7 @@ def generate_cmd(likeness: str = typer.Argument(..., help="Likeness folder, or '
                  seeds: list[int] = typer.Option([0], "--seeds", **limit("seed"), help="Seeds (repeatable)."),
                  guidance: float = typer.Option(None, **limit("guidance")),
                  out: Path = typer.Option(..., help="Run folder (re-running renders only what is missing)."),
-                 family: str = typer.Option(None, help="Family for --likeness none."),
+                 family: str = typer.Option(None, help=f"For 'none': {HELP['family']}"),
                  base: str = typer.Option(None, help="Base weights for 'none': a family name, hub id, local "
                                           "directory or .safetensors file (a likeness names its own)."),
                  size: int = typer.Option(None, **limit("image_size"), help="Image side in px (default: prompt > pack "
@@ -218,8 +236,7 @@ def generate_cmd(likeness: str = typer.Argument(..., help="Likeness folder, or '
                  batch_size: int = typer.Option(4, **limit("batch_size"), help="Images per pipeline call."),
                  compile: bool = typer.Option(False, "--compile", help="torch.compile the denoiser (GPU; the "
                                               "compile time is reported separately)."),
-                 arm: str = typer.Option("likeness", help="likeness, base, ip-adapter-face or "
-                                         "likeness+ip-adapter-face (the IP-Adapter takes the training photos)."),
+                 arm: str = typer.Option("likeness", help=HELP["arm"]),
                  ip_scale: float = typer.Option(0.6, **limit("ip_scale"), help="IP-Adapter image-prompt scale."),
                  detailer: bool = typer.Option(False, "--detailer", help="Re-render small faces at native "
                                                "resolution (inpainting), keeping the rest of the image."),
@@ -257,7 +274,7 @@ def score_cmd(run: Path, references: Path = typer.Option(None, help="Test photos
               likeness: Path = typer.Option(None, help="Take the test photos from this likeness (for a base-model "
                                                        "run compared with it)."),
               recognizers: list[str] = typer.Option(["auto"], "--recognizers",
-                                                    help="auto, dlib, insightface[:PACK], or all (repeatable)."),
+                                                    help=HELP["recognizers"]),
               clip_model: str = typer.Option("openai/clip-vit-base-patch16",
                                              help="CLIP hub id or local dir for CLIP score, CLIP-IQA, FID/KID; "
                                                   "'none' to skip."),
@@ -305,7 +322,7 @@ RAY_ADDRESS_HELP = ("Ray cluster: auto, or ray://HOST:PORT (default: the Ray tha
                     "else a local one for this run).")
 
 
-@app.command()
+@app.command(help=HELP["study"])
 def study(spec: str = typer.Argument(..., help="Study YAML, or a shipped study's name (sampler-steps-tiny)."),
           out: Path = typer.Option(None, help="Study folder (default: <home>/reports/study-<name>)."),
           shard: str = typer.Option(None, help="i/n: run every n-th cell from i (processes you start yourself)."),
@@ -314,7 +331,6 @@ def study(spec: str = typer.Argument(..., help="Study YAML, or a shipped study's
           max_retries: int = typer.Option(2, min=0, help="Retries of a failed cell (Ray) before it is recorded "
                                           "as failed."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
-    """Run or resume a study (sampler-steps or upload-quality): cells -> table -> plots -> report."""
     path = resources.spec_path(spec, "study")  # a misspelt name is refused before anything starts
     if executor == "ray":  # first: the study's modules load while Ray starts (or connects)
         from workbench import connect_ray
@@ -356,13 +372,11 @@ def suite(spec: str = typer.Argument(..., help="Suite YAML, or a shipped suite's
         raise typer.Exit(1)
 
 
-@app.command("app")
+@app.command("app", help=HELP["app"])
 def app_cmd(host: str = typer.Option("127.0.0.1", help="Interface to bind; non-loopback needs --auth."),
             port: int = typer.Option(7860), auth: str = typer.Option(None, help="USER:PASS sign-in."),
             share: bool = typer.Option(False, help="A public gradio.live link (needs --auth)."),
             home: Path = HomeOpt, device: str = typer.Option(None)):
-    """Serve the Gradio app (Selfies, Train, Packs, Evaluate, Compare). Each signed-in user gets their own
-    workspace folder."""
     from .app import launch, parse_auth
 
     parse_auth(auth, host, share)  # refuse before importing gradio
@@ -473,7 +487,7 @@ def faces_list():
 
 @faces_app.command("calibrate")
 def faces_calibrate(folder: Path = typer.Argument(..., help="Folder of <identity>/<photos> (many people)."),
-                    recognizer: str = typer.Option("dlib", help="dlib, insightface, insightface:<pack dir>."),
+                    recognizer: str = typer.Option("dlib", help=HELP["recognizer"]),
                     name: str = typer.Option(None, help="A name for the identity set (default: the folder's)."),
                     home: Path = HomeOpt):
     """Thresholds at FMR 1e-2/1e-3/1e-4 on your identities, saved for this recognizer model; id_match_rate
@@ -492,7 +506,7 @@ def faces_calibrate(folder: Path = typer.Argument(..., help="Folder of <identity
 
 @faces_app.command("verify")
 def faces_verify(folder: Path = typer.Argument(..., help="Folder of <identity>/<photos>."),
-                 recognizer: str = typer.Option("auto", help="dlib, insightface, insightface:<pack dir>, auto."),
+                 recognizer: str = typer.Option("auto", help=HELP["recognizer"]),
                  json_out: Path = typer.Option(None, "--json")):
     """All genuine and impostor pairs: ROC-AUC, EER, threshold at 1% false-match rate, pair table."""
     from workbench import get_analyzer, save_verification

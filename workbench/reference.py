@@ -6,6 +6,7 @@ either is out of date."""
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -79,8 +80,8 @@ def api_reference() -> str:
             heading, doc = f"`{name}{signature}`", inspect.getdoc(obj)
         else:
             heading = f"`{name}`"
-            doc = f"A registry or table ({type(obj).__name__} of {len(obj)}): " + ", ".join(f"`{k}`" for k in obj) \
-                if isinstance(obj, dict) else repr(obj)
+            doc = f"A registry ({len(obj)} entries): " + ", ".join(f"`{k}`" for k in obj) if isinstance(obj, Mapping) \
+                else f"A table of {len(obj)}: " + ", ".join(f"`{k}`" for k in obj)
         lines += [f"### {heading}", "", doc or "", ""]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -1,6 +1,5 @@
-"""The Gradio app for product staff: Selfies, Train, Packs, Evaluate, Compare, Jobs and Data tabs, each a thin
-caller of the public API. ``workbench app`` serves it on 127.0.0.1; a non-loopback host or ``--share``
-needs ``--auth``."""
+"""The Gradio app for product staff: the tabs in ``TABS``, each a thin caller of the public API.
+``workbench app`` serves it on 127.0.0.1; a non-loopback host or ``--share`` needs ``--auth``."""
 
 from __future__ import annotations
 
@@ -8,23 +7,27 @@ import ipaddress
 
 from workbench import ConfigError, Settings
 
+# The tabs, in page order: title -> module (``app/<module>.py``, whose ``build(settings, shared) -> dict``
+# draws it; what it returns joins ``shared`` for the tabs after it, and its ``load`` entries run on page load).
+TABS = {"Selfies": "selfies_tab", "Train": "train_tab", "Packs": "packs_tab", "Evaluate": "evaluate_tab",
+        "Compare": "compare_tab", "Jobs": "jobs_tab", "Delete my data": "data_tab"}
+
 
 def build_app(settings: Settings | None = None):
-    import gradio as gr
+    import importlib
 
-    from . import compare_tab, data_tab, evaluate_tab, jobs_tab, packs_tab, selfies_tab, train_tab
+    import gradio as gr
 
     settings = settings or Settings()
     # Gradio's own temporary files (uploads, downloads) older than an hour are removed every hour.
     with gr.Blocks(title="Likeness Workbench", delete_cache=(3600, 3600)) as app:
         gr.Markdown("# Likeness Workbench\nCheck selfies → train a likeness → generate packs → evaluate.")
-        shared = selfies_tab.build(settings)
-        loads = train_tab.build(settings, shared).get("load", [])
-        loads += packs_tab.build(settings, shared).get("load", [])
-        loads += evaluate_tab.build(settings, shared).get("load", [])
-        loads += compare_tab.build(settings, shared).get("load", [])
-        loads += jobs_tab.build(settings).get("load", [])
-        data_tab.build(settings)
+        shared: dict = {}
+        loads = []
+        for module in TABS.values():
+            built = importlib.import_module(f"{__name__}.{module}").build(settings, shared) or {}
+            loads += built.pop("load", [])
+            shared.update(built)
         for fn, outputs in loads:  # a reload reattaches to the user's running jobs
             app.load(fn, None, outputs)
     for fn in app.fns.values():  # no endpoint schemas in the page: the UI is the only client

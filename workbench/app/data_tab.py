@@ -12,7 +12,7 @@ from workbench import wipe_data as wipe
 from .common import gradio_temp_folders, user_settings
 
 
-def build(settings: Settings) -> None:
+def build(settings: Settings, shared: dict) -> dict:
     with gr.Accordion("Delete my data", open=False):
         sure = gr.Checkbox(label="I understand: my selfies, likenesses, runs and reports are deleted for good.",
                            elem_id="delete-sure")
@@ -32,3 +32,4 @@ def build(settings: Settings) -> None:
         return f"Deleted {len(done.removed_files)} files.{stopped} Nothing of yours is left in the workspace."
 
     button.click(delete_all, sure, receipt)
+    return {}

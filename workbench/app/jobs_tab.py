@@ -49,7 +49,7 @@ def details(record) -> str:
     return "\n".join(lines)
 
 
-def build(settings) -> dict:
+def build(settings, shared: dict) -> dict:
     with gr.Tab("Jobs"):
         gr.Markdown("Everything you started, newest first. Any tab reattaches to its running job after a reload.")
         table = gr.Dataframe(value=job_table([]), interactive=False, elem_id="jobs-table", wrap=True)

@@ -86,7 +86,7 @@ def verdict_text(report) -> str:
     return "\n".join(lines)
 
 
-def build(settings) -> dict:
+def build(settings, shared: dict) -> dict:
     with gr.Tab("Selfies"):
         gr.Markdown("Upload 10–30 selfies (or pick a sample set) and check them before training.")
         with gr.Row():

@@ -23,20 +23,7 @@ from ..images import encode_png, list_images, load_image
 from ..store import Manifest, atomic_write_bytes, write_manifest
 
 # kind -> what one unit of strength means
-KINDS = {
-    "blur": "Gaussian sigma in px per 256 px of face (or of the short side when no face is found)",
-    "darken": "stops of under-exposure (each halves the light, with a gamma so shadows crush)",
-    "overexpose": "stops of over-exposure (clipped at white)",
-    "noise": "Gaussian noise std in 8-bit levels / 10 (strength 3 = std 30)",
-    "jpeg": "quality = 100 - 20 x strength (strength 3.5 = quality 30)",
-    "downscale": "divide each side by 2**strength, then scale back up",
-    "beauty": "skin smoothing: blend of a 0.05-face-size blur into the skin, alpha = strength / 3",
-    "occlusion": "dark sunglasses-like lenses over the eyes; strength scales the lenses (1 = 0.84 x eye distance wide)",
-    "duplicates": "add round(strength) near-copies of photos (1 px shift, slight crop and tone change)",
-    "intruder": "replace round(strength) photos with photos of someone else (needs ``others``)",
-    "fewer": "keep only round(strength) photos",
-}
-PER_PHOTO = {"blur", "darken", "overexpose", "noise", "jpeg", "downscale", "beauty", "occlusion"}
+from .degradations import KINDS, PER_PHOTO, STRENGTH_RANGE  # noqa: E402,F401 (the registry: names, units)
 
 
 def _face_box(image: Image.Image, analyzer):
@@ -136,9 +123,6 @@ def _near_copy(image: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 
 # Strengths that mean something for each kind (a negative darkening brightened photos to white).
-STRENGTH_RANGE = {"blur": (0.0, 20.0), "darken": (0.0, 6.0), "overexpose": (0.0, 6.0), "noise": (0.0, 10.0),
-                  "jpeg": (0.0, 4.95), "downscale": (0.0, 6.0), "beauty": (0.0, 3.0), "occlusion": (0.0, 3.0),
-                  "duplicates": (0.0, 100.0), "intruder": (0.0, 100.0), "fewer": (1.0, 1000.0)}
 
 
 def degrade_set(folder: str | os.PathLike, out: str | os.PathLike, kind: str, strength: float, seed: int = 0,

@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 
 from ..cluster import connect
 from ..config import Settings
-from .kinds import STUDY_KINDS, Cell, StudyKind, by_identity
+from .kinds import get_kind
+from .kinds.base import Cell, StudyKind, by_identity
 from .spec import StudySpec
 
 CRASH_ONCE = "WORKBENCH_CRASH_ONCE"  # fault injection for the retry test: "<cell folder>=<marker file>"
@@ -49,7 +50,7 @@ def _kind_in_worker(spec_data: dict[str, Any], cells: list[Cell] | None = None, 
     if key not in _WORKER_KINDS:
         spec = StudySpec.model_validate(spec_data)
         _WORKER_KINDS.clear()
-        _WORKER_KINDS[key] = STUDY_KINDS[spec.kind](spec)
+        _WORKER_KINDS[key] = get_kind(spec.kind)(spec)
     kind = _WORKER_KINDS[key]
     if cells:
         for faces in found:

@@ -21,14 +21,15 @@ from ..config import Settings
 from ..errors import ConfigError
 from ..lineage import link
 from ..store import Manifest, file_sha256, is_done, stage, write_manifest, write_table
-from .kinds import STUDY_KINDS, Cell, StudyKind
+from .kinds import get_kind
+from .kinds.base import Cell, StudyKind
 from .spec import StudySpec, load_spec
 
 TABLE, SUMMARY = STUDY_TABLE, STUDY_SUMMARY
 
 
 def plan_cells(spec: StudySpec) -> list[Cell]:
-    return STUDY_KINDS[spec.kind](spec).plan()
+    return get_kind(spec.kind)(spec).plan()
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -95,7 +96,7 @@ def run_study(spec: StudySpec | str | os.PathLike, out: str | os.PathLike, setti
     settings = settings or Settings()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    kind = STUDY_KINDS[spec.kind](spec)
+    kind = get_kind(spec.kind)(spec)
     cells = kind.plan()
     manifest = Manifest(kind="study", status="running", inputs=study_inputs(spec), config=spec.model_dump(),
                         seeds=list(spec.seeds), outputs={"cells": [c.folder for c in cells], "executor": executor},

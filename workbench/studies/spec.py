@@ -5,33 +5,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
 from .. import limits
 from ..errors import ConfigError
-
-
-class Degradation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kind: str
-    strength: float
-    fraction: float = Field(1.0, gt=0, le=1)
-
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, value: str) -> str:
-        """The kind becomes part of a cell's folder: only the registered kinds."""
-        from ..selfies.degrade import KINDS
-
-        if value not in KINDS:
-            raise ValueError(f"unknown degradation {value!r}; known: {', '.join(KINDS)}")
-        return value
-
-    @property
-    def id(self) -> str:
-        return f"{self.kind}-{self.strength:g}" + (f"-f{self.fraction:g}" if self.fraction < 1 else "")
 
 
 class GridSpec(BaseModel):
@@ -91,26 +70,58 @@ class GridSpec(BaseModel):
 
 
 class StudySpec(GridSpec):
-    @field_validator("arms", check_fields=False)
-    @classmethod
-    def _known_arms(cls, value: list[str]) -> list[str]:
-        from ..arms import ARMS
+    """A study: the grid (``GridSpec``), its kind, the people and training replicates, and the kind's own
+    fields (``kinds/<kind>.py``'s ``Options``: an upload-quality study's ``degradations``, an arms study's
+    ``arms``...), which read as attributes of the spec (``spec.degradations``) and serialize flat, as in
+    the YAML."""
 
-        unknown = [a for a in value if a not in ARMS]
-        if unknown:
-            raise ValueError(f"unknown arm(s) {', '.join(unknown)}; known: {', '.join(ARMS)}")
-        return value
-
-    kind: Literal["sampler-steps", "upload-quality", "arms"]
-    arms: list[str] = Field(default_factory=lambda: ["likeness", "base", "ip-adapter-face", "likeness+ip-adapter-face"])
-    ip_scale: float = limits.field("ip_scale", 0.6)  # the IP-Adapter arms' image-prompt scale
-    degradations: list[Degradation] = Field(default_factory=list)  # upload-quality cells
-    others: str | None = None  # photos of someone else, for intruder degradations
+    kind: str
     # The noise that matters: independent training runs (seeds seed, seed+1, ...) and several people.
     replicates: int = limits.field("replicates", 1)
     identities: list[str] | None = None  # selfie sets; default: [selfies]
-    # upload-quality: photos split off per identity, never trained on
-    reference_photos: int = Field(2, ge=1, le=limits.bound("reference_photos").high)
+    options: BaseModel | None = Field(None, exclude=True)  # the kind's fields, validated by its Options
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_fields(cls, data: Any) -> Any:
+        """Split the kind's own fields off and validate them with the kind's ``Options`` (unknown ones fail,
+        as the spec's own do). The kind is checked against the registry, with a did-you-mean."""
+        if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
+            return data
+        from .kinds import KINDS, get_kind
+
+        if data["kind"] not in KINDS:
+            import difflib
+
+            close = difflib.get_close_matches(data["kind"], KINDS, n=1)
+            raise ValueError(f"unknown study kind {data['kind']!r}; known: {', '.join(KINDS)}."
+                             + (f" Did you mean {close[0]!r}?" if close else ""))
+        options_model = get_kind(data["kind"]).Options
+        if isinstance(data.get("options"), options_model):
+            return data
+        data = dict(data)
+        own = {key: data.pop(key) for key in list(data) if key in options_model.model_fields}
+        try:
+            data["options"] = options_model.model_validate(own)
+        except ValidationError as exc:
+            raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            options = self.__dict__.get("options")
+            if options is not None and name in type(options).model_fields:
+                return getattr(options, name)
+            raise
+
+    @model_serializer(mode="wrap")
+    def _flat(self, handler) -> dict[str, Any]:
+        data = handler(self)
+        if self.options is not None:
+            data.update(self.options.model_dump())
+        return data
 
     def identity_sets(self) -> list[tuple[str, Path]]:
         """(name, folder) per person; the name is the folder's name (unique, or an error)."""
