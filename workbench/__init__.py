@@ -97,6 +97,8 @@ _PUBLIC = {
 # What the workbench's own front ends (cli.py, app/) use besides the API: reachable here so they import
 # from one place, not part of the API (helpers stay documented in their modules).
 _FOR_FRONT_ENDS = {
+    "describe_degradations": ("workbench.selfies.degradations", "describe"),
+    "describe_study_kinds": ("workbench.studies.kinds", "describe_kinds"),
     "CARD_FILE": "workbench.artifacts",
     "IMAGES": "workbench.artifacts",
     "Workspace": "workbench.store",

@@ -34,11 +34,17 @@ def limit(name: str) -> dict:
 def _registry_help() -> dict[str, str]:
     """Help texts that list what the registries hold, so they cannot drift from what exists. Every registry
     read here is data only (no torch, no image code): `workbench --help` stays instant."""
-    from workbench import ARMS, FAMILIES, RECOGNIZERS, SAMPLERS
+    from workbench import (
+        ARMS,
+        DEGRADATION_KINDS,
+        FAMILIES,
+        RECOGNIZERS,
+        SAMPLERS,
+        STUDY_KINDS,
+        describe_degradations,
+        describe_study_kinds,
+    )
     from workbench.app import TABS
-    from workbench.selfies.degradations import STRENGTH_RANGE
-    from workbench.selfies.degradations import describe as degradations
-    from workbench.studies.kinds import KINDS, describe_kinds
 
     return {
         "sampler": f"Sampler (repeatable): {', '.join(sorted(SAMPLERS))} (default: prompt > pack > family).",
@@ -47,11 +53,11 @@ def _registry_help() -> dict[str, str]:
                "photos).",
         "recognizers": f"{', '.join(RECOGNIZERS)}, insightface:<pack dir>, auto, or all (repeatable).",
         "recognizer": f"{', '.join(RECOGNIZERS)}, insightface:<pack dir> or auto.",
-        "kind": f"One of: {', '.join(STRENGTH_RANGE)}.",
-        "strength": f"Per kind, its range and unit: {degradations()}.",
-        "study": f"Run or resume a study of a kind in the registry ({describe_kinds()}): cells -> table -> plots "
-                 f"-> report.",
-        "study_kinds": ", ".join(KINDS),
+        "kind": f"One of: {', '.join(DEGRADATION_KINDS)}.",
+        "strength": f"Per kind, its range and unit: {describe_degradations()}.",
+        "study": f"Run or resume a study of a kind in the registry ({describe_study_kinds()}): cells -> table -> "
+                 "plots -> report.",
+        "study_kinds": ", ".join(STUDY_KINDS),
         "app": f"Serve the Gradio app (tabs: {', '.join(TABS)}). Each signed-in user gets their own workspace "
                "folder.",
     }
