@@ -11,7 +11,8 @@ import torch
 from diffusers import FluxTransformer2DModel
 
 sys.path.insert(0, ".")
-from workbench.models.realsize import FLUX_DEV, _building_on  # noqa: E402
+from workbench.models.architectures.flux import FLUX_DEV  # noqa: E402
+from workbench.models.realsize import _building_on  # noqa: E402
 
 double, single, side = (int(v) for v in (sys.argv[1:4] if len(sys.argv) > 3 else (4, 8, 128)))
 torch.manual_seed(20261126)

@@ -34,8 +34,8 @@ def main() -> None:
     import torch
     from peft import LoraConfig
 
-    from workbench.likeness.adapters import adapter_for
     from workbench.models import get_family
+    from workbench.models.architectures import adapter_for
     from workbench.models.attention import attention_kernels
     from workbench.models.realsize import build_realsize_pipeline
 

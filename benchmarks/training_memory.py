@@ -14,20 +14,14 @@ import time
 from pathlib import Path
 
 from workbench.likeness.footprint import step_footprint
-from workbench.likeness.memory import (
-    ACTIVATIONS,
-    GB,
-    LORA_PARAMS_PER_RANK,
-    NATIVE,
-    RESIDENT_PARAMS,
-    TEXT_ENCODER_ACTIVATIONS,
-    TEXT_ENCODER_LORA_PER_RANK,
-    plan_memory,
-)
+from workbench.likeness.memory import GB, plan_memory
 from workbench.models import get_family
+from workbench.models.architectures import get_architecture
 from workbench.models.realsize import parameter_counts
 
 FAMILIES = {"sd": "sd15", "sdxl": "sdxl", "flux": "flux"}
+PROFILES = {arch: get_architecture(arch).memory for arch in FAMILIES}
+NATIVE = {arch: profile.native for arch, profile in PROFILES.items()}
 PRECISION = {"sd": "fp16", "sdxl": "fp16", "flux": "bf16"}  # the families' GPU dtypes
 # torch.cuda.max_memory_allocated of train_likeness() on one H100 80GB (results/h100-2026-11-26), for the step
 # as it was then: its LoRA layers cast their input up to fp32. Traced that way, the step came within -1.4 %
@@ -56,7 +50,7 @@ def fit(arch: str) -> dict:
         per_pixel = (full.activations_gb - half) / 0.75
         row[label] = {"half_gb": round(half, 3), "native_gb": round(full.activations_gb, 3),
                       "fixed": round(full.activations_gb - per_pixel, 2), "per_pixel": round(per_pixel, 2),
-                      "table": ACTIVATIONS[arch][checkpointed]}
+                      "table": PROFILES[arch].activations[checkpointed]}
         row["lora_parameters_per_rank"] = full.lora_parameters // 16
     if arch != "flux":  # --train-text-encoder: what the CLIP encoders and their LoRA add, per sample
         for label, checkpointed in (("eager", False), ("checkpointed", True)):
@@ -64,10 +58,12 @@ def fit(arch: str) -> dict:
             encoders = step_footprint(family, native, 1, PRECISION[arch], checkpointed, train_text_encoder=True)
             row[f"text_encoders_{label}_gb"] = round(encoders.activations_gb - plain.activations_gb, 3)
             row["text_encoder_lora_per_rank"] = (encoders.lora_parameters - plain.lora_parameters) // 16
-        row["table_text_encoders"] = (TEXT_ENCODER_ACTIVATIONS[arch], TEXT_ENCODER_LORA_PER_RANK[arch])
+        row["table_text_encoders"] = (PROFILES[arch].text_encoder_activations,
+                                      PROFILES[arch].text_encoder_lora_per_rank)
     counts = parameter_counts(family)
-    row["resident_parameters"] = counts["unet" if arch != "flux" else "transformer"] + counts["vae"]
-    row["table_lora_per_rank"], row["table_resident"] = LORA_PARAMS_PER_RANK[arch], RESIDENT_PARAMS[arch]
+    row["resident_parameters"] = counts[get_architecture(arch).denoiser] + counts["vae"]
+    row["table_lora_per_rank"] = PROFILES[arch].lora_params_per_rank
+    row["table_resident"] = PROFILES[arch].resident_params
     return row
 
 

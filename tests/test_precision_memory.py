@@ -92,19 +92,20 @@ def test_the_tier_table_is_the_trace(family):
     """memory.py's numbers are what footprint.py traces for the trainer's own step (native resolution and,
     for SD1.5's quick trace, half of it; FLUX's fixed part is its text tokens)."""
     from workbench.likeness.footprint import step_footprint
-    from workbench.likeness.memory import ACTIVATIONS, LORA_PARAMS_PER_RANK, NATIVE, RESIDENT_PARAMS
+    from workbench.models.architectures import get_architecture
 
     fam = get_family(family)
+    profile = get_architecture(fam.arch).memory
     precision = "bf16" if fam.arch == "flux" else "fp16"
-    sizes = (NATIVE[fam.arch] // 2, NATIVE[fam.arch]) if fam.arch == "sd" else (NATIVE[fam.arch],)
+    sizes = (profile.native // 2, profile.native) if fam.arch == "sd" else (profile.native,)
     for checkpointed in (False, True):
-        fixed, per_pixel = ACTIVATIONS[fam.arch][checkpointed]
+        fixed, per_pixel = profile.activations[checkpointed]
         for size in sizes:
             traced = step_footprint(fam, size, 1, precision, checkpointed, rank=8)
-            table = fixed + per_pixel * (size / NATIVE[fam.arch]) ** 2
+            table = fixed + per_pixel * (size / profile.native) ** 2
             assert traced.activations_gb == pytest.approx(table, rel=0.03, abs=0.02), (size, checkpointed)
-    assert traced.lora_parameters == LORA_PARAMS_PER_RANK[fam.arch] * 8
-    assert traced.base_gb * GB == pytest.approx(RESIDENT_PARAMS[fam.arch] * 2, rel=1e-3)
+    assert traced.lora_parameters == profile.lora_params_per_rank * 8
+    assert traced.base_gb * GB == pytest.approx(profile.resident_params * 2, rel=1e-3)
 
 
 @pytest.mark.slow
@@ -112,26 +113,19 @@ def test_the_tier_table_is_the_trace(family):
 def test_a_trained_text_encoder_is_in_the_table_as_traced(family):
     """--train-text-encoder keeps the CLIP encoders on the GPU with a LoRA, encoding captions every step."""
     from workbench.likeness.footprint import step_footprint
-    from workbench.likeness.memory import (
-        ACTIVATIONS,
-        LORA_PARAMS_PER_RANK,
-        NATIVE,
-        RESIDENT_PARAMS,
-        TEXT_ENCODER_ACTIVATIONS,
-        TEXT_ENCODER_LORA_PER_RANK,
-        TEXT_ENCODER_PARAMS,
-        StepExtras,
-        peak_gb,
-    )
+    from workbench.likeness.memory import StepExtras, peak_gb
+    from workbench.models.architectures import get_architecture
 
     fam = get_family(family)
-    arch, size = fam.arch, NATIVE[fam.arch]
+    profile = get_architecture(fam.arch).memory
+    size = profile.native
     for checkpointed in (False, True):
         traced = step_footprint(fam, size, 1, "fp16", checkpointed, rank=4, train_text_encoder=True)
-        table = sum(ACTIVATIONS[arch][checkpointed]) + TEXT_ENCODER_ACTIVATIONS[arch][checkpointed]
+        table = sum(profile.activations[checkpointed]) + profile.text_encoder_activations[checkpointed]
         assert traced.activations_gb == pytest.approx(table, rel=0.03, abs=0.02), checkpointed
-    assert traced.lora_parameters == (LORA_PARAMS_PER_RANK[arch] + TEXT_ENCODER_LORA_PER_RANK[arch]) * 4
-    assert traced.base_gb * GB == pytest.approx((RESIDENT_PARAMS[arch] + TEXT_ENCODER_PARAMS[arch]) * 2, rel=1e-3)
+    assert traced.lora_parameters == (profile.lora_params_per_rank + profile.text_encoder_lora_per_rank) * 4
+    assert traced.base_gb * GB == pytest.approx((profile.resident_params + profile.text_encoder_params) * 2,
+                                                rel=1e-3)
     with_encoders = peak_gb(fam, size, "fp16", 1, True, rank=4, extras=StepExtras(text_encoders=True))
     assert with_encoders == pytest.approx(traced.total_gb + 1.0, rel=0.03)  # + the planner's slack
     assert plan_memory(fam, size, "fp16", "cuda", 80 * GB, extras=StepExtras(text_encoders=True)).estimate_gb > \

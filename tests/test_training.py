@@ -91,10 +91,10 @@ def test_compiled_blocks_give_the_eager_loss_and_lora_gradients(family, checkpoi
     gives eager's loss and LoRA gradients: a compiled graph that dropped the LoRA, or detached it,
     gives zero or different gradients. In bf16 the step is a GPU's: autocast, the LoRA layers' lean
     forward traced into the blocks' full graphs (a graph break there is an error)."""
-    from workbench.likeness.adapters import adapter_for
     from workbench.likeness.config import TrainConfig
     from workbench.likeness.lean_lora import lean_lora
     from workbench.models import get_family
+    from workbench.models.architectures import adapter_for
     from workbench.models.regional import compile_denoiser, is_compiled
 
     half = precision == "bf16"
@@ -146,10 +146,10 @@ def test_the_training_steps_lora_layers_are_peft_bit_for_bit_with_fewer_kernels(
 
     from torch.profiler import profile
 
-    from workbench.likeness.adapters import adapter_for
     from workbench.likeness.config import TrainConfig
     from workbench.likeness.lean_lora import lean_lora
     from workbench.models import get_family
+    from workbench.models.architectures import adapter_for
 
     fam = get_family(family)
     pipe, _ = load_pipeline(fam, settings=settings, dtype="bfloat16")
@@ -374,7 +374,7 @@ def test_a_training_step_reads_the_device_once_whatever_the_accumulation(setting
 
 
 def test_upload_keeps_values_and_integer_dtypes():
-    from workbench.likeness.adapters import upload
+    from workbench.models.architectures.base import upload
 
     like = torch.zeros(2, dtype=torch.float64)
     assert upload(torch.tensor([1.5, 2.0]), like).dtype == torch.float64
@@ -536,7 +536,7 @@ def test_out_of_memory_says_what_fits_and_resumes(settings, analyzer, faces_dir,
     """CUDA's out-of-memory error becomes advice: where it happened, the settings and their estimate, the
     flags that fit; the checkpoints stay and the advised rerun resumes from the last one."""
     from workbench.errors import WorkbenchError
-    from workbench.likeness.adapters import UNetAdapter
+    from workbench.models.architectures.sd import UNetAdapter
     from workbench.store import read_manifest
 
     options = dict(family="tiny-sd", settings=settings, analyzer=analyzer, progress=False, steps=4,

@@ -17,9 +17,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, unknown_name
+
+if TYPE_CHECKING:
+    from .models.architectures.base import IPAdapterWeights
 
 IP_ADAPTER_LICENCE = ("IP-Adapter (h94/IP-Adapter): Apache-2.0 code and weights; its ViT-H image encoder is "
                       "OpenCLIP (MIT).")
@@ -27,25 +30,6 @@ FACEID_LICENCE = ("IP-Adapter-FaceID (h94/IP-Adapter-FaceID): non-commercial res
                   "ArcFace model whose embeddings it takes.")
 
 
-@dataclass(frozen=True)
-class IPAdapterWeights:
-    source: str  # hub id or local dir
-    subfolder: str
-    weight_name: str
-    image_encoder_folder: str
-
-
-# Per architecture: the "plus-face" variants (face crops as the image prompt).
-IP_ADAPTERS = {
-    "sd": IPAdapterWeights("h94/IP-Adapter", "models", "ip-adapter-plus-face_sd15.safetensors", "image_encoder"),
-    "sdxl": IPAdapterWeights("h94/IP-Adapter", "sdxl_models", "ip-adapter-plus-face_sdxl_vit-h.safetensors",
-                             "models/image_encoder"),
-}
-# FaceID: the image prompt is the face-recognition embedding (insightface ArcFace, 512-d), no image encoder.
-IP_ADAPTERS_FACEID = {
-    "sd": IPAdapterWeights("h94/IP-Adapter-FaceID", "", "ip-adapter-faceid_sd15.bin", ""),
-    "sdxl": IPAdapterWeights("h94/IP-Adapter-FaceID", "", "ip-adapter-faceid_sdxl.bin", ""),
-}
 TINY_IP_FILE = "ip-adapter_tiny.safetensors"
 TINY_FACEID_FILE = "ip-adapter-faceid_tiny.safetensors"
 
@@ -81,16 +65,20 @@ def get_arm(name: str) -> Arm:
 
 
 def ip_adapter_weights(family, settings, faceid: bool = False) -> IPAdapterWeights:
-    """Where a family's IP-Adapter is: built here for tiny families, the h94 weights otherwise."""
+    """Where a family's IP-Adapter is: built here for tiny families, the h94 weights otherwise (the
+    architecture's ``ip_adapter`` / ``faceid``)."""
+    from .models.architectures import get_architecture
+    from .models.architectures.base import IPAdapterWeights
     if family.tiny:
         folder = str(ensure_tiny_ip_adapter(family, settings))
         return (IPAdapterWeights(folder, "", TINY_FACEID_FILE, "") if faceid
                 else IPAdapterWeights(folder, "", TINY_IP_FILE, "image_encoder"))
-    table = IP_ADAPTERS_FACEID if faceid else IP_ADAPTERS
-    if family.arch not in table:
+    architecture = get_architecture(family.arch)
+    weights = architecture.faceid if faceid else architecture.ip_adapter
+    if weights is None:
         raise ConfigError(f"no IP-Adapter {'FaceID' if faceid else 'face'} arm for {family.name} ({family.arch}): "
                           "diffusers' IP-Adapter face weights exist for SD1.5 and SDXL.")
-    return table[family.arch]
+    return weights
 
 
 def ensure_tiny_ip_adapter(family, settings) -> Path:

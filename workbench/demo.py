@@ -18,6 +18,7 @@ from .config import Settings
 from .faces import get_analyzer
 from .lineage import link
 from .models import get_family
+from .models.architectures import get_architecture
 from .report import write_report
 from .store import Manifest, Workspace, write_manifest
 
@@ -36,7 +37,7 @@ def run_demo(settings: Settings | None = None, family: str = "tiny-sd", base: st
     started = time.perf_counter()
     # 1-4. check, train (a few steps on tiny; the family default on real weights), generate 2 samplers x 2
     # step counts x 2 seeds over 2 prompts of one pack, score
-    samplers = ["euler", "dpmpp_2m"] if fam.arch != "flux" else ["flow_euler"]
+    samplers = list(get_architecture(fam.arch).demo_samplers)
     steps = [4, 8] if fam.tiny else [20, 30]
     folders = chain_folders(settings.home, name)
     folders["check_dir"] = Workspace(settings.home).new_dir("selfie-sets", Path(selfies).name) / "check"

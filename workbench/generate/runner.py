@@ -27,6 +27,7 @@ from ..errors import ArtifactError, ConfigError, WorkbenchError
 from ..likeness.card import LORA_FILE, Likeness
 from ..lineage import describe_changes, link, refuse_other_inputs
 from ..models import get_family, load_pipeline
+from ..models.architectures import get_architecture
 from ..models.regional import check_compile, compile_denoiser, denoiser_of, is_compiled
 from ..packs import Pack, get_pack
 from ..store import Manifest, atomic_write_bytes, read_manifest, stage, write_manifest, write_table
@@ -409,7 +410,7 @@ def render_out_of_memory(fam, batch: list[Job] | None, written: int) -> Workbenc
     if batch is None:
         fp8 = ", or render with --fp8 (Ada or Hopper cards: the blocks' weights in half the memory)"
         return WorkbenchError(f"the {fam.name} pipeline does not fit in the GPU's free memory{kept}. "
-                              f"{free.capitalize()}{fp8 if fam.arch == 'flux' else ''}.")
+                              f"{free.capitalize()}{fp8 if get_architecture(fam.arch).fp8_helps else ''}.")
     size = batch[0].size
     if len(batch) > 1:
         return WorkbenchError(f"ran out of GPU memory rendering {len(batch)} images of {size} px in one pipeline call "
@@ -435,12 +436,12 @@ def warm_up(pipe, batch: list[Job], fam, context: RenderContext) -> float:
 def pipeline_call(batch: list[Job], fam, context: RenderContext | None) -> dict[str, Any]:
     """What a batch's pipeline call takes besides steps and seeds: prompts, size, guidance, the image
     prompt, and the negatives (FLUX.1-dev is guidance-distilled: no negative prompt, no CFG; its T5 length)."""
+    architecture = get_architecture(fam.arch)
     kwargs: dict[str, Any] = {"prompt": [j.prompt for j in batch], "guidance_scale": batch[0].guidance,
-                              "height": batch[0].size, "width": batch[0].size, **image_prompt(context)}
-    if fam.arch != "flux":
+                              "height": batch[0].size, "width": batch[0].size, **image_prompt(context),
+                              **architecture.render_kwargs(fam)}
+    if architecture.negative_prompt:
         kwargs["negative_prompt"] = [j.negative for j in batch]
-    else:
-        kwargs["max_sequence_length"] = fam.text_length
     return kwargs
 
 
@@ -507,7 +508,7 @@ def run_detailer(pipe, image, job: Job, fam, context: RenderContext, out: Path) 
 
     options = settings_of(context.detailer)
     extra = image_prompt(context)
-    if fam.arch != "flux":
+    if get_architecture(fam.arch).negative_prompt:
         extra["negative_prompt"] = job.negative
     result = detail_face(pipe, image, get_analyzer().analyze(image), options["prompt"].format(subject=context.subject),
                          job.steps, job.guidance, job.seed, fam.resolution, options, extra)

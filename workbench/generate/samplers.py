@@ -11,16 +11,15 @@ from typing import Any
 
 from ..errors import ConfigError, unknown_name
 
-EPS_ARCHS = ("sd", "sdxl")  # noise-prediction models on a discrete DDPM schedule
-FLOW_ARCHS = ("flux",)  # rectified-flow models
-
 
 @dataclass(frozen=True)
 class Sampler:
     name: str
     scheduler: str  # diffusers class name
     options: dict[str, Any] = field(default_factory=dict)
-    archs: tuple[str, ...] = EPS_ARCHS
+    # what the model predicts: "noise" (epsilon or v on a discrete DDPM schedule: SD, SDXL) or "flow"
+    # (rectified flow: FLUX); an architecture says which it is (models/architectures/)
+    prediction: str = "noise"
     a1111: str = ""  # the name A1111 writes in its "parameters" text
 
 
@@ -33,17 +32,20 @@ SAMPLERS: dict[str, Sampler] = {s.name: s for s in [
             {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True}, a1111="DPM++ 2M Karras"),
     Sampler("ddim", "DDIMScheduler", a1111="DDIM"),
     Sampler("unipc", "UniPCMultistepScheduler", a1111="UniPC"),
-    Sampler("flow_euler", "FlowMatchEulerDiscreteScheduler", archs=FLOW_ARCHS, a1111="Euler"),
+    Sampler("flow_euler", "FlowMatchEulerDiscreteScheduler", prediction="flow", a1111="Euler"),
 ]}
 
 
 def get_sampler(name: str, arch: str) -> Sampler:
+    """The sampler ``name``, refused when it cannot drive architecture ``arch``."""
+    from ..models.architectures import get_architecture
+
     if name not in SAMPLERS:
         raise unknown_name("sampler", name, SAMPLERS)
-    sampler = SAMPLERS[name]
-    if arch not in sampler.archs:
-        usable = [s for s, v in SAMPLERS.items() if arch in v.archs]
-        kind = "rectified-flow" if arch in FLOW_ARCHS else "noise-prediction"
+    sampler, prediction = SAMPLERS[name], get_architecture(arch).prediction
+    if sampler.prediction != prediction:
+        usable = [s for s, v in SAMPLERS.items() if v.prediction == prediction]
+        kind = "rectified-flow" if prediction == "flow" else "noise-prediction"
         raise ConfigError(f"sampler {name!r} cannot drive a {arch} model ({kind}); use one of {', '.join(usable)}.")
     return sampler
 

@@ -15,8 +15,6 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-KOHYA_ARCHS = {"sd", "sdxl"}
-
 
 def canonical_safetensors(path: str | os.PathLike) -> Path:
     """Rewrite a .safetensors header with sorted keys: safetensors writes its header from a hash map, so
@@ -32,7 +30,13 @@ def canonical_safetensors(path: str | os.PathLike) -> Path:
     text += b" " * (-len(text) % 8)
     atomic_write_bytes(path, len(text).to_bytes(8, "little") + text + raw[8 + size:])
     return path
-BASE_VERSION = {"sd": "sd_v1", "sdxl": "sdxl_base_v1-0"}
+
+
+def kohya_base_version(family) -> str | None:
+    """kohya's ``ss_base_model_version`` for the family's architecture; None: no kohya-format export."""
+    from ..models.architectures import get_architecture
+
+    return get_architecture(family.arch).kohya_base_version
 
 
 def _alphas(metadata: dict[str, str]) -> dict[str, float]:
@@ -77,7 +81,7 @@ def export_kohya(lora_file: str | os.PathLike, target: str | os.PathLike, family
     alphas = _alphas(metadata)
     kohya = to_kohya(state, alphas)
     ranks = {int(v.shape[0]) for k, v in kohya.items() if k.endswith("lora_down.weight")}
-    info = {"ss_network_module": "networks.lora", "ss_base_model_version": BASE_VERSION[family.arch],
+    info = {"ss_network_module": "networks.lora", "ss_base_model_version": kohya_base_version(family),
             "ss_network_dim": str(max(ranks)), "ss_network_alpha": str(alphas.get("unet", max(ranks))),
             "ss_output_name": Path(target).stem, "workbench_family": family.name,
             "ss_training_comment": f"likeness LoRA, trigger '{config.token} {config.class_word}'" if config else ""}

@@ -26,9 +26,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.weak import WeakIdKeyDictionary
 
+from ..models.architectures import adapter_for, get_architecture
 from ..models.families import Family
 from ..models.realsize import build_realsize_pipeline
-from .adapters import adapter_for
 from .config import TrainConfig
 from .memory import GB, NF4_BYTES, OPTIMIZER_BYTES
 
@@ -173,12 +173,4 @@ def step_footprint(family: Family, resolution: int, batch: int, precision: str =
 
 def conditioning(family: Family, batch: int, dtype) -> dict[str, torch.Tensor]:
     """The cached text conditioning a training batch carries, with the real encoders' shapes."""
-    def zeros(*shape, dtype=dtype):
-        return torch.zeros(*shape, dtype=dtype, device="meta")
-
-    if family.arch == "sd":
-        return {"prompt_embeds": zeros(batch, 77, 768)}
-    if family.arch == "sdxl":
-        return {"prompt_embeds": zeros(batch, 77, 2048), "pooled": zeros(batch, 1280)}
-    return {"prompt_embeds": zeros(batch, family.text_length, 4096), "pooled": zeros(batch, 768),
-            "text_ids": zeros(family.text_length, 3)}
+    return get_architecture(family.arch).cached_conditioning(family, batch, dtype)

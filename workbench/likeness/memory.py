@@ -5,12 +5,13 @@ activation memory, a slower step) and a sliced VAE (latents cached and probes de
 time). ``low``: also 8-bit AdamW (bitsandbytes), a tiled VAE (above its native size) and, for FLUX, a 4-bit
 NF4 base as in diffusers' FLUX QLoRA recipe. The text encoders always leave the GPU once their captions and
 the probe prompts are encoded (train.py). ``auto`` takes the first (tier, batch) of the family's
-``CANDIDATES`` whose estimate fits in 90 % of the free GPU memory; the card records the tier and the estimate.
+candidates (its MemoryProfile) whose estimate fits in 90 % of the free GPU memory; the card records the tier
+and the estimate.
 
-The estimates are the trainer's own step traced on the meta device (``footprint.py``), which reproduced
-the H100's measured peaks within 2 % (``benchmarks/training_memory.py`` re-traces this table and prints
-the comparison). Activations per sample grow with the pixels, plus, for FLUX, a part for its 512 text
-tokens that does not.
+The estimates come from each architecture's ``MemoryProfile`` (``models/architectures/``): the trainer's own
+step traced on the meta device (``footprint.py``), which reproduced the H100's measured peaks within 2 %
+(``benchmarks/training_memory.py`` re-traces the profiles and prints the comparison). Activations per sample
+grow with the pixels, plus, for FLUX, a part for its 512 text tokens that does not.
 """
 
 from __future__ import annotations
@@ -21,23 +22,6 @@ from ..errors import ConfigError
 from ..models.families import Family
 
 GB = 1024**3
-# Parameters resident during training: denoiser + VAE (text encoders are offloaded after caching).
-RESIDENT_PARAMS = {"sd": 943_174_827, "sdxl": 2_651_117_547, "flux": 11_985_228_003}
-# LoRA parameters per unit of rank on the family's targets (families.py): SD1.5 3.19 M, SDXL 23.2 M,
-# FLUX 65.4 M at rank 16 (counted by the trace).
-LORA_PARAMS_PER_RANK = {"sd": 199_296, "sdxl": 1_451_520, "flux": 4_088_896}
-# Activation GB per sample, fp16/bf16 autocast, as fixed + per_pixel * (resolution / native)^2, for
-# (eager, gradient checkpointing): traced with footprint.step_footprint at rank 16 (since 2026-11-27 with the
-# LoRA inputs left in half precision: SDXL eager 7.16 -> 6.77, FLUX 32.29 -> 31.49 per sample at native size).
-ACTIVATIONS = {"sd": ((0.01, 1.04), (0.01, 0.25)), "sdxl": ((0.06, 6.77), (0.0, 0.67)),
-               "flux": ((4.06, 31.49), (0.27, 2.14))}
-NATIVE = {"sd": 512, "sdxl": 1024, "flux": 1024}
-# With --train-text-encoder the CLIP encoders stay on the GPU with their own LoRA and run in every step:
-# their parameters, LoRA parameters per unit of rank, and activation GB per sample (eager, checkpointed
-# denoiser), traced the same way. FLUX trains no text encoder.
-TEXT_ENCODER_PARAMS = {"sd": 123_060_480, "sdxl": 817_720_320, "flux": 0}
-TEXT_ENCODER_LORA_PER_RANK = {"sd": 73_728, "sdxl": 401_408, "flux": 0}
-TEXT_ENCODER_ACTIVATIONS = {"sd": (0.03, 0.03), "sdxl": (0.34, 0.18), "flux": (0.0, 0.0)}
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 NF4_BYTES = 0.55  # per parameter: 4-bit codes and block scales (bitsandbytes, double quantisation)
 OPTIMIZER_BYTES = {"adamw": 8, "adamw8bit": 2}  # the two moments per trainable parameter
@@ -45,15 +29,14 @@ OPTIMIZER_BYTES = {"adamw": 8, "adamw8bit": 2}  # the two moments per trainable 
 FP32_ACTIVATIONS = 2.0
 SLACK_GB = 1.0  # cuBLAS/cuDNN workspaces, probe renders, the cached latents and embeddings
 TIERS = ("full", "balanced", "low")
-# Search order, per architecture. UNets are host-bound at batch 1 (plain diffusers' SDXL LoRA step on an
-# H200: b1 338 ms, b4 348 ms, b1 + checkpointing 657 ms), so a batch of 4 with
-# checkpointing comes before a batch of 1 without: about twice as fast per sample. FLUX is compute-bound
-# at batch 1 (one image's step runs at 407 TFLOP/s on the H100, RESULTS.md), where checkpointing's second
-# forward pass costs about a third more per sample at any batch: eager first. The low tier comes last.
-_UNET = (("full", 4), ("full", 2), ("balanced", 4), ("balanced", 2), ("full", 1), ("balanced", 1))
-_FLUX = (("full", 4), ("full", 2), ("full", 1), ("balanced", 4), ("balanced", 2), ("balanced", 1))
-_LOW = (("low", 4), ("low", 2), ("low", 1))
-CANDIDATES = {"sd": _UNET + _LOW, "sdxl": _UNET + _LOW, "flux": _FLUX + _LOW}
+
+
+def profile_of(family: Family):
+    """(the architecture's ``MemoryProfile``, whether its low tier loads a 4-bit base)."""
+    from ..models.architectures import get_architecture
+
+    architecture = get_architecture(family.arch)
+    return architecture.memory, architecture.nf4_in_low_tier
 
 
 @dataclass(frozen=True)
@@ -88,7 +71,7 @@ def estimate_gb(family: Family, resolution: int, precision: str, tier: str, batc
     """Estimated training peak in GB (GiB, as torch reports it) for ``tier`` at ``batch`` samples per step."""
     return peak_gb(family, resolution, precision, batch, checkpointing=tier != "full",
                    optimizer="adamw8bit" if tier == "low" else "adamw",
-                   quantize_base="nf4" if tier == "low" and family.arch == "flux" else None, rank=rank,
+                   quantize_base="nf4" if tier == "low" and profile_of(family)[1] else None, rank=rank,
                    extras=extras)
 
 
@@ -97,16 +80,16 @@ def peak_gb(family: Family, resolution: int, precision: str, batch: int, checkpo
             extras: StepExtras = NO_EXTRAS) -> float:
     """Estimated training peak in GB for these settings (a tier's, or a config's own) and ``extras`` (a
     text-encoder LoRA at the same rank; prior preservation, which traces at just under twice the batch)."""
-    arch = family.arch
+    profile = profile_of(family)[0]
     weight_bytes = NF4_BYTES if quantize_base == "nf4" else BYTES[precision]
-    weights = RESIDENT_PARAMS[arch] * weight_bytes
-    lora_params = (LORA_PARAMS_PER_RANK[arch] + TEXT_ENCODER_LORA_PER_RANK[arch] * extras.text_encoders) * rank
+    weights = profile.resident_params * weight_bytes
+    lora_params = (profile.lora_params_per_rank + profile.text_encoder_lora_per_rank * extras.text_encoders) * rank
     lora = lora_params * (4 + 4 + OPTIMIZER_BYTES[optimizer])
-    fixed, per_pixel = ACTIVATIONS[arch][checkpointing]
-    per_sample = fixed + per_pixel * (resolution / NATIVE[arch]) ** 2
+    fixed, per_pixel = profile.activations[checkpointing]
+    per_sample = fixed + per_pixel * (resolution / profile.native) ** 2
     if extras.text_encoders:
-        weights += TEXT_ENCODER_PARAMS[arch] * BYTES[precision]
-        per_sample += TEXT_ENCODER_ACTIVATIONS[arch][checkpointing]
+        weights += profile.text_encoder_params * BYTES[precision]
+        per_sample += profile.text_encoder_activations[checkpointing]
     if precision == "fp32":
         per_sample *= FP32_ACTIVATIONS
     samples = batch * (2 if extras.prior_preservation else 1)  # the class batch's graph is alive too
@@ -137,7 +120,7 @@ def out_of_memory_advice(family: Family, config, where: str, last_checkpoint: in
     else:
         smaller = [(tier, batch, estimate_gb(family, config.resolution, config.precision, tier, batch, config.rank,
                                              StepExtras.of(config)))
-                   for tier, batch in CANDIDATES[family.arch]]
+                   for tier, batch in profile_of(family)[0].candidates]
         smaller = [(tier, batch, gb) for tier, batch, gb in smaller if gb < estimate]
         fix = (f"Train into a new --out with --memory {smaller[0][0]} --batch-size {smaller[0][1]} (estimated "
                f"{smaller[0][2]:.1f} GB); a smaller batch or the 8-bit optimizer cannot resume these checkpoints."
@@ -161,7 +144,7 @@ def plan_memory(family: Family, resolution: int, precision: str, device: str, fr
         free_bytes = torch.cuda.mem_get_info(int(device.partition(":")[2] or 0))[0]
     free = free_bytes / GB
     budget = 0.9 * free
-    candidates = [(name, batch) for name, batch in CANDIDATES[family.arch] if tier in ("auto", name)]
+    candidates = [(name, batch) for name, batch in profile_of(family)[0].candidates if tier in ("auto", name)]
     if batch_size:
         candidates = list(dict.fromkeys((name, batch_size) for name, _ in candidates))
     for name, batch in candidates:
@@ -178,7 +161,7 @@ def _plan(family: Family, tier: str, batch: int, free: float | None, budget: flo
           precision: str, rank: int, extras: StepExtras = NO_EXTRAS) -> MemoryPlan:
     return MemoryPlan(tier=tier, batch_size=batch, gradient_checkpointing=tier != "full",
                       optimizer="adamw8bit" if tier == "low" else "adamw",
-                      quantize_base="nf4" if tier == "low" and family.arch == "flux" else None,
+                      quantize_base="nf4" if tier == "low" and profile_of(family)[1] else None,
                       vae={"full": "batched", "balanced": "sliced", "low": "tiled"}[tier],
                       estimate_gb=round(estimate_gb(family, resolution, precision, tier, batch, rank, extras), 1)
                       if free is not None else None, free_gb=round(free, 1) if free is not None else None)
@@ -207,7 +190,7 @@ def memory_table(family: Family, resolution: int | None = None, precision: str |
         except ConfigError:
             pass
     rows = []
-    for tier, batch in CANDIDATES[family.arch]:
+    for tier, batch in profile_of(family)[0].candidates:
         plan = _plan(family, tier, batch, None, None, resolution, precision, rank, extras)
         estimate = estimate_gb(family, resolution, precision, tier, batch, rank, extras)
         rows.append({"tier": tier, "batch_size": batch, "gradient_checkpointing": plan.gradient_checkpointing,

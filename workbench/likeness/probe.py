@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..images import encode_png
+from ..models.architectures import get_architecture
 from ..store import atomic_write_bytes
 
 
@@ -30,26 +31,15 @@ def encode_probes(pipe, config, family, subject: str, device) -> dict[str, Any]:
     bring the encoders back to the GPU (FLUX's T5-XXL is 9.5 GB: on a 24 GB card it would not fit beside
     the training state). Only for frozen text encoders: trained ones change at every step."""
     prompts, _ = probe_prompts(config, subject)
-    cfg = family.guidance > 1
     with torch.no_grad():
-        if family.arch == "flux":
-            embeds, pooled, _ = pipe.encode_prompt(prompts, prompt_2=None, device=device,
-                                                   max_sequence_length=family.text_length)
-            return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
-        if family.arch == "sdxl":
-            embeds, negative, pooled, negative_pooled = pipe.encode_prompt(
-                prompts, device=device, num_images_per_prompt=1, do_classifier_free_guidance=cfg)
-            return {"prompt_embeds": embeds, "negative_prompt_embeds": negative, "pooled_prompt_embeds": pooled,
-                    "negative_pooled_prompt_embeds": negative_pooled}
-        embeds, negative = pipe.encode_prompt(prompts, device, 1, cfg)
-        return {"prompt_embeds": embeds, "negative_prompt_embeds": negative}
+        return get_architecture(family.arch).encode_probes(pipe, prompts, device, family.guidance > 1, family)
 
 
 def render_probes(pipe, config, family, subject: str, embeds: dict[str, Any] | None = None) -> list:
     """The probe images: from ``embeds`` (``encode_probes``) when given, else from the prompts' text."""
     prompts, seeds = probe_prompts(config, subject)
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
-    extra = {"max_sequence_length": family.text_length} if family.arch == "flux" else {}
+    extra = get_architecture(family.arch).render_kwargs(family)
     text = embeds if embeds is not None else {"prompt": prompts}
     return pipe(generator=generators, num_inference_steps=config.probe_steps, guidance_scale=family.guidance,
                 height=config.resolution, width=config.resolution, **text, **extra).images

@@ -25,6 +25,8 @@ from ..errors import ArtifactError, ConfigError, WorkbenchError
 from ..faces import get_analyzer
 from ..lineage import describe_changes, describe_photo_change, link, photo_hashes, refuse_other_inputs
 from ..models import get_family, load_pipeline
+from ..models.architectures import adapter_for, get_architecture
+from ..models.architectures.base import upload
 from ..models.attention import attention_kernels
 from ..models.loading import ensure_available
 from ..models.regional import check_compile, compile_denoiser
@@ -38,10 +40,9 @@ from ..store import (
     write_manifest,
     write_table,
 )
-from .adapters import adapter_for, upload
 from .card import CARD_FILE, KOHYA_FILE, LORA_FILE, Likeness
 from .config import TrainConfig
-from .export import KOHYA_ARCHS, canonical_safetensors, export_kohya
+from .export import canonical_safetensors, export_kohya, kohya_base_version
 from .lean_lora import lean_lora
 from .memory import config_peak_gb, out_of_memory_advice
 from .prepare import prepare_training_set
@@ -363,7 +364,7 @@ def finish(run: Run, selfies) -> Likeness:
     chosen, reason = select_checkpoint(run.curve)
     atomic_write(out / LORA_FILE, lambda tmp: shutil.copyfile(out / "checkpoints" / f"step-{chosen:06d}" / LORA_FILE,
                                                               tmp))
-    kohya = export_kohya(out / LORA_FILE, out / KOHYA_FILE, fam, config) if fam.arch in KOHYA_ARCHS else None
+    kohya = export_kohya(out / LORA_FILE, out / KOHYA_FILE, fam, config) if kohya_base_version(fam) else None
     write_table(__import__("pandas").DataFrame(run.curve), out / "curve.parquet")
     card = {"family": fam.name, "base": config.base, "model": run.source.as_dict(), "token": config.token,
             "class_word": config.class_word, "config": config.model_dump(), "chosen_step": chosen,
@@ -514,9 +515,12 @@ def add_text_encoder_lora(adapter, config, fam) -> list[torch.nn.Module]:
     """LoRA on the CLIP text encoders' attention (SD/SDXL; diffusers' DreamBooth-LoRA targets)."""
     from peft import LoraConfig
 
-    if adapter.arch == "flux":
-        raise WorkbenchError("--train-text-encoder is for sd/sdxl families; FLUX likenesses train the transformer "
-                             "only (as diffusers' and ai-toolkit's FLUX LoRA recipes do).")
+    if not get_architecture(adapter.arch).text_encoder_lora:
+        from ..models.architectures import MODULES
+
+        able = "/".join(name for name in MODULES if get_architecture(name).text_encoder_lora)
+        raise WorkbenchError(f"--train-text-encoder is for {able} families; {fam.name} ({adapter.arch}) trains its "
+                             "denoiser only (as diffusers' and ai-toolkit's FLUX LoRA recipes do).")
     encoders = adapter.text_encoders()
     for encoder in encoders:
         encoder.add_adapter(LoraConfig(r=config.text_encoder_rank, lora_alpha=config.text_encoder_rank,

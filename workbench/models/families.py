@@ -1,6 +1,7 @@
 """Model families as data: what a pipeline needs, where its weights come from, what licence binds it.
 
-A family's ``arch`` picks the diffusers pipeline and the trainer adapter; everything else is data.
+A family's ``arch`` names its architecture (``architectures/``: the pipeline, the trainer's adapter, what
+differs between SD, SDXL and FLUX); everything else is data.
 The tiny families use the very same classes with small random-weight configs (see ``tiny.py``) so
 every code path runs on a CPU in seconds. Their images are noise, and every output says so.
 """
@@ -8,17 +9,10 @@ every code path runs on a CPU in seconds. Their images are noise, and every outp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from ..errors import unknown_name
 from .attention import Attention
 
-Arch = Literal["sd", "sdxl", "flux"]
-PIPELINE_CLASSES: dict[str, str] = {
-    "sd": "StableDiffusionPipeline",
-    "sdxl": "StableDiffusionXLPipeline",
-    "flux": "FluxPipeline",
-}
 # Attention projections, as in diffusers' train_dreambooth_lora{,_sdxl,_flux}.py examples.
 UNET_ATTENTION = ("to_k", "to_q", "to_v", "to_out.0")
 # FLUX: diffusers' train_dreambooth_lora_flux.py trains both streams' attention and feed-forwards; kohya's
@@ -32,7 +26,7 @@ CLIP_ATTENTION = ("q_proj", "k_proj", "v_proj", "out_proj")
 @dataclass(frozen=True)
 class Family:
     name: str
-    arch: Arch
+    arch: str  # a name in the architectures' registry (models/architectures/): what differs between them
     resolution: int
     sampler: str  # default sampler (a name in workbench.generate.samplers)
     steps: int  # default inference steps
@@ -77,7 +71,9 @@ class Family:
 
     @property
     def pipeline_class(self) -> str:
-        return PIPELINE_CLASSES[self.arch]
+        from .architectures import get_architecture
+
+        return get_architecture(self.arch).pipeline_class
 
 
 TINY_NOTE = "random weights built from a small config: images are noise, for testing the machinery only"

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..config import Settings, torch_dtype
 from ..errors import ConfigError, ModelNotAvailable
+from .architectures import get_architecture
 from .families import Family, get_family
 from .tiny import build_tiny_pipeline
 
@@ -105,7 +106,7 @@ def quantization_config(family: Family, source: ModelSource, quantize: str, dtyp
     from diffusers.quantizers import PipelineQuantizationConfig
 
     return PipelineQuantizationConfig(
-        quant_backend="bitsandbytes_4bit", components_to_quantize=["transformer" if family.arch == "flux" else "unet"],
+        quant_backend="bitsandbytes_4bit", components_to_quantize=[get_architecture(family.arch).denoiser],
         quant_kwargs={"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_compute_dtype": dtype})
 
 
@@ -148,8 +149,7 @@ def load_pipeline(family: Family | str, base: str | None = None, settings: Setti
     dtype = dtype or (family.gpu_dtype if on_gpu and not settings.dtype else settings.resolved_dtype())
     pipeline_class = getattr(diffusers, family.pipeline_class)
     kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype)}
-    if family.arch == "sd":
-        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    kwargs.update(get_architecture(family.arch).load_kwargs)
     if quantize:
         kwargs["quantization_config"] = quantization_config(family, source, quantize, kwargs["dtype"])
     if source.kind == "tiny":
