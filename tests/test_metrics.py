@@ -138,3 +138,21 @@ def test_score_with_every_metric_and_all_recognizers(tiny_likeness, tiny_clip, s
     assert len(fid) == 1 and fid.image_id.isna().all() and "at least 50" in fid.reason.iloc[0]
     assert table[table.metric == "clip_iqa_quality"].value.notna().all()
     assert table.recognizer.dropna().str.startswith("dlib").all()  # 'all' here = dlib (no ArcFace pack)
+
+
+def test_every_registered_metric_has_a_producer_and_the_scorer_emits_it(tiny_likeness, settings, tmp_path):
+    """The registry does the work: score() runs the producers the registered metrics name, so a registered
+    metric nothing computes, or a computed metric nobody registered, fails here."""
+    from workbench.generate import generate
+    from workbench.metrics.producers import PRODUCERS
+    from workbench.metrics.registry import METRICS, Metric, register
+
+    emitted = {name for producer in PRODUCERS.values() for name in producer.emits}
+    assert emitted == set(METRICS)
+    with pytest.raises(ValueError, match="no producer"):
+        register(Metric("orphan", "image", True, "nothing computes this", producer="identity"))
+    run = generate(tiny_likeness, ["beach"], tmp_path / "run", steps=[2], seeds=[0, 1], prompts_per_pack=1,
+                   settings=settings, progress=False)
+    table = score(run.path, progress=False, clip_model=None)
+    scored = {name for name, metric in METRICS.items() if PRODUCERS[metric.producer].level != "study"}
+    assert set(table.metric) == scored - {"test_facesim_before_detailer"}  # no detailer ran

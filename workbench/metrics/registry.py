@@ -2,7 +2,8 @@
 rate, what it needs, and a one-line definition with its source. ``score``, studies, suites, reports,
 plots and the app read it; a spec that names an unknown metric fails when it loads.
 
-Adding a metric is one ``register(Metric(...))`` here plus the code that computes it.
+Adding a metric is one ``register(Metric(...))`` here naming its producer, and the producer that computes it
+(``producers.py``); ``score`` runs the producers the registered metrics name.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Metric:
     unit: str = ""
     rate: bool = False  # a share of successes: Wilson intervals, not bootstrap
     needs: str = ""  # recognizer | clip | lpips | "" (nothing)
+    producer: str = ""  # what computes it (producers.py: a function that emits it at its level)
 
     @property
     def direction(self) -> str:
@@ -36,6 +38,11 @@ METRICS: dict[str, Metric] = {}
 
 
 def register(metric: Metric) -> Metric:
+    """Add ``metric``; its producer (``producers.py``) must exist and emit it."""
+    from .producers import PRODUCERS
+
+    if metric.producer not in PRODUCERS or metric.name not in PRODUCERS[metric.producer].emits:
+        raise ValueError(f"metric {metric.name!r}: no producer {metric.producer!r} emits it (metrics/producers.py)")
     METRICS[metric.name] = metric
     return metric
 
@@ -53,67 +60,93 @@ def is_rate(name: str) -> bool:
 SIM = "similarity (ArcFace: cosine; dlib: 1 - 0.7 d / 0.6, unclipped)"
 for _metric in [
     Metric("face_detected", "image", True, "1 if the recognizer's detector finds a face in the generated image, else 0",
-           "detection rate as in PhotoMaker / InstantID evaluations", (0, 1), rate=True, needs="recognizer"),
+           "detection rate as in PhotoMaker / InstantID evaluations", (0, 1), rate=True, needs="recognizer",
+           producer="identity"),
     Metric("test_facesim", "image", True,
            f"mean {SIM} of the generated face to the likeness's test photos: never trained on, never used to "
            "choose the checkpoint", "FaceSim / ID similarity (DreamBooth, PhotoMaker, InstantID, PuLID)",
-           needs="recognizer"),
+           needs="recognizer",
+           producer="identity"),
     Metric("test_facesim_max", "image", True, f"highest {SIM} of the generated face to any test photo",
-           needs="recognizer"),
+           needs="recognizer",
+           producer="identity"),
     Metric("train_facesim", "image", True,
            f"mean {SIM} to the training photos: what the model saw, not a test score (shown when a set has no "
-           "test group)", needs="recognizer"),
+           "test group)", needs="recognizer",
+           producer="identity"),
     Metric("nearest_train_facesim", "image", False,
            f"highest {SIM} to any training photo: high values mean the model reproduces a training photo",
-           "memorisation check, Carlini et al. 2023 / Somepalli et al. 2023", needs="recognizer"),
+           "memorisation check, Carlini et al. 2023 / Somepalli et al. 2023", needs="recognizer",
+           producer="identity"),
     Metric("identity_spread", "group", False,
            "mean pairwise (1 - identity similarity) of the generated faces in a prompt group: identity drift "
-           "between outputs (was called face_div; it is not PhotoMaker's Face-Div)", needs="recognizer"),
+           "between outputs (was called face_div; it is not PhotoMaker's Face-Div)", needs="recognizer",
+           producer="identity_spread"),
     Metric("face_div_lpips", "group", True,
            "mean pairwise LPIPS between the aligned face crops of a prompt group: variety of pose, expression "
            "and light", "Face Div of PhotoMaker (Li et al. 2024); LPIPS of Zhang et al. 2018", (0, None),
-           needs="lpips"),
+           needs="lpips",
+           producer="face_div_lpips"),
     Metric("copy_paste_gap", "image", False,
            f"nearest-training-photo {SIM} minus mean test-photo {SIM}: how much closer the output is to one "
            "photo it was trained on than to the person", "copy-paste metric of InstantID / PuLID discussions",
-           needs="recognizer"),
+           needs="recognizer",
+           producer="identity"),
     Metric("copy_paste_gap_real", "image", None,
            "the same gap for each real test photo (nearest training photo minus the other test photos): what a "
            "never-trained photo of the person scores; a likeness copies when its gap exceeds this",
-           needs="recognizer"),
+           needs="recognizer",
+           producer="real_copy_paste_gap"),
     Metric("id_match_rate", "image", True,
            "1 if the generated face's mean similarity to the test photos reaches the recognizer's calibrated "
            "threshold at FMR 1e-3 (workbench faces list), else 0: comparable across recognizers",
-           "verification at a fixed false-match rate (NIST FRVT)", (0, 1), rate=True, needs="recognizer"),
+           "verification at a fixed false-match rate (NIST FRVT)", (0, 1), rate=True, needs="recognizer",
+           producer="identity"),
     Metric("sharpness", "image", True, "variance of the Laplacian of the 128 px grey face crop (whole image without "
-           "a face); the row's 'region' says which", "Pech-Pacheco et al. 2000", (0, None)),
+           "a face); the row's 'region' says which", "Pech-Pacheco et al. 2000", (0, None),
+           producer="no_reference"),
     Metric("exposure", "image", None, "mean grey level of the face crop (whole image without a face), 0-1",
-           range=(0, 1)),
+           range=(0, 1),
+           producer="no_reference"),
     Metric("clip_score", "image", True, "CLIP score of the image and its prompt with the trigger replaced by the "
-           "class word, 100 x max(cos, 0)", "Hessel et al. 2021 (torchmetrics CLIPScore)", (0, 100), needs="clip"),
+           "class word, 100 x max(cos, 0)", "Hessel et al. 2021 (torchmetrics CLIPScore)", (0, 100), needs="clip",
+           producer="clip_score"),
     Metric("clip_iqa_quality", "image", True, "CLIP-IQA P('Good photo.' vs 'Bad photo.')",
-           "Wang et al. 2023 (torchmetrics CLIPImageQualityAssessment)", (0, 1), needs="clip"),
+           "Wang et al. 2023 (torchmetrics CLIPImageQualityAssessment)", (0, 1), needs="clip",
+           producer="clip_iqa"),
     Metric("clip_iqa_sharpness", "image", True, "CLIP-IQA P('Sharp photo.' vs 'Blurry photo.')",
-           "Wang et al. 2023", (0, 1), needs="clip"),
+           "Wang et al. 2023", (0, 1), needs="clip",
+           producer="clip_iqa"),
     Metric("clip_iqa_noisiness", "image", True, "CLIP-IQA P('Clean photo.' vs 'Noisy photo.'): higher = cleaner",
-           "Wang et al. 2023", (0, 1), needs="clip"),
+           "Wang et al. 2023", (0, 1), needs="clip",
+           producer="clip_iqa"),
     Metric("fid_clip", "run", False, "Fréchet distance of CLIP image features, generated vs reference photos",
-           "Heusel et al. 2017; Kynkäänniemi et al. 2023 (CLIP features)", (0, None), needs="clip"),
+           "Heusel et al. 2017; Kynkäänniemi et al. 2023 (CLIP features)", (0, None), needs="clip",
+           producer="distribution"),
     Metric("kid_clip", "run", False, "kernel inception distance on CLIP features (unbiased MMD^2, polynomial kernel)",
-           "Bińkowski et al. 2018", needs="clip"),
-    Metric("kid_clip_std", "run", None, "standard deviation of KID over its subsets", needs="clip"),
+           "Bińkowski et al. 2018", needs="clip",
+           producer="distribution"),
+    Metric("kid_clip_std", "run", None, "standard deviation of KID over its subsets", needs="clip",
+           producer="distribution"),
     Metric("seconds_per_image", "image", False, "wall seconds to render one image (batch 1, after a warm-up, "
-           "pipeline loaded once per study)", unit="s", range=(0, None)),
+           "pipeline loaded once per study)", unit="s", range=(0, None),
+           producer="study_timing"),
     Metric("peak_gpu_memory_gb", "cell", False, "the highest GPU memory torch allocated while the cell rendered",
-           unit="GB", range=(0, None)),
+           unit="GB", range=(0, None),
+           producer="study_timing"),
     Metric("test_facesim_before_detailer", "image", True, "test FaceSim of the same image before the face detailer "
-           "re-rendered its face (the row of test_facesim is after)", needs="recognizer"),
+           "re-rendered its face (the row of test_facesim is after)", needs="recognizer",
+           producer="before_detailer"),
     Metric("gate_flagged", "cell", False, "share of the cell's photos the upload gate flagged (any flag)",
-           range=(0, 1), rate=True),
+           range=(0, 1), rate=True,
+           producer="upload_gate"),
     Metric("gate_failed", "cell", False, "share of the cell's photos the upload gate refused", range=(0, 1),
-           rate=True),
+           rate=True,
+           producer="upload_gate"),
     Metric("gate_matching_flag", "cell", True, "share of the cell's photos flagged with the flag meant for its "
-           "degradation (blur -> blurry, ...)", range=(0, 1), rate=True),
-    Metric("gate_ready", "cell", None, "1 if the gate called the whole set ready", range=(0, 1), rate=True),
+           "degradation (blur -> blurry, ...)", range=(0, 1), rate=True,
+           producer="upload_gate"),
+    Metric("gate_ready", "cell", None, "1 if the gate called the whole set ready", range=(0, 1), rate=True,
+           producer="upload_gate"),
 ]:
     register(_metric)

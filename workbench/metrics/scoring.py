@@ -1,4 +1,5 @@
-"""``score(run)``: one row per image x metric (plus Face-Div rows per prompt group), saved as Parquet.
+"""``score(run)``: one row per image x metric (plus Face-Div rows per prompt group), saved as Parquet. What is
+computed is what the metric registry names: each metric's producer (``producers.py``) runs at its level.
 
 A value that cannot be computed is ``None`` with a ``reason`` — never silently dropped.
 """
@@ -18,10 +19,9 @@ from ..faces import get_analyzer
 from ..images import ImageRefused, list_images, load_image
 from ..likeness.card import Likeness
 from ..store import read_manifest, write_manifest, write_table
-from .clip import DEFAULT_CLIP, ClipModel, ClipScorer, distribution_metrics
-from .identity import identity_spread, image_identity, real_copy_paste_gaps
-from .lpips import LpipsModel, aligned_crop, face_div_lpips
-from .quality import no_reference
+from .clip import DEFAULT_CLIP, ClipModel, ClipScorer
+from .lpips import LpipsModel, aligned_crop
+from .producers import GroupContext, ImageContext, RunContext, planned
 
 GROUP = ["pack", "prompt_id", "sampler", "steps", "guidance"]
 
@@ -58,8 +58,9 @@ def score_images(items: list[dict[str, Any]], root: Path, test: list, training: 
                  clip: ClipScorer, progress: bool = True, quality: bool = True,
                  reasons: dict[str, str] | None = None, threshold: tuple[float | None, str] = (None, ""),
                  lpips: LpipsModel | None = None) -> pd.DataFrame:
-    """Identity rows (with the recognizer named) and, with ``quality``, image-quality rows per image; per
-    prompt group identity spread and, with ``lpips``, PhotoMaker's Face-Div. ``reasons`` says why
+    """Per image, then per prompt group, the rows of every producer the registered metrics name
+    (``producers.planned``): identity (with the recognizer named) always; image quality, CLIP metrics and
+    PhotoMaker's Face-Div only with ``quality`` (once per run, not per recognizer). ``reasons`` says why
     references are missing; ``threshold`` is the recognizer's calibrated match threshold and its note."""
     recognizer = f"{analyzer.name} ({analyzer.version})"
     reasons = reasons or {}
@@ -67,97 +68,36 @@ def score_images(items: list[dict[str, Any]], root: Path, test: list, training: 
     why = {"test_facesim": test_reason, "test_facesim_max": test_reason, "train_facesim": train_reason,
            "nearest_train_facesim": train_reason, "copy_paste_gap": test_reason if not test else train_reason,
            "id_match_rate": test_reason if not test else threshold[1]}
-    rows, faces_by_group, crops_by_group = [], {}, {}
+    rank = 0 if quality else 1  # from the second recognizer on, only what runs per recognizer
+    image_producers, group_producers = planned("image", rank), planned("group", rank)
+    crops_wanted = lpips is not None and lpips.net is not None and any(p.name == "face_div_lpips"
+                                                                       for p in group_producers)
+    rows, groups = [], {}
     for item, image, faces in tqdm(_with_faces(analyzer, items, root), total=len(items), unit="img",
                                    desc=f"scoring ({analyzer.name})", disable=not progress):
         base = {k: item.get(k) for k in ("image_id", *GROUP, "seed", "family")}
-        for metric, value in image_identity(analyzer, faces, test, training, threshold[0]).items():
-            reason = None
-            if value is None:
-                reason = "no face detected" if not faces else why.get(metric, "not computable")
-            rows.append({**base, "metric": metric, "value": value, "reason": reason, "recognizer": recognizer,
-                         "note": threshold[1] if metric == "id_match_rate" and value is not None else None})
-        if item.get("before_path") and test:  # the face detailer ran: the same image before it, same references
-            before = analyzer.analyze(load_image(root / item["before_path"]))
-            value = image_identity(analyzer, before, test, training)["test_facesim"]
-            rows.append({**base, "metric": "test_facesim_before_detailer", "value": value, "recognizer": recognizer,
-                         "reason": None if value is not None else "no face detected before the detailer"})
-        if quality:
-            rows += _quality_rows(base, image, faces, item.get("prompt_plain") or item.get("prompt"), clip)
+        context = ImageContext(base, item, image, faces, analyzer, recognizer, test, training, threshold, why, clip,
+                               load=lambda path: load_image(root / path))
+        for producer in image_producers:
+            rows += producer.compute(context)
+        key = tuple(item.get(k) for k in GROUP)
+        group = groups.setdefault(key, GroupContext(
+            {**dict(zip(GROUP, key, strict=True)), "image_id": None, "seed": None, "family": items[0].get("family")},
+            analyzer=analyzer, recognizer=recognizer, lpips=lpips))
         if faces:
-            key = tuple(item.get(k) for k in GROUP)
-            faces_by_group.setdefault(key, []).append(faces[0])
-            if lpips is not None and lpips.net is not None:
-                crops_by_group.setdefault(key, []).append(aligned_crop(image, faces[0]))
-    groups = {tuple(item.get(k) for k in GROUP) for item in items}
+            group.faces.append(faces[0])
+            if crops_wanted:
+                group.crops.append(aligned_crop(image, faces[0]))
     for key in sorted(groups, key=str):
-        group = {**dict(zip(GROUP, key, strict=True)), "image_id": None, "seed": None, "family": items[0].get("family")}
-        spread = identity_spread(analyzer, faces_by_group.get(key, []))
-        rows.append({**group, "metric": "identity_spread", "value": spread, "recognizer": recognizer,
-                     "reason": None if spread is not None else "fewer than two faces in this prompt group"})
-        if lpips is not None and quality:
-            div = face_div_lpips(lpips, crops_by_group.get(key, []))
-            rows.append({**group, "metric": "face_div_lpips", "value": div, "recognizer": None, "region": "face",
-                         "reason": None if div is not None else lpips.unavailable or "fewer than two faces in this "
-                         "prompt group"})
+        for producer in group_producers:
+            rows += producer.compute(groups[key])
     return _frame(rows)
-
-
-def real_gap_rows(analyzer, test_files: list[Path], test: list, training: list) -> pd.DataFrame:
-    """``copy_paste_gap_real``: the same gap for the real test photos (one row per test photo)."""
-    recognizer = f"{analyzer.name} ({analyzer.version})"
-    gaps = real_copy_paste_gaps(analyzer, test, training)
-    if not gaps:
-        return _frame([{"image_id": None, "photo": None, "metric": "copy_paste_gap_real", "value": None,
-                        "recognizer": recognizer, "reason": "needs two test photos with a face and training photos"}])
-    names = [p.name for p in test_files][:len(gaps)]
-    return _frame([{"image_id": None, "photo": name, "metric": "copy_paste_gap_real", "value": gap,
-                    "recognizer": recognizer, "reason": None} for name, gap in zip(names, gaps, strict=True)])
-
-
-def _quality_rows(base: dict, image, faces, prompt: str | None, clip: ClipScorer) -> list[dict[str, Any]]:
-    region = "face" if faces else "image"
-    rows = [{**base, "metric": m, "value": v, "reason": None, "recognizer": None, "region": region}
-            for m, v in no_reference(image, faces[0] if faces else None).items()]
-    clip_value = clip.score(image, prompt or "")
-    rows.append({**base, "metric": "clip_score", "value": clip_value, "recognizer": None,
-                 "reason": None if clip_value is not None else (clip.unavailable or "no prompt")})
-    for metric, value in clip.iqa(image).items():
-        rows.append({**base, "metric": metric, "value": value, "recognizer": None,
-                     "reason": None if value is not None else clip.iqa_unavailable})
-    return rows
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     frame["value"] = frame["value"].astype(float)
     return frame
-
-
-DISTRIBUTION_GROUP = ["sampler", "steps", "guidance"]
-
-
-def distribution_rows(items: list[dict[str, Any]], root: Path, reference: list[Path], clip: ClipModel,
-                      missing: str | None = None) -> pd.DataFrame:
-    """FID / KID on CLIP features per (sampler, steps, guidance) group against the reference photos."""
-    references = []
-    for path in reference:
-        try:
-            references.append(load_image(path))
-        except ImageRefused:
-            continue
-    rows = []
-    frame = pd.DataFrame(items)
-    for key, group in frame.groupby(DISTRIBUTION_GROUP, sort=True):
-        if missing:
-            results = {m: (None, missing) for m in ("fid_clip", "kid_clip", "kid_clip_std")}
-        else:
-            results = distribution_metrics([load_image(root / p) for p in group["path"]], references, clip)
-        for metric, (value, reason) in results.items():
-            rows.append({**dict(zip(DISTRIBUTION_GROUP, key, strict=True)), "pack": None, "prompt_id": None,
-                         "image_id": None, "seed": None, "family": group["family"].iloc[0], "metric": metric,
-                         "value": value, "reason": reason, "recognizer": None})
-    return _frame(rows)
 
 
 def reference_files(run: Path, references: str | os.PathLike | None, likeness) -> tuple[list[Path], list[Path],
@@ -225,6 +165,7 @@ def score(run: str | os.PathLike, references: str | os.PathLike | None = None,
     lpips_model = LpipsModel(lpips) if not isinstance(lpips, LpipsModel) else lpips
     items = images.to_dict("records")
     tables, recognizer_facts = [], {}
+    real = list_images(fid_reference) if fid_reference else []
     for index, name in enumerate(names):
         analyzer = get_analyzer(name)
         test, notes = reference_faces(analyzer, test_files)
@@ -237,11 +178,12 @@ def score(run: str | os.PathLike, references: str | os.PathLike | None = None,
                                   "calibration": threshold[1]}
         tables.append(score_images(items, run, test, training, analyzer, clip, progress, quality=index == 0,
                                    reasons=reasons, threshold=threshold, lpips=lpips_model))
-        tables.append(real_gap_rows(analyzer, test_files, test, training))
-    real = list_images(fid_reference) if fid_reference else []
-    tables.append(distribution_rows(items, run, real, clip_model_obj,
-                                    None if fid_reference else "no --fid-reference folder given: FID/KID need a "
-                                    "reference set you name"))
+        context = RunContext(items, lambda path: load_image(run / path), analyzer, f"{analyzer.name} "
+                             f"({analyzer.version})", test_files, test, training, clip_model_obj, real,
+                             None if fid_reference else "no --fid-reference folder given: FID/KID need a reference "
+                             "set you name")
+        for producer in planned("run", index):
+            tables.append(_frame(producer.compute(context)))
     table = pd.concat(tables, ignore_index=True)
     table["test_shares_shoot_with_train"] = facts["test_shares_shoot_with_train"]
     write_table(table, run / SCORES)
