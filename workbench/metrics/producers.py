@@ -1,6 +1,6 @@
 """What computes each metric. A producer is one function at one level (per image, per prompt group, per run)
 that emits one or more registered metrics; every ``Metric`` in ``registry.py`` names its producer, and
-``score`` runs the producers its registered metrics name, in registry order. A metric whose producer does
+``score`` runs the producers its registered metrics name, in registry order (``registry.planned``). A metric whose producer does
 not exist, or a producer that emits an unregistered metric, is an error a test catches; a metric the scorer
 never produces cannot be registered unnoticed.
 
@@ -185,13 +185,3 @@ PRODUCERS: dict[str, Producer] = {p.name: p for p in [
     Producer("study_timing", "study", ("seconds_per_image", "peak_gpu_memory_gb"), None),
     Producer("upload_gate", "study", ("gate_flagged", "gate_failed", "gate_matching_flag", "gate_ready"), None),
 ]}
-
-
-def planned(level: Level, recognizer_pass: int = 0) -> list[Producer]:
-    """The producers the registered metrics name at ``level``, in registry order: the ones to run. From the
-    second recognizer on, only those that run per recognizer."""
-    from .registry import METRICS
-
-    names = list(dict.fromkeys(metric.producer for metric in METRICS.values()))
-    chosen = [PRODUCERS[name] for name in names if PRODUCERS[name].level == level]
-    return [p for p in chosen if p.per_recognizer or recognizer_pass == 0]

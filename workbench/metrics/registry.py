@@ -53,6 +53,16 @@ def get_metric(name: str) -> Metric:
     raise unknown_name("metric", name, METRICS)
 
 
+def planned(level: str, recognizer_pass: int = 0) -> list:
+    """The producers the registered metrics name at ``level``, in registry order: what ``score`` runs. From
+    the second recognizer on, only those that run per recognizer."""
+    from .producers import PRODUCERS
+
+    names = list(dict.fromkeys(metric.producer for metric in METRICS.values()))
+    chosen = [PRODUCERS[name] for name in names if PRODUCERS[name].level == level]
+    return [p for p in chosen if p.per_recognizer or recognizer_pass == 0]
+
+
 def is_rate(name: str) -> bool:
     return name in METRICS and METRICS[name].rate
 

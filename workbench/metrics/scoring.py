@@ -21,7 +21,8 @@ from ..likeness.card import Likeness
 from ..store import read_manifest, write_manifest, write_table
 from .clip import DEFAULT_CLIP, ClipModel, ClipScorer
 from .lpips import LpipsModel, aligned_crop
-from .producers import GroupContext, ImageContext, RunContext, planned
+from .producers import GroupContext, ImageContext, RunContext
+from .registry import planned
 
 GROUP = ["pack", "prompt_id", "sampler", "steps", "guidance"]
 
