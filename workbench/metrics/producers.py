@@ -1,8 +1,8 @@
 """What computes each metric. A producer is one function at one level (per image, per prompt group, per run)
 that emits one or more registered metrics; every ``Metric`` in ``registry.py`` names its producer, and
-``score`` runs the producers its registered metrics name, in registry order (``registry.planned``). A metric whose producer does
-not exist, or a producer that emits an unregistered metric, is an error a test catches; a metric the scorer
-never produces cannot be registered unnoticed.
+``score`` runs the producers its registered metrics name, in registry order (``registry.planned``). A metric
+whose producer does not exist, or a producer that emits an unregistered metric, is an error a test catches;
+a metric the scorer never produces cannot be registered unnoticed.
 
 Producers at the ``study`` level (seconds per image, peak GPU memory, what the upload gate said) run in the
 study kinds, which own the timings and the gate; they are listed here so that every metric has a producer.
