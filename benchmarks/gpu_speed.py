@@ -26,7 +26,6 @@ CPU smoke run (tiny models, seconds): ``python benchmarks/gpu_speed.py --device 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import os
@@ -36,7 +35,6 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -219,7 +217,6 @@ def bench_train(args, settings) -> None:
     """Plain arms first (``--plain-train``), then the workbench's trainer once per ``--train-variants`` arm,
     all at the trainer's precision. ``--train-profile`` adds, for plain b4 and the first trainer arm, where a
     step's time goes: GPU kernel time against wall time per step (how idle the GPU is), host syncs, top ops."""
-    from workbench.likeness import train as train_module
     from workbench.likeness import train_likeness
     from workbench.likeness.config import TrainConfig
     from workbench.models import get_family
@@ -245,14 +242,12 @@ def bench_train(args, settings) -> None:
                    if args.train_profile and n == 0 else None)
         steps = args.train_steps + 2 + (profile.steps + 1 if profile else 0)
         started = time.perf_counter()
-        with mock.patch.object(train_module, "lean_lora", lambda layers: contextlib.nullcontext(0),
-                               create=False) if peft_forward else contextlib.nullcontext():
-            likeness = train_likeness(SELFIES, work / "lk", family=fam.name, settings=settings, progress=False,
-                                      steps=steps, checkpoint_every=steps, resolution=size, precision=precision,
-                                      batch_size=None if batch == "auto" else int(batch),
-                                      compile=bool(int(compiled)), gradient_checkpointing=checkpointing,
-                                      ignore_gate=True, analyzer=args.analyzer,
-                                      callback=profile.callback if profile else None)
+        likeness = train_likeness(SELFIES, work / "lk", family=fam.name, settings=settings, progress=False,
+                                  steps=steps, checkpoint_every=steps, resolution=size, precision=precision,
+                                  batch_size=None if batch == "auto" else int(batch),
+                                  compile=bool(int(compiled)), gradient_checkpointing=checkpointing,
+                                  ignore_gate=True, analyzer=args.analyzer, lean_lora=not peft_forward,
+                                  callback=profile.callback if profile else None)
         total = time.perf_counter() - started
         timings = json.loads((work / "lk" / "manifest.json").read_text())["timings"]
         config = likeness.card["config"]

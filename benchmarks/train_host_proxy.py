@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from workbench.likeness.lean_lora import lean_lora  # noqa: E402
-from workbench.likeness.train import lora_inputs_uncast, lora_layers_of  # noqa: E402
+from workbench.likeness.lora import lora_inputs_uncast, lora_layers_of  # noqa: E402
 from workbench.models.architectures.sdxl import UNET_SDXL  # noqa: E402
 from workbench.models.families import UNET_ATTENTION  # noqa: E402
 

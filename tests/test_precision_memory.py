@@ -262,3 +262,17 @@ def test_memory_table_and_command_show_what_a_card_trains():
     assert result.exit_code == 0, result.output
     picked = [line.split() for line in result.output.splitlines() if line.endswith("<- auto")]
     assert picked == [["full", "2", "False", "adamw", "fp16", "19.9", "True", "<-", "auto"]]
+
+
+def test_the_memory_trace_puts_torch_back_even_when_it_fails():
+    """The trace swaps torch.nn.functional's functions for the length of one trace, one trace at a time."""
+    import torch
+
+    from workbench.likeness.footprint import gpu_kernels_on_meta
+
+    before = {name: getattr(torch.nn.functional, name) for name in ("linear", "layer_norm",
+                                                                     "scaled_dot_product_attention")}
+    with pytest.raises(RuntimeError, match="inside"), gpu_kernels_on_meta(torch.bfloat16):
+        assert torch.nn.functional.linear is not before["linear"]
+        raise RuntimeError("inside the trace")
+    assert {name: getattr(torch.nn.functional, name) for name in before} == before

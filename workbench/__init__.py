@@ -28,7 +28,7 @@ _PUBLIC = {
     "run_suite": "workbench.suites",
     "run_demo": "workbench.demo",
     # what a stage would refuse, asked before it runs (the app asks at the click)
-    "training_conflicts": "workbench.likeness.train",
+    "training_conflicts": "workbench.likeness.reuse",
     "generation_conflicts": "workbench.generate.runner",
     "check_limit": ("workbench.limits", "check_value"),
     "check_name": "workbench.names",

@@ -187,6 +187,8 @@ def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked f
           buckets: bool = typer.Option(False, help="Aspect buckets: keep each photo's aspect instead of square."),
           compile: bool = typer.Option(False, "--compile", help="Regional torch.compile of the denoiser's blocks "
                                        "(GPU speed; the compile time is reported separately)."),
+          lean_lora: bool = typer.Option(False, "--lean-lora", help="LoRA layers as plain functional calls (peft's "
+                                         "numbers bit for bit, fewer kernels; a GPU speed gain is not yet measured)."),
           attention: str = typer.Option(None, help="SDPA kernels for the training steps: auto (PyTorch's "
                                         "choice), no-cudnn (try it when a GPU training's loss turns NaN or dies in "
                                         "backward), math (slow reference). Default: the family's on a GPU (FLUX: "
@@ -209,6 +211,7 @@ def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked f
                               train_text_encoder=train_text_encoder, prior_preservation=prior_preservation,
                               class_images=class_images, captions=str(captions) if captions else None,
                               gradient_checkpointing=gradient_checkpointing, buckets=buckets, compile=compile,
+                              lean_lora=lean_lora,
                               attention=attention,
                               validation=validation, test=test, splits=str(splits) if splits else None,
                               log_with=list(log_with), replace=replace)

@@ -52,6 +52,10 @@ class TrainConfig(BaseModel):
     # Regional torch.compile of the denoiser's repeated blocks (models/regional.py): faster steps on a GPU
     # after a one-off compile, reported apart in the manifest (timings.compile_seconds).
     compile: bool = False
+    # The LoRA layers' forward as plain functional calls instead of peft's (likeness/lean_lora.py): peft's loss
+    # and gradients bit for bit with fewer kernels and 3.8 % less host time on a CPU proxy; off until a GPU
+    # A/B shows it helps there (benchmarks/gpu_speed.py --train-variants ...:peft is that A/B).
+    lean_lora: bool = False
     # SDPA kernels the training steps may use (models/attention.py): auto = PyTorch's choice; no-cudnn
     # when a GPU training's loss turns NaN or dies in backward; math, the slow reference. None: the family's
     # choice on a GPU (FLUX: no-cudnn), PyTorch's on a CPU.

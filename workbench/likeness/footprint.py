@@ -18,6 +18,7 @@ double count of at most 0.25 GB, for FLUX).
 from __future__ import annotations
 
 import contextlib
+import threading
 import weakref
 from dataclasses import dataclass
 
@@ -72,7 +73,18 @@ def gpu_kernels_on_meta(dtype):
       the L x L matrix of the math path that PyTorch takes on the meta device.
 
     Functions are swapped in the module (and restored), not caught by a mode: gradient checkpointing
-    recomputes its blocks inside backward, where a Python mode is not active."""
+    recomputes its blocks inside backward, where a Python mode is not active. The swap is process-wide, so
+    traces hold a lock (one at a time) and only run where nothing else computes: the memory planner reads
+    the traced numbers from each architecture's profile and never traces in a serving process (the app,
+    a job worker); the trace runs in tests and ``benchmarks/training_memory.py``."""
+    with _TRACING:
+        yield from _swapped(dtype)
+
+
+_TRACING = threading.Lock()
+
+
+def _swapped(dtype):
     functional = torch.nn.functional
     low = ("linear", "conv1d", "conv2d")
     high = ("layer_norm", "group_norm", "mse_loss")
@@ -135,7 +147,7 @@ def step_footprint(family: Family, resolution: int, batch: int, precision: str =
     layer's input up to fp32), the step whose peaks the H100 measured. The trace runs peft's forward: the
     trainer's ``lean_lora`` keeps the same tensors for backward (traced once with it: the same peaks, SDXL
     1024 b1 6.833 GB, FLUX 512 b1 11.937)."""
-    from .train import add_lora, lora_inputs_uncast, lora_layers_of
+    from .lora import add_lora, lora_inputs_uncast, lora_layers_of
 
     dtype = DTYPES[precision]
     pipe = build_realsize_pipeline(family, device="meta", dtype=dtype)

@@ -7,10 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from ..errors import WorkbenchError
 from ..images import load_image
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 HEAD_AND_SHOULDERS = 2.6  # crop side as a multiple of the face box: keeps hair, chin and shoulders
 
@@ -76,3 +81,48 @@ def prepare_training_set(files: list[Path], faces: dict[Path, tuple | None], siz
         image = face_crop(photo, faces.get(path), shape)
         samples.append(Sample(file=path, image=image, caption=caption))
     return TrainingSet(samples=samples, held_out=list(held_out), token=token, class_word=class_word)
+
+
+def load_captions(folder: Path, files: list[Path], captions_file: str | None) -> dict[str, str]:
+    """Per-photo captions: a ``captions.csv`` (file,caption) when given, else kohya-style sidecar
+    ``<photo>.txt`` files next to the photos. ``{subject}`` in a caption becomes ``<token> <class>``;
+    a caption without it gets the subject prepended, so the trigger is always trained."""
+    captions: dict[str, str] = {}
+    if captions_file:
+        import csv
+
+        path = Path(captions_file)
+        if not path.is_file():
+            raise WorkbenchError(f"captions file {path} not found; give a CSV with columns file,caption.")
+        try:
+            with path.open(newline="", encoding="utf-8") as handle:
+                for line, row in enumerate(csv.DictReader(handle), start=2):
+                    if not row.get("file") or row.get("caption") is None:
+                        raise WorkbenchError(f"{path}:{line}: needs columns 'file' and 'caption'.")
+                    captions[row["file"]] = row["caption"].strip()
+        except UnicodeDecodeError as exc:
+            raise WorkbenchError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV.") from None
+        except csv.Error as exc:
+            raise WorkbenchError(f"{path}: not a readable CSV ({exc}); give columns file,caption.") from None
+    else:
+        for photo in files:
+            sidecar = photo.with_suffix(".txt")
+            if sidecar.is_symlink():  # a link may point anywhere on the server: never read
+                raise WorkbenchError(f"{sidecar}: the caption is a link; put the caption text in the file itself.")
+            if sidecar.is_file():
+                try:
+                    captions[photo.name] = sidecar.read_text(encoding="utf-8").strip()
+                except UnicodeDecodeError as exc:
+                    raise WorkbenchError(f"{sidecar}: not UTF-8 text (byte {exc.start}); save it as UTF-8.") from None
+    return {name: text if "{subject}" in text else f"photo of {{subject}}, {text}" for name, text in captions.items()}
+
+
+def training_files(selfies, report, config: TrainConfig) -> list[Path]:
+    """The photos the selfie check passed, or with ``ignore_gate`` every readable one."""
+    files = report.training_files
+    if config.ignore_gate:  # research: train on every readable photo, whatever the gate said
+        files = [report.folder / p.file for p in report.photos if "unreadable" not in p.flags]
+    if not files:
+        raise WorkbenchError(f"{selfies}: none of the photos can be used for training ({report.verdict}); "
+                             "see the check's advice.")
+    return files

@@ -5,8 +5,6 @@ resume) -> loop (checkpoint + held-out probe every N steps) -> finish (choose th
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import shutil
 import time
@@ -21,12 +19,11 @@ from tqdm.auto import tqdm
 
 from .. import retention, tracking
 from ..config import Settings
-from ..errors import ArtifactError, ConfigError, WorkbenchError
+from ..errors import WorkbenchError
 from ..faces import get_analyzer
-from ..lineage import describe_changes, describe_photo_change, link, photo_hashes, refuse_other_inputs
+from ..lineage import link, photo_hashes, refuse_other_inputs
 from ..models import get_family, load_pipeline
-from ..models.architectures import adapter_for, get_architecture
-from ..models.architectures.base import upload
+from ..models.architectures import adapter_for
 from ..models.attention import attention_kernels
 from ..models.loading import ensure_available
 from ..models.regional import check_compile, compile_denoiser
@@ -40,20 +37,19 @@ from ..store import (
     write_manifest,
     write_table,
 )
+from .caches import Cache, build_caches, class_images
 from .card import CARD_FILE, KOHYA_FILE, LORA_FILE, Likeness
+from .checkpoints import check_resumable, last_checkpoint, resume, save_checkpoint, saved_config
 from .config import TrainConfig
-from .export import canonical_safetensors, export_kohya, kohya_base_version
+from .export import export_kohya, kohya_base_version
 from .lean_lora import lean_lora
-from .memory import config_peak_gb, out_of_memory_advice
-from .prepare import prepare_training_set
+from .lora import add_lora, lora_inputs_uncast, lora_layers_of, offload_encoders
+from .memory import out_of_memory_advice
+from .prepare import load_captions, prepare_training_set, training_files
 from .probe import encode_probes, probe_checkpoint, select_checkpoint
+from .reuse import likeness_differences, reuse_check, training_conflicts  # noqa: F401 (the public entry lives here too)
+from .runtime import WEIGHT_DTYPES, make_optimizer, memory_report, new_accelerator, plain_forward
 from .splits import Splits, make_splits
-
-STATE_FILE = "trainer_state.pt"
-CONFIG_FILE = "train_config.json"
-# Settings that change only memory or speed, not what a step trains: a run may resume with others (after
-# running out of memory, say). Every other setting must match the checkpoints it resumes.
-RESUMABLE_CHANGES = frozenset({"memory", "gradient_checkpointing", "vae", "compile", "attention", "log_with"})
 
 
 @dataclass
@@ -120,7 +116,8 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
         run = None
         try:
             run = setup(selfies, out, config, settings, analyzer, progress, report, manifest)
-            with lean_lora(lora_layers_of(run.adapter.denoiser, *run.encoders)):
+            layers = lora_layers_of(run.adapter.denoiser, *run.encoders) if run.config.lean_lora else []
+            with lean_lora(layers):  # opt-in (--lean-lora); with no layers peft's own forward runs
                 train_loop(run, progress, callback)
         except torch.OutOfMemoryError as exc:  # an error to act on: which settings fit, and what resumes
             resolved = run.config if run else TrainConfig(**manifest.config) if manifest.config else None
@@ -136,47 +133,6 @@ def train_likeness(selfies: str | os.PathLike, out: str | os.PathLike, family: s
         timings = manifest.timings
         timings["likeness_seconds"] = time.perf_counter() - started - timings.get("load_seconds", 0.0)
         return finish(run, selfies)
-
-
-def reuse_check(out: str | os.PathLike, selfies: str | os.PathLike,
-                config: TrainConfig) -> tuple[Manifest | None, list[str]]:
-    """The folder's manifest and what differs between the likeness it holds and the one asked for (empty:
-    the folder may be resumed or returned). The app asks this before it queues a training."""
-    if not Path(selfies).is_dir():
-        raise WorkbenchError(f"{selfies}: not a folder of photos. Pass the folder that holds your selfies.")
-    manifest = read_manifest(out)
-    if manifest is not None and manifest.kind != "likeness":
-        raise ConfigError(f"{out} holds a {manifest.kind}, not a likeness; train into another --out.")
-    if manifest is None:
-        return None, []
-    return manifest, likeness_differences(manifest, photo_hashes(selfies), config)
-
-
-def training_conflicts(out: str | os.PathLike, selfies: str | os.PathLike, family: str = "tiny-sd",
-                       **options: Any) -> list[str]:
-    """What ``train_likeness(selfies, out, family, **options)`` would refuse, checked without training: a bad
-    or out-of-bounds option raises ``ConfigError``; the list says what differs from the likeness already in
-    ``out`` (empty: ``out`` is new, or holds this likeness to resume or return)."""
-    return reuse_check(out, selfies, TrainConfig.parse(family, **options))[1]
-
-
-def likeness_differences(manifest: Manifest, photos: dict[str, str], config: TrainConfig) -> list[str]:
-    """What differs between the likeness (finished or not) a folder's manifest records and the one asked
-    for: its photos by content, and every setting given explicitly (memory settings may change)."""
-    differences = []
-    recorded = manifest.inputs.get("set_sha256")
-    if recorded is None and manifest.inputs.get("photo_sha256"):  # written before set hashes: its training photos
-        trained = set(manifest.inputs["photo_sha256"].values())
-        if not trained <= set(photos.values()):
-            differences.append(f"other photos ({len(trained - set(photos.values()))} of its training photos are "
-                               "not among these)")
-    elif recorded is not None and (change := describe_photo_change(photos, recorded)):
-        differences.append(change)
-    if manifest.config:
-        asked = {k: v for k, v in config.model_dump().items()
-                 if k in config.model_fields_set and v is not None and k not in RESUMABLE_CHANGES}
-        differences += describe_changes(asked, manifest.config)
-    return differences
 
 
 def setup(selfies, out: Path, config: TrainConfig, settings: Settings, analyzer, progress: bool, report,
@@ -385,372 +341,3 @@ def finish(run: Run, selfies) -> Likeness:
     return Likeness.load(out)
 
 
-WEIGHT_DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
-
-
-def new_accelerator(config: TrainConfig, cpu: bool, project_dir: Path | None = None):
-    """An Accelerator for this run's precision. accelerate keeps one process-wide state and refuses a
-    second precision ("AcceleratorState has already been initialized"); a training after another of a
-    different precision in one process (an app session, a notebook) resets it. The distributed state
-    (``PartialState``) is kept, so this is safe under ``accelerate launch``."""
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=False)
-    GradientState._reset_state()
-    return Accelerator(mixed_precision="no" if config.precision == "fp32" else config.precision,
-                       gradient_accumulation_steps=config.gradient_accumulation, cpu=cpu,
-                       log_with=config.log_with or None, project_dir=str(project_dir) if project_dir else None)
-
-
-@contextlib.contextmanager
-def plain_forward(model):
-    """Render probes as inference does: the denoiser in its weight dtype, not through accelerate's
-    autocast wrapper, which returns fp32 latents that a half-precision VAE then refuses ("Input type
-    (float) and bias type (c10::BFloat16) should be the same")."""
-    wrapped = model.__dict__.get("forward")
-    original = getattr(model, "_original_forward", None)
-    if wrapped is None or original is None:
-        yield
-        return
-    model.forward = original
-    try:
-        yield
-    finally:
-        model.forward = wrapped
-
-
-def lora_layers_of(*models: torch.nn.Module) -> list:
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    return [m for model in models for m in model.modules() if isinstance(m, BaseTunerLayer)]
-
-
-@contextlib.contextmanager
-def lora_inputs_uncast(layers: list):
-    """Inside the training step, peft's LoRA layers leave their input in the base's dtype. By default each
-    casts its fp16/bf16 input up to the fp32 LoRA weights, and autocast casts it straight back down for the
-    matmul: two copies of the activation per layer and two more in backward, for the same numbers (fp16 ->
-    fp32 -> fp16 is exact). Copy kernels were 17 % of the SDXL step's GPU time on an H100, and the step is
-    bound by its kernel launches. Only under autocast: outside it (fp32 LoRA on a half base) the cast is
-    needed, so each layer's flag is put back after each micro-step. (peft's own ``disable_input_dtype_casting``
-    does this by walking every module at each call: too slow for a launch-bound step.) The layers ``lean_lora``
-    covers never cast their input under autocast: this is for the others (a quantized base's)."""
-    before = [layer.cast_input_dtype_enabled for layer in layers]
-    for layer in layers:
-        layer.cast_input_dtype_enabled = False
-    try:
-        yield
-    finally:
-        for layer, enabled in zip(layers, before, strict=True):
-            layer.cast_input_dtype_enabled = enabled
-
-
-def make_optimizer(params: list, config: TrainConfig, device) -> torch.optim.Optimizer:
-    """AdamW (fused on CUDA), or bitsandbytes' 8-bit AdamW in the low-memory tier."""
-    if config.optimizer == "adamw8bit":
-        try:
-            import bitsandbytes as bnb
-        except ImportError as exc:
-            raise WorkbenchError("the low-memory tier uses 8-bit AdamW: `pip install bitsandbytes`, or pass "
-                                 "--memory balanced (or --optimizer adamw).") from exc
-        return bnb.optim.AdamW8bit(params, lr=config.learning_rate, weight_decay=1e-2)
-    fused = torch.device(device).type == "cuda"
-    return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=1e-2, fused=fused or None)
-
-
-class Cache:
-    """Latents and conditioning per aspect bucket (one bucket when training square). A batch is
-    drawn from one bucket, chosen in proportion to its size, so tensors in a batch share a shape."""
-
-    def __init__(self, buckets: list[tuple[torch.Tensor, dict[str, Any]]]):
-        self.buckets = buckets
-        self.sizes = torch.tensor([float(latents.shape[0]) for latents, _ in buckets])
-
-    def draw(self, adapter, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, Any]]:
-        bucket = 0 if len(self.buckets) == 1 else int(torch.multinomial(self.sizes, 1, generator=generator))
-        latents, cond = self.buckets[bucket]
-        index = torch.randint(0, latents.shape[0], (batch_size,), generator=generator)
-        if "captions" in cond:
-            return latents[upload(index, latents)], step_cond(adapter, cond, index)
-        index = upload(index, latents)  # once for the latents and every conditioning tensor
-        return latents[index], batch_cond(cond, index)
-
-
-def build_caches(adapter, data, device, encode_text: bool = True) -> Cache:
-    """VAE latents and text embeddings for every sample, grouped by crop shape. When the text
-    encoders train, captions stay text and are encoded each step (``step_cond``)."""
-    groups: dict[tuple[int, int], list] = {}
-    for sample in data.samples:
-        groups.setdefault(sample.image.size, []).append(sample)
-    buckets = []
-    for samples in groups.values():
-        pixels = torch.stack([torch.from_numpy(np.asarray(s.image, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)
-                              for s in samples])
-        latents = torch.cat([adapter.encode_images(pixels[i:i + 4]) for i in range(0, len(pixels), 4)])
-        captions = [s.caption for s in samples]
-        if encode_text:
-            cond = {k: v.to(device) for k, v in adapter.encode_captions(captions).items()}
-        else:
-            cond = {"captions": captions}
-        buckets.append((latents.to(device), cond))
-    return Cache(buckets)
-
-
-SHARED_COND = {"text_ids"}  # FLUX text position ids are per sequence, not per sample
-
-
-def batch_cond(cond: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {k: v if k in SHARED_COND else v[index.to(v.device)] for k, v in cond.items()}
-
-
-def step_cond(adapter, cond: dict[str, Any], index: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The batch's conditioning: sliced from the cache, or encoded now through the LoRA'd encoders."""
-    if "captions" in cond:
-        return adapter.encode_captions_with_grad([cond["captions"][i] for i in index.tolist()])
-    return batch_cond(cond, index)
-
-
-def add_text_encoder_lora(adapter, config, fam) -> list[torch.nn.Module]:
-    """LoRA on the CLIP text encoders' attention (SD/SDXL; diffusers' DreamBooth-LoRA targets)."""
-    from peft import LoraConfig
-
-    if not get_architecture(adapter.arch).text_encoder_lora:
-        from ..models.architectures import MODULES
-
-        able = "/".join(name for name in MODULES if get_architecture(name).text_encoder_lora)
-        raise WorkbenchError(f"--train-text-encoder is for {able} families; {fam.name} ({adapter.arch}) trains its "
-                             "denoiser only (as diffusers' and ai-toolkit's FLUX LoRA recipes do).")
-    encoders = adapter.text_encoders()
-    for encoder in encoders:
-        encoder.add_adapter(LoraConfig(r=config.text_encoder_rank, lora_alpha=config.text_encoder_rank,
-                                       init_lora_weights="gaussian",
-                                       target_modules=list(fam.text_encoder_lora_targets)))
-        for param in encoder.parameters():
-            if param.requires_grad:
-                param.data = param.data.float()
-        encoder.train()
-    return encoders
-
-
-def load_captions(folder: Path, files: list[Path], captions_file: str | None) -> dict[str, str]:
-    """Per-photo captions: a ``captions.csv`` (file,caption) when given, else kohya-style sidecar
-    ``<photo>.txt`` files next to the photos. ``{subject}`` in a caption becomes ``<token> <class>``;
-    a caption without it gets the subject prepended, so the trigger is always trained."""
-    captions: dict[str, str] = {}
-    if captions_file:
-        import csv
-
-        path = Path(captions_file)
-        if not path.is_file():
-            raise WorkbenchError(f"captions file {path} not found; give a CSV with columns file,caption.")
-        try:
-            with path.open(newline="", encoding="utf-8") as handle:
-                for line, row in enumerate(csv.DictReader(handle), start=2):
-                    if not row.get("file") or row.get("caption") is None:
-                        raise WorkbenchError(f"{path}:{line}: needs columns 'file' and 'caption'.")
-                    captions[row["file"]] = row["caption"].strip()
-        except UnicodeDecodeError as exc:
-            raise WorkbenchError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV.") from None
-        except csv.Error as exc:
-            raise WorkbenchError(f"{path}: not a readable CSV ({exc}); give columns file,caption.") from None
-    else:
-        for photo in files:
-            sidecar = photo.with_suffix(".txt")
-            if sidecar.is_symlink():  # a link may point anywhere on the server: never read
-                raise WorkbenchError(f"{sidecar}: the caption is a link; put the caption text in the file itself.")
-            if sidecar.is_file():
-                try:
-                    captions[photo.name] = sidecar.read_text(encoding="utf-8").strip()
-                except UnicodeDecodeError as exc:
-                    raise WorkbenchError(f"{sidecar}: not UTF-8 text (byte {exc.start}); save it as UTF-8.") from None
-    return {name: text if "{subject}" in text else f"photo of {{subject}}, {text}" for name, text in captions.items()}
-
-
-def class_images(pipe, adapter, config, fam, folder: Path, progress: bool):
-    """Prior-preservation images: the base model's "photo of a <class>", drawn once and kept in
-    ``folder`` (a resumed run reuses them), then treated like training samples."""
-    from .prepare import Sample, TrainingSet
-
-    folder.mkdir(parents=True, exist_ok=True)
-    prompt = f"photo of a {config.class_word}"
-    samples = []
-    for i in tqdm(range(config.class_images), desc="class images", disable=not progress, unit="img"):
-        path = folder / f"{i:04d}.png"
-        if not path.is_file():
-            with torch.no_grad():
-                image = pipe(prompt=prompt, num_inference_steps=fam.steps, guidance_scale=fam.guidance,
-                             height=config.resolution, width=config.resolution,
-                             generator=torch.Generator("cpu").manual_seed(10_000 + i)).images[0]
-            from ..images import encode_png
-            from ..store import atomic_write_bytes
-
-            atomic_write_bytes(path, encode_png(image))
-        from PIL import Image
-
-        samples.append(Sample(file=path, image=Image.open(path).convert("RGB"), caption=prompt))
-    return TrainingSet(samples=samples, held_out=[], token="", class_word=config.class_word)
-
-
-def add_lora(pipe, adapter, config: TrainConfig, fam) -> tuple[Any, list, list]:
-    """Freeze the base and add the LoRA (fp32 weights, trained under fp16/bf16 autocast); returns the
-    denoiser, the LoRA'd text encoders (if trained) and every trainable parameter."""
-    from peft import LoraConfig
-
-    for module in (pipe.vae, adapter.denoiser, *adapter.text_encoders()):
-        module.requires_grad_(False)
-    denoiser = adapter.denoiser
-    torch.manual_seed(config.seed)  # the LoRA's gaussian init: same seed, same starting weights
-    denoiser.add_adapter(LoraConfig(r=config.rank, lora_alpha=config.alpha, init_lora_weights="gaussian",
-                                    target_modules=list(fam.lora_targets)))
-    for param in denoiser.parameters():
-        if param.requires_grad:
-            param.data = param.data.float()
-    if config.gradient_checkpointing:
-        denoiser.enable_gradient_checkpointing()
-    # Train mode from the first step: from_pretrained returns eval mode and the probes switch to train
-    # mode afterwards; attention kernels differ between the two, so a resumed run (eval until its first
-    # probe) drifted from an uninterrupted one by ~1e-8.
-    denoiser.train()
-    encoders = add_text_encoder_lora(adapter, config, fam) if config.train_text_encoder else []
-    return denoiser, encoders, [p for m in (denoiser, *encoders) for p in m.parameters() if p.requires_grad]
-
-
-def training_files(selfies, report, config: TrainConfig) -> list[Path]:
-    """The photos the selfie check passed, or with ``ignore_gate`` every readable one."""
-    files = report.training_files
-    if config.ignore_gate:  # research: train on every readable photo, whatever the gate said
-        files = [report.folder / p.file for p in report.photos if "unreadable" not in p.flags]
-    if not files:
-        raise WorkbenchError(f"{selfies}: none of the photos can be used for training ({report.verdict}); "
-                             "see the check's advice.")
-    return files
-
-
-def offload_encoders(adapter, device: str) -> None:
-    for encoder in adapter.text_encoders():
-        encoder.to(device)
-
-
-def save_checkpoint(out: Path, pipe, adapter, optimizer, schedule, step: int, curve: list, losses: list,
-                    encoders: list | None = None, config=None) -> Path:
-    """Adapter (safetensors, diffusers format, with its LoRA config as metadata so alpha survives) +
-    resume state, appearing atomically as one folder."""
-    from diffusers.utils import convert_state_dict_to_diffusers
-    from peft.utils import get_peft_model_state_dict
-
-    encoders = encoders or []
-    peft_state = get_peft_model_state_dict(adapter.denoiser)
-    encoder_states = [get_peft_model_state_dict(e) for e in encoders]
-    layers = {adapter.lora_owner_kwarg(): adapter.lora_state_to_save(peft_state, convert_state_dict_to_diffusers)}
-    metadata = {adapter.lora_owner_kwarg().replace("_layers", "_adapter_metadata"):
-                adapter.denoiser.peft_config["default"].to_dict()}
-    for kwarg, encoder, state in zip(adapter.text_encoder_lora_kwargs(), encoders, encoder_states, strict=False):
-        layers[kwarg] = convert_state_dict_to_diffusers(state)
-        metadata[kwarg.replace("_layers", "_adapter_metadata")] = encoder.peft_config["default"].to_dict()
-    target = out / "checkpoints" / f"step-{step:06d}"
-    staging = out / "checkpoints" / f".step-{step:06d}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    if config is not None:  # what these weights were trained with: a resume must match it (check_resumable)
-        (staging / CONFIG_FILE).write_text(json.dumps(config.model_dump(mode="json"), indent=1, sort_keys=True))
-    type(pipe).save_lora_weights(staging, **layers, **_jsonable(metadata), weight_name=LORA_FILE,
-                                 safe_serialization=True)
-    canonical_safetensors(staging / LORA_FILE)
-    torch.save({"step": step, "lora": {k: v.detach().cpu() for k, v in peft_state.items()},
-                "text_encoders": [{k: v.detach().cpu() for k, v in st.items()} for st in encoder_states],
-                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "curve": curve,
-                "losses": losses}, staging / STATE_FILE)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)
-    return target
-
-
-def _jsonable(metadata: dict[str, dict]) -> dict[str, dict]:
-    """peft configs hold sets and enums; safetensors metadata must be JSON."""
-    import json
-
-    return {k: json.loads(json.dumps(v, default=lambda o: sorted(o) if isinstance(o, set) else str(o)))
-            for k, v in metadata.items()}
-
-
-def last_checkpoint(out: Path) -> int | None:
-    """The step of the newest complete checkpoint (one with its resume state), if any."""
-    done = sorted((out / "checkpoints").glob("step-*/" + STATE_FILE)) if (out / "checkpoints").is_dir() else []
-    return int(done[-1].parent.name.removeprefix("step-")) if done else None
-
-
-def saved_config(out: Path) -> dict[str, Any] | None:
-    """The settings the newest checkpoint was trained with (None: no checkpoint, or one older than the record)."""
-    step = last_checkpoint(out)
-    saved = out / "checkpoints" / f"step-{step:06d}" / CONFIG_FILE if step else None
-    if saved is None or not saved.is_file():
-        return None
-    try:
-        config = json.loads(saved.read_text(encoding="utf-8"))
-        if not isinstance(config, dict):
-            raise ValueError("not a mapping")
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise damaged_checkpoint(saved, exc) from None
-    return config
-
-
-def damaged_checkpoint(path: Path, exc: BaseException) -> ArtifactError:
-    return ArtifactError(f"{path}: damaged ({type(exc).__name__}); remove the folder {path.parent.name} to resume from "
-                         "the checkpoint before it, or retrain with --replace.")
-
-
-def check_resumable(out: Path, config: TrainConfig, photos: dict[str, str] | None = None,
-                    trained_on: dict[str, str] | None = None) -> None:
-    """Refuse to resume checkpoints trained with other settings or other photos (another rank fails deep in
-    peft; another learning rate, batch or selfie set would silently mix two trainings in one LoRA). Memory
-    settings may change. Photos compare by content: a moved folder still resumes."""
-    saved = saved_config(out)
-    if saved is None:
-        return
-    step, asked = last_checkpoint(out), config.model_dump(mode="json")
-    if photos is not None and trained_on is not None and sorted(photos.values()) != sorted(trained_on.values()):
-        added, gone = set(photos.values()) - set(trained_on.values()), set(trained_on.values()) - set(photos.values())
-        raise ConfigError(f"{out} has checkpoints up to step {step} trained on other photos ({len(added)} new or "
-                          f"changed, {len(gone)} gone since); train into a new --out, or restore the photos.")
-    changed = sorted(k for k in saved.keys() | asked.keys()
-                     if k not in RESUMABLE_CHANGES and saved.get(k) != asked.get(k))
-    if changed:
-        was = ", ".join(f"{k} {saved.get(k)!r}" for k in changed)
-        now = ", ".join(f"{k} {asked.get(k)!r}" for k in changed)
-        raise ConfigError(f"{out} has checkpoints up to step {step} trained with {was}; this run asks for {now}. "
-                          "Resume with the same settings (memory settings may change), or train into a new --out.")
-
-
-def memory_report(fam, config: TrainConfig, device: str) -> dict[str, Any]:
-    """The memory settings and, on a GPU, the estimated peak beside the free memory at the start: the card's
-    record of why the run was set up as it was."""
-    report = {k: getattr(config, k) for k in ("memory", "batch_size", "gradient_checkpointing", "optimizer",
-                                              "quantize_base", "vae")}
-    report["estimate_gb"] = report["free_gb"] = None
-    if device.startswith("cuda") and not fam.tiny:
-        report["estimate_gb"] = round(config_peak_gb(fam, config), 1)
-        report["free_gb"] = round(torch.cuda.mem_get_info(torch.device(device).index or 0)[0] / 1024**3, 1)
-    return report
-
-
-def resume(out: Path, denoiser, optimizer, schedule, encoders: list | None = None) -> tuple[int, list, list]:
-    """Load the newest complete checkpoint, if any: (next step, curve so far, losses so far)."""
-    from peft import set_peft_model_state_dict
-
-    step = last_checkpoint(out)
-    if step is None:
-        return 0, [], []
-    state_file = out / "checkpoints" / f"step-{step:06d}" / STATE_FILE
-    try:
-        state = torch.load(state_file, map_location="cpu", weights_only=True)
-        set_peft_model_state_dict(denoiser, state["lora"])
-        for encoder, encoder_state in zip(encoders or [], state.get("text_encoders", []), strict=False):
-            set_peft_model_state_dict(encoder, encoder_state)
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        curve, losses, step = list(state["curve"]), list(state["losses"]), int(state["step"])
-    except Exception as exc:  # noqa: BLE001 - torch.load and load_state_dict raise many types for a bad file
-        raise damaged_checkpoint(state_file, exc) from None
-    print(f"resuming from {state_file.parent.name}")
-    return step, curve, losses
