@@ -115,3 +115,16 @@ def test_sign_flip_p_values_are_calibrated_under_the_null_and_small_for_a_real_d
     assert 0.01 <= np.mean(np.array(nulls) < 0.05) <= 0.10  # about 5 % false positives
     real = paired_difference(grid(delta=0.05), "test_facesim", "arm", "a", "b")
     assert real["p_value"] < 0.001
+
+
+def test_a_factor_that_differs_between_the_arms_is_refused_by_name_or_dropped_knowingly():
+    """euler at seed 0 against dpmpp_2m at seed 1 once paired across seeds without a word."""
+    table = grid().query("recognizer == 'dlib' and steps == 20").copy()
+    table["sampler"] = table["arm"].map({"a": "euler", "b": "dpmpp_2m"})
+    table.loc[table.sampler == "dpmpp_2m", "seed"] += 100
+    with pytest.raises(WorkbenchError, match=r"differ in 'seed' \(0, 1, 2 \.\.\. against 100, 101, 102 \.\.\.\)"):
+        paired_difference(table.drop(columns=["arm"]), "test_facesim", "sampler", "euler", "dpmpp_2m")
+    one_seed = table[table.seed.isin([0, 100])].drop(columns=["arm"])  # one image per prompt on each side
+    knowingly = paired_difference(one_seed, "test_facesim", "sampler", "euler", "dpmpp_2m", drop=["seed"])
+    assert knowingly["dropped"] == "seed" and "seed" not in knowingly["pair_on"].split(", ")
+    assert knowingly["n_pairs"] == 3

@@ -10,8 +10,9 @@
   interval from one training run.
 - ``summarize`` never pools recognizers: their scales differ.
 - ``paired_difference`` pairs on every factor column (prompt, seed, sampler, steps, recognizer, cell,
-  replicate, identity, ...), refuses duplicate keys, reports what stayed unpaired, and gives a sign-flip
-  permutation p-value on the independent units; ``holm`` adjusts a family of them.
+  replicate, identity, ...), refuses a factor that differs between the two arms (unless told to drop it, and
+  then records it) and duplicate keys, reports what stayed unpaired, and gives a sign-flip permutation
+  p-value on the independent units; ``holm`` adjusts a family of them.
 """
 
 from __future__ import annotations
@@ -129,30 +130,51 @@ def summarize(scores: pd.DataFrame, by: Sequence[str], seed: int = 0) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def pairing_keys(frame: pd.DataFrame, column: str, left: pd.DataFrame, right: pd.DataFrame) -> list[str]:
-    """Factor columns to pair on: every factor present except ``column`` and the attributes of an arm —
-    a column whose values on one side never occur on the other (a cell's 'kind', or a 'cell' id that
-    encodes the compared sampler and steps). Dropping a real factor this way cannot pair wrongly: the
-    duplicate-key check then refuses the table."""
+# Columns that describe an arm itself (a study cell's id, a degradation's kind and strength, an identity arm):
+# disjoint between the two arms by construction, so they are not pairing keys. Every other factor must take
+# the same values on both sides, or the pairing would match images across it.
+ARM_ATTRIBUTES = ("cell", "kind", "strength", "fraction", "arm")
+
+
+def pairing_keys(frame: pd.DataFrame, column: str, left: pd.DataFrame, right: pd.DataFrame,
+                 drop: Sequence[str] = ()) -> list[str]:
+    """Factor columns to pair on: every factor present except ``column``, the arm's own attributes
+    (``ARM_ATTRIBUTES``) and what ``drop`` names. A factor whose values do not overlap between the two arms
+    (euler at seed 0 against dpmpp_2m at seed 1) would pair images across it: refused, naming the factor,
+    unless ``drop`` names it knowingly."""
     keys = []
     for name in FACTORS:
-        if name == column or name not in frame.columns:
+        if name == column or name not in frame.columns or name in drop:
             continue
         a, b = set(left[name].dropna().unique()), set(right[name].dropna().unique())
         if (a or b) and not a & b:
-            continue  # an attribute of the arm itself
+            if name in ARM_ATTRIBUTES:
+                continue
+            raise WorkbenchError(f"cannot pair {column}={left[column].iloc[0] if len(left) else '?'!r} with "
+                                 f"{column}={right[column].iloc[0] if len(right) else '?'!r}: they differ in "
+                                 f"{name!r} ({_few(a)} against {_few(b)}), so no image of one matches an image of "
+                                 f"the other. Render both with the same {name}, or drop {name!r} knowingly "
+                                 f"(paired_difference(..., drop=[{name!r}])).")
         keys.append(name)
     return keys
 
 
-def paired_difference(scores: pd.DataFrame, metric: str, column: str, a, b, seed: int = 0) -> dict:
+def _few(values: set) -> str:
+    shown = sorted(map(str, values))[:3]
+    return ", ".join(shown) + (" ..." if len(values) > 3 else "")
+
+
+def paired_difference(scores: pd.DataFrame, metric: str, column: str, a, b, seed: int = 0,
+                      drop: Sequence[str] = ()) -> dict:
     """Mean of (b - a) over items matched on every factor column, with its CI (hierarchical when
-    identities/replicates vary), a sign-flip permutation p-value, and the count of unpaired items."""
+    identities/replicates vary), a sign-flip permutation p-value, and the count of unpaired items. A factor
+    that differs between the two arms is refused unless ``drop`` names it; the result records what was
+    dropped."""
     frame = scores[(scores["metric"] == metric) & scores[column].isin([a, b])]
     frame = frame[frame["image_id"].notna()] if "image_id" in frame.columns and frame["image_id"].notna().any() \
         else frame
     left, right = frame[frame[column] == a], frame[frame[column] == b]
-    keys = pairing_keys(frame, column, left, right)
+    keys = pairing_keys(frame, column, left, right, drop)
     for side, part in ((a, left), (b, right)):
         duplicated = part[part.duplicated(keys, keep=False)] if keys else part.iloc[1:]
         if len(duplicated):
@@ -164,7 +186,8 @@ def paired_difference(scores: pd.DataFrame, metric: str, column: str, a, b, seed
     both = merged[merged["_merge"] == "both"].copy()
     both["value"] = both["value_b"].astype(float) - both["value_a"].astype(float)
     both = both[np.isfinite(both["value"])]
-    result = {"metric": metric, "column": column, "a": a, "b": b, "pair_on": ", ".join(keys), "n_pairs": len(both),
+    result = {"metric": metric, "column": column, "a": a, "b": b, "pair_on": ", ".join(keys),
+              "dropped": ", ".join(name for name in drop if name in frame.columns), "n_pairs": len(both),
               "n_unpaired_a": int((merged["_merge"] == "left_only").sum()),
               "n_unpaired_b": int((merged["_merge"] == "right_only").sum())}
     stats = interval(both.assign(metric="difference"), "difference", seed)
