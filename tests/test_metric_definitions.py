@@ -69,8 +69,27 @@ def test_match_threshold_reproduces_on_the_bundled_identities(analyzer, faces_di
     again = calibrate(faces_dir, analyzer, shipped["identity_set"])
     assert again["model_hash"] == shipped["model_hash"] == analyzer.model_hash
     assert again["thresholds"]["0.001"]["threshold"] == shipped["thresholds"]["0.001"]["threshold"]
+    assert again["identity_names"] == shipped["identity_names"] and not again["thresholds"]["0.001"]["resolvable"]
+    # 450 impostor pairs cannot resolve FMR 1e-3 (10 000 needed): the shipped calibration is not used, dlib's
+    # published operating point is, and the note says both
     threshold, note = match_threshold(analyzer, 1e-3)
-    assert threshold == shipped["thresholds"]["0.001"]["threshold"] and "not resolved" in note  # 450 < 1000 pairs
+    assert threshold == pytest.approx(0.30) and "published" in note and "10000 needed" in note
+
+
+def test_a_calibration_that_resolves_is_used_only_for_people_it_did_not_include(analyzer, tmp_path):
+    from workbench.faces.calibration import find, match_threshold, save, threshold_at
+
+    impostor, genuine = np.linspace(-1.0, 0.4, 20_000), np.array([0.6, 0.7])
+    record = {"recognizer": analyzer.name, "version": analyzer.version, "model_hash": analyzer.model_hash,
+              "identity_set": "mine", "identities": 40, "identity_names": ["ana", "bo"], "faces": 80,
+              "genuine_pairs": 2, "impostor_pairs": impostor.size, "roc_auc": 1.0,
+              "thresholds": {"0.001": threshold_at(impostor, genuine, 1e-3)}}
+    save(record, tmp_path)
+    assert find(analyzer, tmp_path)["identity_set"] == "mine"
+    used, note = match_threshold(analyzer, 1e-3, tmp_path, evaluated={"carla"})
+    assert used == pytest.approx(record["thresholds"]["0.001"]["threshold"]) and "disjoint" in note
+    fallback, why = match_threshold(analyzer, 1e-3, tmp_path, evaluated={"bo"})
+    assert fallback == pytest.approx(0.30) and "includes the people evaluated (bo)" in why
 
 
 def test_threshold_at_a_false_match_rate_on_known_scores():
@@ -91,6 +110,10 @@ def test_id_match_rate_uses_the_threshold(analyzer, lisa):
     low = image_identity(analyzer, [faces[0]], faces[1:3], faces[3:], threshold=0.99)
     none = image_identity(analyzer, [faces[0]], faces[1:3], faces[3:], threshold=None)
     assert (high["id_match_rate"], low["id_match_rate"], none["id_match_rate"]) == (1.0, 0.0, None)
+    # pair by pair, as the threshold was calibrated: one test photo above it, one below -> half verified
+    sims = sorted(analyzer.similarity(faces[0], ref) for ref in faces[1:3])
+    between = image_identity(analyzer, [faces[0]], faces[1:3], faces[3:], threshold=(sims[0] + sims[1]) / 2)
+    assert between["id_match_rate"] == 0.5
 
 
 def test_dlib_similarity_is_the_documented_map_unclipped(analyzer, lisa):
@@ -106,6 +129,6 @@ def test_every_metric_declares_direction_definition_and_level():
     for metric in METRICS.values():
         assert metric.definition and metric.level in {"image", "group", "run", "cell"}
         assert metric.higher_is_better in (True, False, None)
-    assert get_metric("id_match_rate").rate and get_metric("face_detected").rate
+    assert get_metric("face_detected").rate and not get_metric("id_match_rate").rate  # a share per image
     with pytest.raises(Exception, match="Did you mean 'test_facesim'"):
         get_metric("test_facesmi")

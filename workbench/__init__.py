@@ -25,6 +25,7 @@ _PUBLIC = {
     "summarize": "workbench.metrics",
     "paired_difference": "workbench.metrics",
     "run_study": "workbench.studies",
+    "design_check": "workbench.studies.design",
     "run_suite": "workbench.suites",
     "run_demo": "workbench.demo",
     # what a stage would refuse, asked before it runs (the app asks at the click)

@@ -339,8 +339,16 @@ def study(spec: str = typer.Argument(..., help="Study YAML, or a shipped study's
           address: str = typer.Option(None, help=RAY_ADDRESS_HELP),
           max_retries: int = typer.Option(2, min=0, help="Retries of a failed cell (Ray) before it is recorded "
                                           "as failed."),
+          check: bool = typer.Option(False, "--check", help="Only say what the design can conclude (people, "
+                                     "test photos by shoot, the smallest p-value, which intervals exist); run "
+                                     "nothing."),
           home: Path = HomeOpt, device: str = typer.Option(None)):
     path = resources.spec_path(spec, "study")  # a misspelt name is refused before anything starts
+    if check:
+        from workbench import design_check, load_spec
+
+        typer.echo("\n".join(design_check(load_spec(path)).lines()))
+        return
     if executor == "ray":  # first: the study's modules load while Ray starts (or connects)
         from workbench import connect_ray
 
@@ -509,7 +517,9 @@ def faces_calibrate(folder: Path = typer.Argument(..., help="Folder of <identity
     path = save(record, _settings(home).home)
     for key, entry in record["thresholds"].items():
         typer.echo(f"FMR {key}: similarity >= {entry['threshold']:.4f} (FNMR {entry['fnmr']:.3f})"
-                   + ("" if entry["resolvable"] else "  not resolved: too few impostor pairs"))
+                   + ("" if entry["resolvable"] else f"  not resolved: {record['impostor_pairs']} impostor pairs, "
+                                                     f"{entry['impostor_pairs_needed']} needed (10 / FMR); "
+                                                     "id_match_rate will not use it"))
     typer.echo(f"calibration: {path}")
 
 

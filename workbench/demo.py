@@ -56,10 +56,14 @@ def run_demo(settings: Settings | None = None, family: str = "tiny-sd", base: st
              "chosen step": f"{likeness.card['chosen_step']} ({likeness.card['selection_reason']})",
              "generation run": str(run.path), "seeds": "0, 1", "samplers": ", ".join(samplers),
              "steps": ", ".join(map(str, steps))}
+    from .metrics import summarize
+    from .protocol import protocol_facts
+
+    protocol = protocol_facts(likeness.path, run.path, summary=summarize(scores, ["sampler", "steps"]))
     page = write_report(out, f"Likeness Workbench demo — {fam.name}", facts,
                         check=report.table()[["file", "status", "flags", "advice"]],
                         curve=pd.DataFrame(likeness.card["curve"]), images=run.table, image_root=run.path,
-                        scores=scores, tiny=fam.random_weights)
+                        scores=scores, tiny=fam.random_weights, protocol=protocol)
     write_manifest(out, Manifest(kind="report", status="done", inputs={"selfies": str(Path(selfies).resolve()),
                    "likeness": str(likeness.path), "run": str(run.path)}, config={"family": fam.name, "base": base},
                    seeds=[0, 1], timings={"seconds": time.perf_counter() - started},

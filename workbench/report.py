@@ -88,11 +88,13 @@ def _md_table(frame: pd.DataFrame) -> str:
 def write_report(out: str | os.PathLike, title: str, facts: dict[str, Any], check: pd.DataFrame | None,
                  curve: pd.DataFrame | None, images: pd.DataFrame | None, image_root: Path | None,
                  scores: pd.DataFrame | None, tiny: bool, sections: list[tuple[str, pd.DataFrame]] = (),
-                 plots: list[tuple[str, bytes]] = ()) -> Path:
+                 plots: list[tuple[str, bytes]] = (), protocol: dict[str, str] | None = None) -> Path:
     """Write ``index.html`` and ``report.md`` (with ``thumbs/`` and ``plot.png``) into ``out``.
-    ``sections`` and ``plots`` add titled tables and PNG plots (studies, suites)."""
+    ``protocol`` (``protocol.protocol_facts``) leads the report; ``sections`` and ``plots`` add titled tables
+    and PNG plots (studies, suites)."""
     out = Path(out)
-    facts = {**facts, "versions": ", ".join(f"{k} {v}" for k, v in package_versions().items())}
+    if protocol is None:
+        facts = {**facts, "versions": ", ".join(f"{k} {v}" for k, v in package_versions().items())}
     h = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
          "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
          "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}.banner{background:#fde68a;padding:1em;"
@@ -102,6 +104,12 @@ def write_report(out: str | os.PathLike, title: str, facts: dict[str, Any], chec
     if tiny:
         h.append(f"<p class='banner'>{html.escape(NOISE_BANNER)}</p>")
         md.append(f"> **{NOISE_BANNER}**\n")
+    if protocol:
+        h.append("<h2>Protocol</h2><table class='protocol'>" + "".join(
+            f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in protocol.items())
+            + "</table>")
+        md.append("## Protocol\n\n" + _md_table(pd.DataFrame({"key": list(protocol),
+                                                             "value": [str(v) for v in protocol.values()]})))
     h.append("<h2>Run</h2><table>" + "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
                                              for k, v in facts.items()) + "</table>")
     md.append("## Run\n\n" + _md_table(pd.DataFrame({"key": list(facts), "value": [str(v) for v in facts.values()]})))

@@ -162,9 +162,14 @@ def run_suite(spec: SuiteSpec | str | os.PathLike, settings: Settings | None = N
              "test shares a shoot with training": "YES: test FaceSim also measures 'same shoot'"
              if likeness.test_shares_shoot_with_train else "no",
              "recognizers": ", ".join(spec.recognizers), "seeds": ", ".join(map(str, spec.seeds))}
+    from .protocol import protocol_facts
+
+    baseline_run = [workspace.area("runs") / f"{name}-baseline"] if spec.baseline else []
+    protocol = protocol_facts(likeness.path, run.path, *baseline_run, summary=summarize(scores, ["sampler", "steps"]))
     page = write_report(out, f"QA suite {spec.name}: {'PASS' if passed else 'FAIL'}", facts, check=None,
                         curve=pd.DataFrame(likeness.card["curve"]), images=run.table, image_root=run.path,
-                        scores=scores, tiny=fam.random_weights, sections=[("Thresholds", table)])
+                        scores=scores, tiny=fam.random_weights, sections=[("Thresholds", table)],
+                        protocol=protocol)
     write_manifest(out, Manifest(kind="suite", status="done", inputs={"spec": spec.source, "run": str(run.path)},
                                  config=spec.model_dump(), seeds=list(spec.seeds),
                                  timings={"seconds": time.perf_counter() - started},

@@ -66,6 +66,8 @@ class CachedAnalyzer:
     def __init__(self, backend, capacity: int = 4096):
         self.backend = backend
         self.name, self.version, self.licence = backend.name, backend.version, backend.licence
+        # (similarity, source): the recognizer's published same-person threshold, if its makers give one
+        self.operating_point = getattr(backend, "operating_point", None)
         self._cache: OrderedDict[str, list[Face]] = OrderedDict()
         self.capacity = capacity
         self._model_hash: str | None = None

@@ -2,10 +2,12 @@
 named set of identities, stored with the recognizer's name, version and model hash.
 
 Similarity scales differ between recognizers (ArcFace cosine, dlib's distance map), so a number like
-"FaceSim 0.35" means nothing across them; "the share of generated faces that match the person at
-FMR 1e-3" (``id_match_rate``) does. A threshold at FMR f is only resolved when the set has at least 1/f
-impostor pairs; otherwise the record says so (``resolvable: false``) and the threshold is the highest
-impostor similarity seen — stricter than needed, never looser.
+"FaceSim 0.35" means nothing across them; "the share of the person's test photos a generated face is
+verified against" (``id_match_rate``) does. A threshold at FMR f is only resolved when the set has at
+least 10/f impostor pairs (about ten impostors expected above it); otherwise the record says so
+(``resolvable: false``). ``match_threshold`` uses a calibration only where it resolves the FMR asked for
+and comes from people disjoint from those evaluated; else the recognizer's published operating point
+(dlib's distance 0.6), named with its source; else none, and ``id_match_rate`` says why.
 
 Shipped calibrations (``calibrations/*.json``) were measured with ``workbench faces calibrate`` on the
 bundled ``datasets/sample-selfies``; your own go to ``<home>/calibrations`` and take precedence.
@@ -23,6 +25,8 @@ import numpy as np
 from ..errors import WorkbenchError
 
 FMRS = (1e-2, 1e-3, 1e-4)
+# A threshold at FMR f is resolved with at least this many impostors expected above it (10 / f pairs).
+MIN_EXPECTED_IMPOSTORS = 10
 DEFAULT_FMR = 1e-3
 SHIPPED = Path(__file__).parent / "calibrations"
 
@@ -31,10 +35,10 @@ def threshold_at(impostor: np.ndarray, genuine: np.ndarray, fmr: float) -> dict[
     """The lowest threshold whose FMR on ``impostor`` is <= ``fmr``, with the FNMR it costs on ``genuine``."""
     impostor = np.sort(np.asarray(impostor, dtype=float))
     allowed = int(np.floor(fmr * impostor.size))  # impostor pairs that may lie at or above the threshold
-    resolvable = allowed >= 1
+    needed = int(np.ceil(MIN_EXPECTED_IMPOSTORS / fmr))
     threshold = float(np.nextafter(impostor[impostor.size - 1 - allowed], np.inf)) if impostor.size else float("nan")
     return {"threshold": threshold, "fnmr": float((np.asarray(genuine) < threshold).mean()) if len(genuine) else None,
-            "resolvable": bool(resolvable), "impostor_pairs_needed": int(np.ceil(1 / fmr))}
+            "resolvable": bool(impostor.size >= needed), "impostor_pairs_needed": needed}
 
 
 def calibrate(folder: str | os.PathLike, analyzer, set_name: str | None = None) -> dict[str, Any]:
@@ -44,8 +48,10 @@ def calibrate(folder: str | os.PathLike, analyzer, set_name: str | None = None) 
     summary, table = verify_folder(folder, analyzer)
     genuine = table.loc[table.genuine, "similarity"].to_numpy()
     impostor = table.loc[~table.genuine, "similarity"].to_numpy()
+    names = sorted(d.name for d in Path(folder).iterdir() if d.is_dir() and not d.name.startswith(("_", ".")))
     return {"recognizer": analyzer.name, "version": analyzer.version, "model_hash": analyzer.model_hash,
             "identity_set": set_name or Path(folder).name, "identities": summary["identities"],
+            "identity_names": names,
             "faces": summary["faces"], "genuine_pairs": int(genuine.size), "impostor_pairs": int(impostor.size),
             "roc_auc": summary["roc_auc"],
             "thresholds": {f"{fmr:g}": threshold_at(impostor, genuine, fmr) for fmr in FMRS}}
@@ -82,19 +88,33 @@ def find(analyzer, home: str | os.PathLike | None = None) -> dict[str, Any] | No
     return None
 
 
-def match_threshold(analyzer, fmr: float = DEFAULT_FMR, home: str | os.PathLike | None = None
-                    ) -> tuple[float | None, str]:
-    """(threshold, note): the similarity at or above which two faces are called the same person."""
+def match_threshold(analyzer, fmr: float = DEFAULT_FMR, home: str | os.PathLike | None = None,
+                    evaluated: set[str] | None = None) -> tuple[float | None, str]:
+    """(threshold, its source): the similarity at or above which two faces (one pair) are called the same
+    person. A calibration counts only where it resolves ``fmr`` (``MIN_EXPECTED_IMPOSTORS / fmr`` impostor
+    pairs) and none of its identities is among ``evaluated`` (the people being scored); else the recognizer's
+    published operating point; else (None, why)."""
     record = find(analyzer, home)
-    if record is None:
-        return None, (f"no calibration for {analyzer.name} with this model (hash {analyzer.model_hash[:12]}); run "
-                      "`workbench faces calibrate DIR` on a folder of <identity>/<photos>")
-    key = f"{fmr:g}"
-    if key not in record["thresholds"]:
-        known = ", ".join(record["thresholds"])
-        raise WorkbenchError(f"calibration {record['file']} has no FMR {key}; it has {known}.")
-    entry = record["thresholds"][key]
-    note = f"FMR {key} on {record['identity_set']} ({record['impostor_pairs']} impostor pairs)"
-    if not entry["resolvable"]:
-        note += f"; not resolved (needs {entry['impostor_pairs_needed']} pairs): the highest impostor similarity"
-    return entry["threshold"], note
+    why = f"no calibration for {analyzer.name} with this model (hash {analyzer.model_hash[:12]})"
+    if record is not None:
+        key = f"{fmr:g}"
+        if key not in record["thresholds"]:
+            known = ", ".join(record["thresholds"])
+            raise WorkbenchError(f"calibration {record['file']} has no FMR {key}; it has {known}.")
+        entry = record["thresholds"][key]
+        overlap = sorted(set(record.get("identity_names", [])) & set(evaluated or ()))
+        if not entry["resolvable"]:
+            why = (f"the calibration on {record['identity_set']} does not resolve FMR {key} "
+                   f"({record['impostor_pairs']} impostor pairs; {entry['impostor_pairs_needed']} needed)")
+        elif evaluated is not None and "identity_names" not in record:
+            why = f"the calibration on {record['identity_set']} does not name its people (cannot show it is disjoint)"
+        elif overlap:
+            why = f"the calibration on {record['identity_set']} includes the people evaluated ({', '.join(overlap)})"
+        else:
+            return entry["threshold"], (f"FMR {key} calibrated on {record['identity_set']} "
+                                        f"({record['impostor_pairs']} impostor pairs, disjoint from those evaluated)")
+    point = getattr(analyzer, "operating_point", None)
+    if point is not None:
+        return point[0], f"{point[1]} ({why})"
+    return None, (f"{why}; {analyzer.name} has no published operating point: run `workbench faces calibrate DIR` "
+                  f"on at least {int(np.ceil(MIN_EXPECTED_IMPOSTORS / fmr))} impostor pairs of other people")

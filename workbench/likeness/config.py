@@ -69,6 +69,9 @@ class TrainConfig(BaseModel):
     validation: int | None = limits.field("photos_per_group")
     test: int | None = limits.field("photos_per_group")
     splits: str | None = None
+    # The seed of the photo split (None: the training seed). A study gives every replicate of a person the
+    # same split seed, so replicates differ in training noise only and test on the same photos.
+    split_seed: int | None = limits.field("seed")
     probe_prompts: list[str] = Field(default_factory=lambda: list(PROBE_PROMPTS), min_length=1, max_length=16)
     probe_seeds: list[Annotated[int, limits.item("seed")]] = Field(default_factory=lambda: [0, 1], max_length=64)
     probe_steps: int | None = limits.field("inference_steps")

@@ -138,7 +138,9 @@ def default_sizes(n: int, validation: int | None, test: int | None) -> tuple[int
 
 def split_photos(files: list[Path], shoots: dict[Path, str], validation: int | None = None,
                  test: int | None = None, seed: int = 0, source: str = "pixels") -> Splits:
-    """Choose test photos as whole shoots when there are at least three, then validation photos."""
+    """Choose test photos as whole shoots when there are at least two (so no test photo shares a shoot with a
+    training photo), else at random with a note; then validation photos. ``seed`` draws both: a study passes
+    one split seed for every replicate, so replicates of a person test on the same photos."""
     files = sorted(files)
     n_val, n_test = default_sizes(len(files), validation, test)
     rng = random.Random(seed)
@@ -147,13 +149,16 @@ def split_photos(files: list[Path], shoots: dict[Path, str], validation: int | N
         by_shoot.setdefault(shoots.get(path, "shoot-1"), []).append(path)
     test_files: list[Path] = []
     note = ""
-    if n_test and len(by_shoot) >= 3:
+    if n_test and len(by_shoot) >= 2:  # whole shoots, smallest first, never the last shoot(s) training needs
+        keep = 2 if len(by_shoot) >= 3 else 1
         order = sorted(by_shoot, key=lambda s: (len(by_shoot[s]), rng.random()))
-        for shoot in order:  # smallest shoots first, never all but one
-            if len(test_files) >= n_test or len(by_shoot) - len({shoots[p] for p in test_files}) <= 2:
+        for shoot in order:
+            if len(test_files) >= n_test or len(by_shoot) - len({shoots[p] for p in test_files}) <= keep:
                 break
+            if len(files) - len(test_files) - len(by_shoot[shoot]) < n_val + 1:
+                continue  # this shoot would leave nothing to train on
             test_files += by_shoot[shoot]
-    elif n_test:
+    if n_test and not test_files:
         test_files = rng.sample(files, n_test)
         note = (f"the set has {len(by_shoot)} shoot(s): test photos share a shoot with training photos, so "
                 "test FaceSim also measures 'same shoot'")

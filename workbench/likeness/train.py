@@ -150,7 +150,8 @@ def setup(selfies, out: Path, config: TrainConfig, settings: Settings, analyzer,
     files = training_files(selfies, report, config)
     subjects = {report.folder / p.file: p.subject for p in report.photos if p.subject is not None}
     boxes = {report.folder / p.file: p.subject_bbox for p in report.photos}  # in full-resolution pixels
-    splits = make_splits(files, boxes, config.validation, config.test, config.seed, config.splits)
+    split_seed = config.seed if config.split_seed is None else config.split_seed
+    splits = make_splits(files, boxes, config.validation, config.test, split_seed, config.splits)
     device = settings.resolved_device()
     if config.batch_size is None and (saved := saved_config(out)):  # resuming: the batch its steps were trained at
         config = config.model_copy(update={"batch_size": saved["batch_size"]})

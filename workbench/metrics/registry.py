@@ -108,9 +108,11 @@ for _metric in [
            needs="recognizer",
            producer="real_copy_paste_gap"),
     Metric("id_match_rate", "image", True,
-           "1 if the generated face's mean similarity to the test photos reaches the recognizer's calibrated "
-           "threshold at FMR 1e-3 (workbench faces list), else 0: comparable across recognizers",
-           "verification at a fixed false-match rate (NIST FRVT)", (0, 1), rate=True, needs="recognizer",
+           "the share of the person's test photos the generated face is verified against: each (face, test photo) "
+           "pair decided at the recognizer's threshold, as that threshold was calibrated or published (one pair, "
+           "not a mean); the threshold and its source are in the row's note and the report's protocol",
+           "verification at a fixed false-match rate (NIST FRVT); dlib's published same-person distance 0.6",
+           (0, 1), needs="recognizer",
            producer="identity"),
     Metric("sharpness", "image", True, "variance of the Laplacian of the 128 px grey face crop (whole image without "
            "a face); the row's 'region' says which", "Pech-Pacheco et al. 2000", (0, None),

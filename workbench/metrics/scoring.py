@@ -119,6 +119,12 @@ def reference_files(run: Path, references: str | os.PathLike | None, likeness) -
         if not test:
             raise WorkbenchError(f"{references}: no photos to use as test references.")
     elif likeness is not None:
+        from ..store import read_manifest as manifest_of
+
+        trained = manifest_of(likeness.path)
+        selfies = trained.inputs.get("selfies") if trained else None
+        if selfies:  # who is evaluated: a calibration that includes them cannot set their threshold
+            facts["people"] = [Path(selfies).name]
         test = likeness.split("test")
         facts.update(references=f"test split of {likeness.path}",
                      test_shares_shoot_with_train=likeness.test_shares_shoot_with_train)
@@ -173,7 +179,8 @@ def score(run: str | os.PathLike, references: str | os.PathLike | None = None,
         training, _ = reference_faces(analyzer, train_files)
         if test_files and not test:
             reasons["test"] = "no face found in any test photo: " + "; ".join(notes)
-        threshold = match_threshold(analyzer, fmr, settings.home)
+        evaluated = set(facts["people"]) if facts.get("people") else None
+        threshold = match_threshold(analyzer, fmr, settings.home, evaluated=evaluated)
         recognizer_facts[name] = {"resolved": f"{analyzer.name} ({analyzer.version})",
                                   "model_sha256": analyzer.model_hash, "match_threshold": threshold[0],
                                   "calibration": threshold[1]}

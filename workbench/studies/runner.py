@@ -21,6 +21,7 @@ from ..config import Settings
 from ..errors import ConfigError
 from ..lineage import link
 from ..store import Manifest, file_sha256, is_done, stage, write_manifest, write_table
+from .design import design_check
 from .kinds import get_kind
 from .kinds.base import Cell, StudyKind
 from .spec import StudySpec, load_spec
@@ -98,8 +99,12 @@ def run_study(spec: StudySpec | str | os.PathLike, out: str | os.PathLike, setti
     out.mkdir(parents=True, exist_ok=True)
     kind = get_kind(spec.kind)(spec)
     cells = kind.plan()
+    design = design_check(spec)  # what the design can conclude, said before anything trains
+    if progress and shard[0] == 0:
+        print("\n".join(design.lines()))
     manifest = Manifest(kind="study", status="running", inputs=study_inputs(spec), config=spec.model_dump(),
-                        seeds=list(spec.seeds), outputs={"cells": [c.folder for c in cells], "executor": executor},
+                        seeds=list(spec.seeds), outputs={"cells": [c.folder for c in cells], "executor": executor,
+                                                         "design": design.as_dict()},
                         links={f"identity:{name}": link(folder, out) for name, folder in spec.identity_sets()})
     if shard[0] == 0 and not is_done(out):
         write_manifest(out, manifest)
@@ -169,10 +174,15 @@ def assemble(kind: StudyKind, cells: list[Cell], out: Path, manifest: Manifest) 
                                     "generation seeds and prompts only: one identity and one training run; add "
                                     "'identities' and 'replicates' to the spec to cover people and training noise"),
              "protocol": PROTOCOL}
+    from ..protocol import protocol_facts
+    from .design import design_check
+
+    references = kind.references_note(out) if hasattr(kind, "references_note") else None
+    protocol = protocol_facts(out, design=design_check(spec), summary=result.summary, references=references)
     write_report(out / "report", f"Study: {spec.name}", facts, check=None, curve=None, images=None,
                  image_root=None, scores=None, tiny=kind.family.random_weights,
                  sections=[("Summary (mean, 95% CI; 'ci_method' says how, 'ci_note' why one is missing)",
-                            result.summary), *result.sections], plots=result.plots)
+                            result.summary), *result.sections], plots=result.plots, protocol=protocol)
     manifest.status = "done"
     manifest.outputs.update(table=TABLE, summary=SUMMARY, report="report/index.html")
     write_manifest(out, manifest)

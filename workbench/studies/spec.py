@@ -79,6 +79,7 @@ class StudySpec(GridSpec):
     # The noise that matters: independent training runs (seeds seed, seed+1, ...) and several people.
     replicates: int = limits.field("replicates", 1)
     identities: list[str] | None = None  # selfie sets; default: [selfies]
+    cpu_minutes: float | None = Field(None, gt=0)  # what the study costs on a 2-core CPU (shipped tiny studies)
     options: BaseModel | None = Field(None, exclude=True)  # the kind's fields, validated by its Options
 
     @model_validator(mode="before")

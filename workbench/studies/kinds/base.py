@@ -86,6 +86,12 @@ class StudyKind:
     def train_seed(self, replicate: int) -> int:
         return int(self.spec.train.get("seed", 0)) + replicate
 
+    def train_options(self, replicate: int) -> dict:
+        """The training options of a replicate: its own training seed, and one split seed for every replicate
+        of a person (they test on the same photos; only training noise differs between them)."""
+        return {**self.spec.train, "seed": self.train_seed(replicate),
+                "split_seed": int(self.spec.train.get("split_seed", self.spec.train.get("seed", 0)))}
+
     def run_cell(self, cell: Cell, folder: Path, out: Path, settings: Settings, progress: bool) -> pd.DataFrame:
         raise NotImplementedError
 

@@ -82,7 +82,7 @@ class SamplerSteps(StudyKind):
                        family=self.spec.family, base=self.spec.base, settings=settings, progress=progress,
                        analyzer=get_analyzer(self.spec.recognizers[0]),
                        report=self.prepared.get(identity, {}).get("check"),
-                       **{**self.spec.train, "seed": self.train_seed(replicate)})
+                       **self.train_options(replicate))
 
     def run_cell(self, cell, folder, out, settings, progress):
         from ...generate import generate

@@ -88,11 +88,13 @@ class UploadQuality(StudyKind):
         record = out / "inputs" / identity / "split.json"
         if not record.is_file():  # the same draw in any process (shards may race: same content, atomic write)
             files = list_images(dict(self.spec.identity_sets())[identity])
-            count = min(self.spec.reference_photos, max(0, len(files) - 3))
-            held = set(random.Random(0).sample(files, count))
+            held, shoots = reference_draw(files, min(self.spec.reference_photos, max(0, len(files) - MIN_POOL)))
             atomic_write_json(record, {"references": [str(p.resolve()) for p in files if p in held],
                                        "pool": [str(p.resolve()) for p in files if p not in held],
-                                       "sha256": {str(p.resolve()): file_sha256(p) for p in files}})
+                                       "sha256": {str(p.resolve()): file_sha256(p) for p in files},
+                                       "shoots": {str(p.resolve()): shoots[p] for p in files},
+                                       "references_share_shoot_with_pool": bool(
+                                           {shoots[p] for p in held} & {shoots[p] for p in files if p not in held})})
         try:
             split = json.loads(record.read_text(encoding="utf-8"))
             if not isinstance(split, dict) or not {"references", "pool", "sha256"} <= split.keys():
@@ -108,6 +110,23 @@ class UploadQuality(StudyKind):
             raise ConfigError(f"{identity}: {len(changed)} photo(s) changed or went missing since the study split "
                               f"them (first: {changed[0]}); start the study in a new folder.")
         return [Path(p) for p in split["references"]], [Path(p) for p in split["pool"]]
+
+    def references_note(self, out: Path) -> str:
+        """Which photos each person's identity scores are against, and whether they share a shoot with the
+        photos the cells train on (read from ``inputs/<identity>/split.json``)."""
+        import json
+
+        said = []
+        for identity, _ in self.spec.identity_sets():
+            record = out / "inputs" / identity / "split.json"
+            if not record.is_file():
+                continue
+            split = json.loads(record.read_text(encoding="utf-8"))
+            shares = split.get("references_share_shoot_with_pool")
+            said.append(f"{identity}: {len(split['references'])} reference photo(s) held out"
+                        + (", SHARING a shoot with the photos that train" if shares else
+                           ", from their own shoot" if shares is False else ""))
+        return "; ".join(said)
 
     def shared_keys(self, cells):
         return sorted({(c.identity,) for c in cells})
@@ -143,8 +162,8 @@ class UploadQuality(StudyKind):
             steps = self.steps_for(pool, settings)
             chain = run_chain(selfies, folder / "likeness", folder / "run", check_dir=folder / "check",
                               family=self.spec.family, base=self.spec.base, settings=settings,
-                              train={**self.spec.train, "validation": 0, "test": 0, "ignore_gate": True,
-                                     "steps": steps, "seed": self.train_seed(cell.replicate)},
+                              train={**self.train_options(cell.replicate), "validation": 0, "test": 0,
+                                     "ignore_gate": True, "steps": steps},
                               packs=self.spec.packs, samplers=self.spec.samplers, steps=self.spec.steps,
                               seeds=self.spec.seeds, guidance=self.spec.guidance,
                               prompts_per_pack=self.spec.prompts_per_pack, recognizers=self.spec.recognizers,
@@ -167,6 +186,31 @@ class UploadQuality(StudyKind):
         return Assembled(summary, [("Δ test FaceSim vs the clean set (paired on identity, replicate, prompt and "
                                     "seed; Holm-adjusted p)", diffs), ("Training steps per cell", steps)],
                          [("study", upload_quality_plot(summary, diffs, ids))])
+
+
+MIN_POOL = 1  # photos left to train on (and degrade) after the references are held out
+
+
+def reference_draw(files: list[Path], count: int) -> tuple[set[Path], dict[Path, str]]:
+    """The photos held out as references: whole shoots (smallest first) when the set has two or more, so no
+    reference shares a shoot with a photo that trains; else ``count`` photos at random (seed 0)."""
+    from ...likeness.splits import find_shoots
+
+    shoots, _ = find_shoots(files, {})
+    by_shoot: dict[str, list[Path]] = {}
+    for path in files:
+        by_shoot.setdefault(shoots[path], []).append(path)
+    held: set[Path] = set()
+    if count and len(by_shoot) >= 2:
+        for shoot in sorted(by_shoot, key=lambda s: (len(by_shoot[s]), s)):
+            if len(held) >= count or len(files) - len(held) - len(by_shoot[shoot]) < MIN_POOL:
+                continue
+            held |= set(by_shoot[shoot])
+            if len({shoots[p] for p in files if p not in held}) <= 1:
+                break
+    if count and not held:
+        held = set(random.Random(0).sample(files, count))
+    return held, shoots
 
 
 def stage_photos(files: list[Path], folder: Path) -> Path:
