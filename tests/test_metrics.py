@@ -63,7 +63,8 @@ def test_score_a_run_marks_missing_values_with_reasons(tiny_likeness, settings, 
     missing = per_image[per_image.value.isna()]
     assert missing["reason"].notna().all()  # never a silent gap
     assert set(table.metric) >= {"face_detected", "test_facesim", "train_facesim", "nearest_train_facesim",
-                                 "sharpness", "exposure", "clip_score", "identity_spread", "face_div_lpips",
+                                 "sharpness", "exposure", "clip_score", "identity_spread", "face_div_photomaker",
+                                 "face_div_aligned",
                                  "copy_paste_gap", "id_match_rate"}
     assert "not on this machine" in table[table.metric == "clip_score"].reason.iloc[0]
     # the shared likeness has 9 photos: no test group, and every test row says why
@@ -109,8 +110,13 @@ def test_clip_metrics_run_offline_on_a_tiny_clip(tiny_clip, faces_dir):
     same = distribution_metrics(lisa[:4], lisa[4:], clip, min_images=2)
     other = distribution_metrics(london, lisa, clip, min_images=2)
     assert 0 <= same["fid_clip"][0] < other["fid_clip"][0]  # even random features see the shift
-    value, reason = distribution_metrics(lisa, lisa, clip)["fid_clip"]  # default minimum: 50 a side
-    assert value is None and reason.startswith("FID/KID need at least 50") and "have 8 and 8" in reason
+    # 8 a side: FID needs one more image than the tiny CLIP's 32 feature dimensions; KID needs 10
+    result = distribution_metrics(lisa, lisa, clip)
+    assert result["fid_clip"][0] is None and result["fid_clip"][1].startswith("FID needs at least 33 images a side")
+    assert result["kid_clip"][0] is None and "KID needs at least 10" in result["kid_clip"][1]
+    # 12 a side: KID (unbiased) is computed, over subsets of 6 that differ, so its std is not 0; FID is not
+    twelve = distribution_metrics(london + lisa[:4], lisa + london[:4], clip)
+    assert twelve["fid_clip"][0] is None and twelve["kid_clip"][0] is not None and twelve["kid_clip_std"][0] > 0
 
 
 def test_letterbox_keeps_the_aspect():
@@ -135,7 +141,7 @@ def test_score_with_every_metric_and_all_recognizers(tiny_likeness, tiny_clip, s
                   progress=False)
     assert set(table.metric) >= {"clip_score", "clip_iqa_quality", "fid_clip", "kid_clip"}
     fid = table[table.metric == "fid_clip"]
-    assert len(fid) == 1 and fid.image_id.isna().all() and "at least 50" in fid.reason.iloc[0]
+    assert len(fid) == 1 and fid.image_id.isna().all() and "FID needs at least 33 images a side" in fid.reason.iloc[0]
     assert table[table.metric == "clip_iqa_quality"].value.notna().all()
     assert table.recognizer.dropna().str.startswith("dlib").all()  # 'all' here = dlib (no ArcFace pack)
 

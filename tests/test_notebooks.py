@@ -33,3 +33,7 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     errors = [o for c in notebook.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    # a cell that draws a figure shows it: an image in its outputs, not "<Figure size ...>"
+    drawn = [c for c in notebook.cells if c.cell_type == "code" and c.source.rstrip().endswith("fig")]
+    blind = [c.source[-80:] for c in drawn if not any("image/png" in o.get("data", {}) for o in c.get("outputs", []))]
+    assert not blind, blind

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -90,11 +91,14 @@ def test_trainer_records_splits_and_never_trains_on_test(settings, analyzer, fac
                               progress=False, steps=2, test=2)
     card = likeness.card
     trained = set(card["splits"]["train"])
-    assert len(card["splits"]["test"]) == 2 and not trained & set(card["splits"]["test"])
-    assert card["test_shares_shoot_with_train"] is True  # two shoots: test cannot be a whole shoot
+    # two shoots (01-04, 05-08): the test photos are one whole shoot, so none shares a shoot with training
+    assert len(card["splits"]["test"]) == 4 and not trained & set(card["splits"]["test"])
+    assert card["test_shares_shoot_with_train"] is False
+    test_shoots = {card["shoots"][Path(p).name] for p in card["splits"]["test"]}
+    assert len(test_shoots) == 1 and not test_shoots & {card["shoots"][Path(p).name] for p in trained}
     assert set(card["shoots"]) == {p.name for p in list_images(selfies)}
     assert all("validation_facesim" in row for row in card["curve"])
-    assert "test" in likeness.summary() and "shares a shoot" in likeness.summary()
+    assert "test" in likeness.summary() and "shares a shoot" not in likeness.summary()
     from workbench.store import read_manifest
 
     hashes = read_manifest(likeness.path).inputs["photo_sha256"]

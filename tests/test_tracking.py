@@ -50,4 +50,6 @@ def test_a_study_logs_one_run_per_cell(settings, faces_dir, tmp_path, monkeypatc
     run_study(load_spec(path), tmp_path / "study", settings=replace(settings, home=tmp_path / "h"), progress=False)
     runs = mlflow.search_runs(experiment_names=["tracked-study"])
     assert sorted(runs["tags.mlflow.runName"]) == ["lisa_debruine-r0-dpmpp_2m-2", "lisa_debruine-r0-euler-2"]
-    assert {"params.sampler", "metrics.sharpness"} <= set(runs.columns)
+    # every mean beside its n and interval
+    assert {"params.sampler", "metrics.sharpness/mean", "metrics.sharpness/n", "metrics.sharpness/ci_low",
+            "metrics.sharpness/ci_high"} <= set(runs.columns)

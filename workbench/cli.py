@@ -297,7 +297,11 @@ def score_cmd(run: Path, references: Path = typer.Option(None, help="Test photos
     table = score(run, references=references, likeness=likeness, recognizers=list(recognizers),
                   clip_iqa_model=None if clip_iqa_model == "none" else clip_iqa_model,
                   clip_model=None if clip_model == "none" else clip_model, fid_reference=fid_reference)
-    typer.echo(summarize(table, ["sampler", "steps"]).to_string(index=False))
+    typer.echo(summarize(table, ["sampler", "steps"]).round(4).to_string(index=False))
+    missing = table[table["value"].isna()].groupby(["metric", "reason"]).size().reset_index(name="rows")
+    if not missing.empty:
+        typer.echo("\nmissing values and why:")
+        typer.echo(missing.to_string(index=False, max_colwidth=110))
     typer.echo(f"scores: {run / 'scores.parquet'}")
 
 

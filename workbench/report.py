@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
@@ -42,6 +43,22 @@ def _thumb(path: Path, side: int = 160) -> bytes:
         return buffer.getvalue()
 
 
+def no_interval(rows: pd.DataFrame) -> np.ndarray:
+    """Which rows of a summary have no 95 % interval (too few units, or no values)."""
+    return ~(np.isfinite(rows["ci_low"].to_numpy(dtype=float)) & np.isfinite(rows["ci_high"].to_numpy(dtype=float)))
+
+
+def mark_no_interval(ax, x, rows: pd.DataFrame) -> None:
+    """Draw the means that have no interval as open markers, and say so on the axes: an error bar of zero
+    length would read as certainty."""
+    missing = no_interval(rows)
+    means = rows["mean"].to_numpy(dtype=float)
+    if not missing.any() or not np.isfinite(means[missing]).any():
+        return
+    ax.scatter(np.asarray(x)[missing], means[missing], s=60, facecolors="white", edgecolors="black", zorder=5)
+    ax.text(0.01, 0.99, "open: no interval (n < 5)", transform=ax.transAxes, va="top", fontsize=7)
+
+
 def metric_plot(scores: pd.DataFrame) -> bytes | None:
     """Mean +/- 95% CI of each plotted metric vs steps, one line per sampler."""
     summary = summarize(scores[scores["image_id"].notna()], ["sampler", "steps"])
@@ -54,8 +71,9 @@ def metric_plot(scores: pd.DataFrame) -> bytes | None:
         part = summary[summary["metric"] == metric]
         for sampler, rows in part.groupby("sampler"):
             rows = rows.sort_values("steps")
-            errors = [rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]]
+            errors = [(rows["mean"] - rows["ci_low"]).fillna(0), (rows["ci_high"] - rows["mean"]).fillna(0)]
             ax.errorbar(rows["steps"], rows["mean"], yerr=errors, marker="o", capsize=3, label=sampler)
+            mark_no_interval(ax, rows["steps"], rows)
         ax.set_title(metric)
         ax.set_xlabel("steps")
         ax.legend(fontsize=8)

@@ -463,6 +463,7 @@ def render_batch(pipe, batch: list[Job], fam, likeness, source, out: Path,
     images = pipe(**pipeline_call(batch, fam, context), num_inference_steps=batch[0].steps,
                   generator=[torch.Generator("cpu").manual_seed(j.seed) for j in batch]).images
     seconds = (time.perf_counter() - started) / len(batch)
+    timing = timing_conditions(pipe)  # a time means little without the threads, device and load it ran under
     rows = {}
     for job, image in zip(batch, images, strict=True):
         if only is not None and job.image_id not in only:
@@ -483,10 +484,19 @@ def render_batch(pipe, batch: list[Job], fam, likeness, source, out: Path,
                               "prompt": job.prompt, "prompt_plain": job.prompt_plain, "sampler": job.sampler,
                               "steps": job.steps, "seed": job.seed,
                               "guidance": job.guidance, "width": image.width, "height": image.height,
-                              "path": job.relpath, "seconds": seconds, "family": fam.name,
+                              "path": job.relpath, "seconds": seconds, **timing, "family": fam.name,
                               "likeness": str(likeness.path) if likeness else None, "arm": arm, "ip_scale": ip_scale,
                               "detailer": detail.get("detailer"), "before_path": detail.get("before_path")}
     return rows
+
+
+def timing_conditions(pipe) -> dict[str, Any]:
+    """What a timing ran under: torch's threads, the device (and GPU), the batch's images, and the host's
+    1-minute load average (under Ray, per-image times differed 50x from serial ones on a loaded box)."""
+    device = str(getattr(pipe, "device", "cpu"))
+    gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"threads": torch.get_num_threads(), "device": gpu or device, "load_avg": load}
 
 
 def image_prompt(context: RenderContext | None) -> dict[str, Any]:

@@ -136,7 +136,8 @@ def _iqa_metric(model: ClipModel | str | None, settings: Settings | None):
         try:
             return CLIPImageQualityAssessment(model_name_or_path=CLIP_IQA, prompts=IQA_PROMPTS), None
         except Exception as exc:  # piq missing, or its weights not downloadable here
-            return None, (f"CLIP-IQA's own weights are not available here ({type(exc).__name__}): `pip install piq` "
+            return None, (f"CLIP-IQA's own weights are not available here ({type(exc).__name__}): `pip install "
+                          "'likeness-workbench[quality]'` (piq) "
                           "on a connected machine loads them once; or pass --clip-iqa-model DIR")
     clip = model if isinstance(model, ClipModel) else ClipModel(model, settings)
     if clip.model is None:
@@ -157,7 +158,13 @@ class ClipFeatureExtractor(torch.nn.Module):
         return self.clip.image_features(pil).double()
 
 
-MIN_DISTRIBUTION_IMAGES = 50  # below this FID's covariance is mostly noise (Chong & Forsyth 2020)
+# KID is unbiased (Binkowski et al. 2018: an MMD^2 U-statistic), so it holds at small n; it is computed over
+# random subsets of half the smaller side, so the subsets differ and its std says something (at n equal to
+# the subset size every subset was the whole set and the std was 0).
+KID_MIN_IMAGES = 10
+# FID fits a Gaussian to each side: its covariance is full rank only with more images than feature
+# dimensions, and below that the score is biased and unstable (Chong & Forsyth 2020).
+MIN_DISTRIBUTION_IMAGES = KID_MIN_IMAGES
 
 
 def letterbox(image: Image.Image, side: int) -> Image.Image:
@@ -172,26 +179,41 @@ def letterbox(image: Image.Image, side: int) -> Image.Image:
 
 
 def distribution_metrics(generated: list[Image.Image], reference: list[Image.Image], clip: ClipModel,
-                         side: int = 224, min_images: int = MIN_DISTRIBUTION_IMAGES) -> dict[str, Any]:
-    """FID and KID (mean, std) of ``generated`` against ``reference`` on CLIP features; None + reason
-    when either side has fewer than ``min_images`` images or there is no CLIP."""
+                         side: int = 224, min_images: int | None = None) -> dict[str, Any]:
+    """FID and KID (mean, std over subsets) of ``generated`` against ``reference`` on CLIP features, each
+    only where its own minimum holds: KID from ``KID_MIN_IMAGES`` a side, FID from one image more than the
+    feature dimensions a side (513 for ViT-B CLIP's 512-d features); None + the reason otherwise.
+    ``min_images`` overrides both minimums (tests of the arithmetic on a handful of images)."""
     names = ("fid_clip", "kid_clip", "kid_clip_std")
     if clip.model is None:
         return {n: (None, clip.unavailable) for n in names}
-    if len(generated) < min_images or len(reference) < min_images:
-        return {n: (None, f"FID/KID need at least {min_images} generated and {min_images} reference images "
-                          f"(have {len(generated)} and {len(reference)})") for n in names}
+    dims = int(getattr(clip.model.config, "projection_dim", 512))
+    fid_min = min_images or dims + 1
+    kid_min = min_images or KID_MIN_IMAGES
+    smaller = min(len(generated), len(reference))
+    have = f"(have {len(generated)} generated and {len(reference)} reference images)"
+    results: dict[str, Any] = {}
+    if smaller < fid_min:
+        results["fid_clip"] = (None, f"FID needs at least {fid_min} images a side on {dims}-d CLIP features for a "
+                                     f"full-rank covariance {have}; read KID at this size")
+    if smaller < kid_min:
+        results.update({n: (None, f"KID needs at least {kid_min} images a side {have}")
+                        for n in ("kid_clip", "kid_clip_std")})
+    if len(results) == len(names):
+        return results
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
     extractor = ClipFeatureExtractor(clip)
-    subset = min(50, len(generated), len(reference))
     fid = FrechetInceptionDistance(feature=extractor, reset_real_features=True)
-    kid = KernelInceptionDistance(feature=extractor, subset_size=subset, subsets=50)
+    kid = KernelInceptionDistance(feature=extractor, subset_size=max(2, min(50, smaller // 2)), subsets=50)
     for images, real in ((reference, True), (generated, False)):
         batch = torch.stack([_pixels(letterbox(i, side)) for i in images])
         fid.update(batch, real=real)
         kid.update(batch, real=real)
-    kid_mean, kid_std = kid.compute()
-    return {"fid_clip": (float(fid.compute()), None), "kid_clip": (float(kid_mean), None),
-            "kid_clip_std": (float(kid_std), None)}
+    if "fid_clip" not in results:
+        results["fid_clip"] = (float(fid.compute()), None)
+    if "kid_clip" not in results:
+        kid_mean, kid_std = kid.compute()
+        results["kid_clip"], results["kid_clip_std"] = (float(kid_mean), None), (float(kid_std), None)
+    return {n: results[n] for n in names}

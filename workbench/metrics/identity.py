@@ -54,7 +54,7 @@ def real_copy_paste_gaps(analyzer, test, training) -> list[float]:
 
 def identity_spread(analyzer, faces) -> float | None:
     """Mean pairwise 1 - similarity of the generated faces; needs two. Identity drift between outputs,
-    not PhotoMaker's Face-Div (that is ``face_div_lpips``)."""
+    not PhotoMaker's Face-Div (that is ``face_div_photomaker``)."""
     if len(faces) < 2:
         return None
     return float(np.mean([1.0 - analyzer.similarity(a, b) for a, b in combinations(faces, 2)]))

@@ -77,8 +77,9 @@ class LpipsModel:
         try:
             self.net = backbone if isinstance(backbone, nn.Module) else _named_backbone(backbone)
         except Exception as exc:  # missing torchvision / weights: every row says why
-            self.unavailable = (f"LPIPS backbone {backbone!r} not available here ({type(exc).__name__}): install "
-                                "torchvision and cache its AlexNet weights, or pass a backbone module")
+            self.unavailable = (f"LPIPS backbone {backbone!r} not available here ({type(exc).__name__}): `pip install "
+                                "'likeness-workbench[quality]'` (torchvision) and cache its AlexNet weights, or pass a "
+                                "backbone module")
             return
         from torchmetrics.functional.image.lpips import NetLinLayer, ScalingLayer
 
@@ -134,6 +135,16 @@ def aligned_crop(image: Image.Image, face, side: int = CROP) -> Image.Image:
     matrix, _ = cv2.estimateAffinePartial2D(np.asarray(face.keypoints, dtype=np.float32), template, method=cv2.LMEDS)
     pixels = cv2.warpAffine(np.asarray(image.convert("RGB")), matrix, (side, side), borderValue=0.0)
     return Image.fromarray(pixels)
+
+
+def detected_crop(image: Image.Image, face, side: int = CROP) -> Image.Image:
+    """The detected face region as PhotoMaker's Face-Div compares it: the detector's box (made square about
+    its centre), resized to ``side``; where the face sits and how it is turned both count as variety."""
+    x0, y0, x1, y1 = face.bbox
+    half = max(x1 - x0, y1 - y0) / 2
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    box = tuple(round(v) for v in (cx - half, cy - half, cx + half, cy + half))
+    return image.convert("RGB").crop(box).resize((side, side), Image.BILINEAR)
 
 
 def face_div_lpips(model: LpipsModel, crops: list[Image.Image]) -> float | None:

@@ -52,7 +52,8 @@ class GroupContext:
 
     group: dict[str, Any]
     faces: list = field(default_factory=list)
-    crops: list = field(default_factory=list)
+    crops: list = field(default_factory=list)  # ArcFace-aligned face crops
+    detected_crops: list = field(default_factory=list)  # the detector's face boxes
     analyzer: Any = None
     recognizer: str = ""
     lpips: Any = None
@@ -105,15 +106,21 @@ def _identity_spread(ctx: GroupContext) -> list[dict[str, Any]]:
              "reason": None if spread is not None else "fewer than two faces in this prompt group"}]
 
 
-def _face_div_lpips(ctx: GroupContext) -> list[dict[str, Any]]:
+def _face_div(ctx: GroupContext) -> list[dict[str, Any]]:
+    """Face-Div twice, each named for what it compares: PhotoMaker's (LPIPS between the detected face regions,
+    Li et al. 2024) and the aligned variant (LPIPS between ArcFace-aligned crops: pose, expression and light
+    without position and scale). The two are not comparable with each other."""
     from .lpips import face_div_lpips
 
     if ctx.lpips is None:
         return []
-    div = face_div_lpips(ctx.lpips, ctx.crops)
-    return [{**ctx.group, "metric": "face_div_lpips", "value": div, "recognizer": None, "region": "face",
-             "reason": None if div is not None else ctx.lpips.unavailable or "fewer than two faces in this "
-             "prompt group"}]
+    rows = []
+    for metric, crops in (("face_div_photomaker", ctx.detected_crops), ("face_div_aligned", ctx.crops)):
+        div = face_div_lpips(ctx.lpips, crops)
+        rows.append({**ctx.group, "metric": metric, "value": div, "recognizer": None, "region": "face",
+                     "reason": None if div is not None else ctx.lpips.unavailable or "fewer than two faces in this "
+                     "prompt group"})
+    return rows
 
 
 @dataclass
@@ -179,7 +186,7 @@ PRODUCERS: dict[str, Producer] = {p.name: p for p in [
     Producer("clip_score", "image", ("clip_score",), _clip_score),
     Producer("clip_iqa", "image", ("clip_iqa_quality", "clip_iqa_sharpness", "clip_iqa_noisiness"), _clip_iqa),
     Producer("identity_spread", "group", ("identity_spread",), _identity_spread, per_recognizer=True),
-    Producer("face_div_lpips", "group", ("face_div_lpips",), _face_div_lpips),
+    Producer("face_div", "group", ("face_div_photomaker", "face_div_aligned"), _face_div),
     Producer("real_copy_paste_gap", "run", ("copy_paste_gap_real",), _real_gaps, per_recognizer=True),
     Producer("distribution", "run", ("fid_clip", "kid_clip", "kid_clip_std"), _distribution),
     Producer("study_timing", "study", ("seconds_per_image", "peak_gpu_memory_gb"), None),

@@ -92,11 +92,16 @@ for _metric in [
            "mean pairwise (1 - identity similarity) of the generated faces in a prompt group: identity drift "
            "between outputs (was called face_div; it is not PhotoMaker's Face-Div)", needs="recognizer",
            producer="identity_spread"),
-    Metric("face_div_lpips", "group", True,
-           "mean pairwise LPIPS between the aligned face crops of a prompt group: variety of pose, expression "
-           "and light", "Face Div of PhotoMaker (Li et al. 2024); LPIPS of Zhang et al. 2018", (0, None),
-           needs="lpips",
-           producer="face_div_lpips"),
+    Metric("face_div_photomaker", "group", True,
+           "PhotoMaker's Face-Div: mean pairwise LPIPS between the detected face regions of a prompt group's images "
+           "(the detector's box, squared and resized to 128 px): variety of pose, expression, light and framing",
+           "Face Div of PhotoMaker (Li et al. 2024); LPIPS of Zhang et al. 2018", (0, None), needs="lpips",
+           producer="face_div"),
+    Metric("face_div_aligned", "group", True,
+           "mean pairwise LPIPS between ArcFace-aligned 128 px crops of a prompt group's faces: variety of pose, "
+           "expression and light with position and scale taken out (not comparable with PhotoMaker's Face-Div)",
+           "LPIPS of Zhang et al. 2018 on 5-point aligned crops", (0, None), needs="lpips",
+           producer="face_div"),
     Metric("copy_paste_gap", "image", False,
            f"nearest-training-photo {SIM} minus mean test-photo {SIM}: how much closer the output is to one "
            "photo it was trained on than to the person", "copy-paste metric of InstantID / PuLID discussions",

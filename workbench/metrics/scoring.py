@@ -20,7 +20,7 @@ from ..images import ImageRefused, list_images, load_image
 from ..likeness.card import Likeness
 from ..store import read_manifest, write_manifest, write_table
 from .clip import DEFAULT_CLIP, ClipModel, ClipScorer
-from .lpips import LpipsModel, aligned_crop
+from .lpips import LpipsModel, aligned_crop, detected_crop
 from .producers import GroupContext, ImageContext, RunContext
 from .registry import planned
 
@@ -71,7 +71,7 @@ def score_images(items: list[dict[str, Any]], root: Path, test: list, training: 
            "id_match_rate": test_reason if not test else threshold[1]}
     rank = 0 if quality else 1  # from the second recognizer on, only what runs per recognizer
     image_producers, group_producers = planned("image", rank), planned("group", rank)
-    crops_wanted = lpips is not None and lpips.net is not None and any(p.name == "face_div_lpips"
+    crops_wanted = lpips is not None and lpips.net is not None and any(p.name == "face_div"
                                                                        for p in group_producers)
     rows, groups = [], {}
     for item, image, faces in tqdm(_with_faces(analyzer, items, root), total=len(items), unit="img",
@@ -89,6 +89,7 @@ def score_images(items: list[dict[str, Any]], root: Path, test: list, training: 
             group.faces.append(faces[0])
             if crops_wanted:
                 group.crops.append(aligned_crop(image, faces[0]))
+                group.detected_crops.append(detected_crop(image, faces[0]))
     for key in sorted(groups, key=str):
         for producer in group_producers:
             rows += producer.compute(groups[key])

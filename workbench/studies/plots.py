@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..report import mark_no_interval, no_interval  # noqa: F401 (the kinds' plots use them)
+
 
 def png(fig: Figure) -> bytes:
     """The figure as PNG bytes (laid out tight, 90 dpi), for reports."""

@@ -62,13 +62,19 @@ def shard_cells(kind: StudyKind, cells: list[Cell], shard: tuple[int, int]) -> l
 
 
 def log_cell(spec: StudySpec, cell: Cell, table: pd.DataFrame, out: Path) -> dict[str, str]:
-    """One tracker run per cell (config and mean of each metric), so the tracker's compare view works."""
+    """One tracker run per cell (config, and each metric's mean with its n, missing count and 95 % interval),
+    so the tracker's compare view works and never shows a mean without its uncertainty."""
     if not spec.log_with:
         return {}
     from .. import tracking
+    from ..metrics import summarize
 
     tracking.default_mlflow_uri(out)
-    means = table.dropna(subset=["value"]).groupby("metric")["value"].mean().to_dict()
+    means = {}
+    for row in summarize(table, []).to_dict("records"):  # each mean with its n and interval, never alone
+        means.update({f"{row['metric']}/mean": row["mean"], f"{row['metric']}/n": row["n"],
+                      f"{row['metric']}/n_missing": row["n_missing"], f"{row['metric']}/ci_low": row["ci_low"],
+                      f"{row['metric']}/ci_high": row["ci_high"]})
     config = {**cell.params, "cell": cell.id, "identity": cell.identity, "replicate": cell.replicate,
               "family": spec.family}
     return tracking.log_cell(spec.log_with, spec.name, cell.folder.replace("/", "-"), out / "tracking", config, means)

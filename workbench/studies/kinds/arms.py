@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 from ... import limits
 from ...likeness import Likeness
 from ...metrics import summarize
-from ..plots import errors, png
+from ..plots import errors, mark_no_interval, png
 from .base import Assembled, comparisons, seconds_rows
 from .base import Options as NoOptions
 from .sampler_steps import SamplerSteps
@@ -42,7 +42,8 @@ class Arms(SamplerSteps):
     name = "arms"
     summary = "the likeness, the base model and the IP-Adapter arms on the same grid and test photos"
     Options = Options
-    METRICS = ("test_facesim", "id_match_rate", "copy_paste_gap", "face_div_lpips", "clip_score", "seconds_per_image")
+    METRICS = ("test_facesim", "id_match_rate", "copy_paste_gap", "face_div_photomaker", "clip_score",
+               "seconds_per_image")
 
     def variants(self):
         return [(arm, {"arm": arm, "ip_scale": self.spec.ip_scale}) for arm in self.spec.arms]
@@ -95,6 +96,7 @@ def arms_plot(summary: pd.DataFrame, arms: list[str]) -> bytes:
             ax.text(0.5, 0.5, "no values\n(no faces in the images?)", ha="center", va="center", transform=ax.transAxes)
         else:
             ax.bar(range(len(arms)), np.nan_to_num(rows["mean"].to_numpy(dtype=float)), yerr=errors(rows), capsize=4)
+            mark_no_interval(ax, range(len(arms)), rows)
         ax.set_xticks(range(len(arms)), arms, rotation=25, ha="right", fontsize=8)
         ax.set_title(metric)
     return png(fig)

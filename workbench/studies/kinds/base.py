@@ -154,7 +154,9 @@ def warm_up(pipe, family) -> None:
 
 
 def seconds_rows(images: pd.DataFrame) -> pd.DataFrame:
-    rows = images[["image_id", "pack", "prompt_id", "sampler", "steps", "guidance", "seed", "family"]].copy()
+    """One ``seconds_per_image`` row per image, with what the time ran under (threads, device, load)."""
+    keep = [c for c in ("threads", "device", "load_avg") if c in images.columns]
+    rows = images[["image_id", "pack", "prompt_id", "sampler", "steps", "guidance", "seed", "family", *keep]].copy()
     rows["metric"], rows["value"] = "seconds_per_image", images["seconds"]
     rows["reason"], rows["recognizer"] = None, None
     return rows

@@ -15,7 +15,7 @@ from ...images import folder_entries
 from ...likeness import Likeness
 from ...metrics import summarize
 from ...store import is_done
-from ..plots import errors, png
+from ..plots import errors, mark_no_interval, png
 from .base import FIDELITY, Assembled, Cell, StudyKind, comparisons, seconds_rows, warm_up
 
 STEP_METRICS = ("test_facesim", "clip_score", "sharpness", "seconds_per_image")
@@ -121,6 +121,7 @@ def sampler_steps_plot(summary: pd.DataFrame) -> bytes:
             rows = rows.sort_values("steps")
             ax.errorbar(rows["steps"], rows["mean"], yerr=errors(rows), marker="o", capsize=3,
                         label=" / ".join(map(str, key if isinstance(key, tuple) else (key,))))
+            mark_no_interval(ax, rows["steps"], rows)
         if part.empty:
             ax.text(0.5, 0.5, "no values\n(see the table's reasons)", ha="center", va="center", transform=ax.transAxes)
         else:

@@ -19,7 +19,7 @@ from ...config import Settings
 from ...images import list_images
 from ...likeness import TrainConfig
 from ...metrics import summarize
-from ..plots import errors, png
+from ..plots import errors, mark_no_interval, png
 from .base import FIDELITY, Assembled, Cell, StudyKind, comparisons
 from .base import Options as NoOptions
 
@@ -254,8 +254,9 @@ def upload_quality_plot(summary: pd.DataFrame, deltas: pd.DataFrame, cells: list
     gate.legend(fontsize=8)
     rows = deltas.groupby("cell").first().reindex(cells[1:]) if not deltas.empty else pd.DataFrame()
     if not rows.empty and rows["mean_diff"].notna().any():
-        cost.errorbar(np.arange(len(rows)), rows["mean_diff"], yerr=errors(rows.rename(columns={"mean_diff": "mean"})),
-                      fmt="o", capsize=4)
+        as_means = rows.rename(columns={"mean_diff": "mean"})
+        cost.errorbar(np.arange(len(rows)), rows["mean_diff"], yerr=errors(as_means), fmt="o", capsize=4)
+        mark_no_interval(cost, np.arange(len(rows)), as_means)
         cost.axhline(0, color="grey", lw=0.8)
     else:
         cost.text(0.5, 0.5, "no FaceSim values\n(no faces in the probe images)", ha="center", va="center",
