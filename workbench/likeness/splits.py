@@ -85,6 +85,17 @@ def background_histogram(path: Path, box: tuple[float, float, float, float] | No
     return hist / max(float(hist.sum()), 1.0)
 
 
+def background_histogram_light(path: Path, box=None) -> np.ndarray:
+    """The same 12 x 4 x 4 HSV histogram from Pillow alone (no OpenCV, no face boxes): what a study's design
+    check estimates shoots with on a driver that loads no image-processing library. It can differ from the
+    split's own (``background_histogram``) in a rare bin; the design check says it is an estimate."""
+    image = load_image(path, max_side=256).convert("HSV")
+    h, s, v = (np.asarray(channel, dtype=np.int64) for channel in image.split())
+    index = (np.minimum(h * 12 // 256, 11) * 16 + np.minimum(s * 4 // 256, 3) * 4 + np.minimum(v * 4 // 256, 3))
+    hist = np.bincount(index.ravel(), minlength=192).astype(np.float64)
+    return hist / max(float(hist.sum()), 1.0)
+
+
 def average_linkage(distance: np.ndarray, cut: float) -> list[int]:
     """Cluster labels: merge the two closest clusters (mean pairwise distance) while it is below ``cut``."""
     clusters = [[i] for i in range(len(distance))]
@@ -106,8 +117,9 @@ def average_linkage(distance: np.ndarray, cut: float) -> list[int]:
     return labels
 
 
-def find_shoots(files: list[Path], boxes: dict[Path, tuple | None]) -> tuple[dict[Path, str], str]:
-    """``({file: shoot label}, source)``: from EXIF times when every photo has one, else from pixels."""
+def find_shoots(files: list[Path], boxes: dict[Path, tuple | None], features=None) -> tuple[dict[Path, str], str]:
+    """``({file: shoot label}, source)``: from EXIF times when every photo has one, else from pixels
+    (``features``: the histogram function, ``background_histogram`` by default)."""
     times = {p: capture_time(p) for p in files}
     if files and all(times.values()):
         ordered = sorted(files, key=lambda p: times[p])
@@ -117,7 +129,7 @@ def find_shoots(files: list[Path], boxes: dict[Path, tuple | None]) -> tuple[dic
                 shoot += 1
             labels[current] = f"shoot-{shoot + 1}"
         return labels, "exif"
-    features = [background_histogram(p, boxes.get(p)) for p in files]
+    features = [(features or background_histogram)(p, boxes.get(p)) for p in files]
     distance = np.array([[1.0 - np.minimum(a, b).sum() for b in features] for a in features])
     labels = average_linkage(distance, SHOOT_DISTANCE)
     return {p: f"shoot-{label + 1}" for p, label in zip(files, labels, strict=True)}, "pixels"

@@ -73,19 +73,19 @@ def smallest_p(units: int) -> float:
 
 def person_design(name: str, folder: Path, train: dict[str, Any], reference_photos: int | None = None
                   ) -> PersonDesign:
-    """How this person's photos will split, estimated from the photos alone (capture times or backgrounds:
-    the check's face boxes are not known yet)."""
+    """How this person's photos will split, estimated from the photos alone (capture times, else backgrounds
+    from a Pillow histogram: the check's face boxes are not known yet, and a study's driver loads no OpenCV)."""
     from ..errors import ConfigError
     from ..images import list_images
-    from ..likeness.splits import find_shoots, split_photos
+    from ..likeness.splits import background_histogram_light, find_shoots, split_photos
 
     files = list_images(folder)
-    shoots, _ = find_shoots(files, {})
+    shoots, _ = find_shoots(files, {}, features=background_histogram_light)  # no OpenCV on a study's driver
     n_shoots = len(set(shoots.values()))
     if reference_photos is not None:  # upload-quality: references held out by shoot, never trained on
         from .kinds.upload_quality import MIN_POOL, reference_draw
 
-        held, _ = reference_draw(files, min(reference_photos, max(0, len(files) - MIN_POOL)))
+        held, _ = reference_draw(files, min(reference_photos, max(0, len(files) - MIN_POOL)), shoots)
         by_shoot = bool(held) and not {shoots[p] for p in held} & {shoots[p] for p in files if p not in held}
         return PersonDesign(name, len(files), n_shoots, len(held), by_shoot)
     try:

@@ -191,12 +191,15 @@ class UploadQuality(StudyKind):
 MIN_POOL = 1  # photos left to train on (and degrade) after the references are held out
 
 
-def reference_draw(files: list[Path], count: int) -> tuple[set[Path], dict[Path, str]]:
+def reference_draw(files: list[Path], count: int, shoots: dict[Path, str] | None = None
+                   ) -> tuple[set[Path], dict[Path, str]]:
     """The photos held out as references: whole shoots (smallest first) when the set has two or more, so no
-    reference shares a shoot with a photo that trains; else ``count`` photos at random (seed 0)."""
+    reference shares a shoot with a photo that trains; else ``count`` photos at random (seed 0). ``shoots``:
+    found here (``find_shoots``) unless given."""
     from ...likeness.splits import find_shoots
 
-    shoots, _ = find_shoots(files, {})
+    if shoots is None:
+        shoots, _ = find_shoots(files, {})
     by_shoot: dict[str, list[Path]] = {}
     for path in files:
         by_shoot.setdefault(shoots[path], []).append(path)
