@@ -17,7 +17,7 @@ LAYERS = {
     1: ["workbench.store", "workbench.artifacts", "workbench.lineage", "workbench.jobs", "workbench.retention"],
     2: ["workbench.faces", "workbench.models", "workbench.packs", "workbench.selfies", "workbench.metrics",
         "workbench.likeness", "workbench.generate", "workbench.arms", "workbench.report", "workbench.protocol"],
-    3: ["workbench.chain", "workbench.studies", "workbench.suites", "workbench.demo"],
+    3: ["workbench.chain", "workbench.studies", "workbench.demo"],
     4: ["workbench.cli", "workbench.app", "workbench.reference"],
 }
 PUBLIC_API = "workbench"  # the package itself: its names load lazily, for front ends and notebooks

@@ -96,7 +96,7 @@ def test_a_suite_runs_as_one_ray_task(settings, tmp_path):
     from dataclasses import replace
 
     from workbench import resources
-    from workbench.suites import run_suite
+    from workbench.studies.suites import run_suite
 
     try:
         result = run_suite(resources.spec_path("tiny-demo", "suite"), settings=replace(settings, home=tmp_path / "h5"),

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from workbench.errors import ConfigError
-from workbench.suites import Threshold, evaluate, load_suite, run_suite
+from workbench.studies.suites import Threshold, evaluate, load_suite, run_suite
 
 SUITES = Path(__file__).resolve().parent.parent / "evaluation" / "suites"
 

@@ -26,7 +26,7 @@ _PUBLIC = {
     "paired_difference": "workbench.metrics",
     "run_study": "workbench.studies",
     "design_check": "workbench.studies.design",
-    "run_suite": "workbench.suites",
+    "run_suite": "workbench.studies.suites",
     "run_demo": "workbench.demo",
     # what a stage would refuse, asked before it runs (the app asks at the click)
     "training_conflicts": "workbench.likeness.reuse",
@@ -51,7 +51,7 @@ _PUBLIC = {
     "list_images": "workbench.images",
     # specs, packs, families, recognizers
     "load_spec": "workbench.studies",
-    "load_suite": "workbench.suites",
+    "load_suite": "workbench.studies.suites",
     "load_pack": "workbench.packs",
     "get_pack": "workbench.packs",
     "builtin_packs": "workbench.packs",
@@ -107,7 +107,7 @@ _FOR_FRONT_ENDS = {
     "inside": "workbench.names",
     "is_done": "workbench.store",
     "parse_shard": "workbench.studies.runner",
-    "suite_files": "workbench.suites",
+    "suite_files": "workbench.studies.suites",
 }
 __all__ = sorted(_PUBLIC)
 

@@ -381,7 +381,7 @@ def suite(spec: str = typer.Argument(..., help="Suite YAML, or a shipped suite's
     if executor == "ray":
         from workbench import connect_ray
 
-        connect_ray(address, warm=1, imports=["workbench.suites"])
+        connect_ray(address, warm=1, imports=["workbench.studies.suites"])
     from workbench import run_suite
 
     result = run_suite(path, settings=_settings(home, device), executor=executor,

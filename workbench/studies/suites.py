@@ -15,16 +15,16 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .chain import chain_folders, run_chain
-from .config import Settings
-from .errors import ConfigError
-from .lineage import link
-from .metrics import paired_difference, summarize
-from .metrics.aggregate import difference_of_means
-from .metrics.registry import get_metric
-from .models import get_family
-from .store import Manifest, Workspace, write_manifest, write_table
-from .studies.spec import GridSpec, load_yaml
+from ..chain import chain_folders, run_chain
+from ..config import Settings
+from ..errors import ConfigError
+from ..lineage import link
+from ..metrics import paired_difference, summarize
+from ..metrics.aggregate import difference_of_means
+from ..metrics.registry import get_metric
+from ..models import get_family
+from ..store import Manifest, Workspace, write_manifest, write_table
+from .spec import GridSpec, load_yaml
 
 
 class Threshold(BaseModel):
@@ -131,7 +131,7 @@ def run_suite(spec: SuiteSpec | str | os.PathLike, settings: Settings | None = N
     """Build what is missing, check every threshold, write the report. ``executor="ray"`` runs the whole
     suite as one Ray task (on a GPU worker when the family needs one); the workspace is shared storage.
     ``callback`` hears training steps and images (see ``run_chain``)."""
-    from .report import write_report
+    from ..report import write_report
 
     spec = spec if isinstance(spec, SuiteSpec) else load_suite(spec)
     settings = settings or Settings()
@@ -162,7 +162,7 @@ def run_suite(spec: SuiteSpec | str | os.PathLike, settings: Settings | None = N
              "test shares a shoot with training": "YES: test FaceSim also measures 'same shoot'"
              if likeness.test_shares_shoot_with_train else "no",
              "recognizers": ", ".join(spec.recognizers), "seeds": ", ".join(map(str, spec.seeds))}
-    from .protocol import protocol_facts
+    from ..protocol import protocol_facts
 
     baseline_run = [workspace.area("runs") / f"{name}-baseline"] if spec.baseline else []
     protocol = protocol_facts(likeness.path, run.path, *baseline_run, summary=summarize(scores, ["sampler", "steps"]))
@@ -179,9 +179,9 @@ def run_suite(spec: SuiteSpec | str | os.PathLike, settings: Settings | None = N
 
 
 def _run_suite_on_ray(spec: SuiteSpec, settings: Settings, address: str | None) -> SuiteResult:
-    from .cluster import connect
+    from ..cluster import connect
 
-    ray = connect(address, warm=1, imports=["workbench.suites"])
+    ray = connect(address, warm=1, imports=["workbench.studies.suites"])
     gpus = 0 if get_family(spec.family).tiny or settings.resolved_device() == "cpu" else 1
     task = ray.remote(run_suite).options(num_gpus=gpus, max_retries=1, retry_exceptions=True)
     return ray.get(task.remote(spec, settings, False))
