@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from workbench.images import list_images
-from workbench.jobs import Jobs
+from workbench.jobs import Jobs, scheduler
 from workbench.retention import delete, sweep, wipe
 
 PERSON = "lisa_debruine"
@@ -73,7 +73,7 @@ def test_a_delete_stops_the_running_training_first_and_nothing_comes_back(worksp
     assert jobs.get(record.id).state == "cancelled"
     assert any(record.id in line for line in receipt.cancelled_jobs)
     assert not out.exists() and not person.exists()
-    Jobs._queues["worker"].join()  # the worker is idle: nothing of the job is left to run
+    scheduler().idle()  # the worker is idle: nothing of the job is left to run
     assert not out.exists() and traces([user.home], photos) == []
 
 
@@ -165,7 +165,7 @@ def test_delete_my_data_during_a_job_removes_everything_and_the_apps_copies(work
         time.sleep(0.05)
     receipt = wipe(user.home, copies_in=[temp])
     assert receipt.cancelled_jobs and not user.home.exists()
-    Jobs._queues["worker"].join()
+    scheduler().idle()
     assert not user.home.exists()  # the cancelled job wrote nothing afterwards, not even its own record
     assert traces([tmp_path], photos) == []  # the workspace's folder and the app's temporary folder
     assert (temp / "c3" / "someone-else.txt").exists()

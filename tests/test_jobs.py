@@ -83,3 +83,86 @@ def test_cancelling_a_queued_job_means_it_never_starts(tmp_path, state):
     _wait(jobs, blocker.id, {"cancelled"})
     cancelled = _wait(jobs, queued.id, {"cancelled"})
     assert cancelled.result == {} and "before it started" in cancelled.error
+
+
+@pytest.fixture
+def short_turns():
+    from workbench.jobs import configure, scheduler
+
+    runner = scheduler()
+    assert runner.idle(60), "a job of an earlier test is still running"
+    before = (runner.turn_seconds, runner.per_person)
+    yield configure(turn_seconds=0.5, per_person=3)
+    runner.idle(60)
+    configure(*before)
+
+
+def test_two_people_take_turns_and_a_long_job_pauses_then_goes_on(tmp_path, short_turns):
+    """Bea's job waits at most one turn behind Ana's long one; Ana's then goes on from where it paused."""
+    ana, bea = Jobs(tmp_path / "ana"), Jobs(tmp_path / "bea")
+    done_steps: list[int] = []
+
+    def long_work(context):  # resumable: it carries on from the steps already done, as training does
+        for step in range(len(done_steps) + 1, 401):
+            time.sleep(0.01)
+            done_steps.append(step)
+            context.step(step, 400)
+        return {"steps": len(done_steps)}
+
+    long = ana.start("train", "Training 'ana'", long_work, pausable=True)
+    _wait(ana, long.id, {"running"})
+    asked = time.monotonic()
+    short = bea.start("generate", "Generating for bea", lambda context: {"started": time.monotonic()})
+    assert "starts within about 1 s (another person's job first" in describe(bea.get(short.id))
+    started = _wait(bea, short.id, {"done"}).result["started"]
+    assert started - asked < 0.5 + 2.0  # one turn, plus the step in progress and bookkeeping
+    paused = ana.get(long.id)
+    assert paused.state in {"queued", "running"}
+    finished = _wait(ana, long.id, {"done"}, timeout=60)
+    assert finished.result == {"steps": 400} and done_steps == list(range(1, 401))  # no step lost or repeated
+
+
+def test_a_job_that_cannot_resume_is_never_paused(tmp_path, short_turns):
+    ana, bea = Jobs(tmp_path / "ana"), Jobs(tmp_path / "bea")
+    scoring = ana.start("score", "Scoring", lambda c: [c.step(i, 150) or time.sleep(0.01) for i in range(1, 150)]
+                        and {"scored": True})
+    _wait(ana, scoring.id, {"running"})
+    bea.start("generate", "Generating", lambda context: {})
+    assert _wait(ana, scoring.id, {"done"}).result == {"scored": True}
+
+
+def test_each_person_may_queue_a_few_jobs_and_no_more(tmp_path, short_turns):
+    ana, bea = Jobs(tmp_path / "ana"), Jobs(tmp_path / "bea")
+    gate = __import__("threading").Event()
+    first = ana.start("train", "one", lambda context: gate.wait(30) and {})
+    ana.start("train", "two", lambda context: {})
+    ana.start("train", "three", lambda context: {})
+    with pytest.raises(ConfigError, match="already have 3 jobs waiting or running"):
+        ana.start("train", "four", lambda context: {})
+    assert [r.title for r in ana.list()] == ["three", "two", "one"]  # the refused job left no record
+    assert "after your earlier jobs" in describe(ana.list()[0])
+    bea.start("train", "bea's", lambda context: {})  # another person is not held by ana's queue
+    gate.set()
+    _wait(ana, first.id, {"done"})
+
+
+def test_cancel_stops_a_1000_step_image_within_seconds(tmp_path):
+    """A cancel lands between denoising steps, not only between images."""
+    from workbench import Settings, generate, train_likeness
+    from workbench.resources import samples
+
+    settings = Settings(home=tmp_path, device="cpu", offline=True)
+    likeness = train_likeness(samples() / "aws_rek_subject1", tmp_path / "likenesses" / "me", family="tiny-sd",
+                              settings=settings, progress=False, steps=2, checkpoint_every=2)
+    jobs = Jobs(tmp_path)
+    out = tmp_path / "runs" / "long"
+    record = jobs.start("generate", "Generating", lambda context: {"run": str(generate(
+        likeness.path, ["corporate-headshot"], out, steps=[1000], seeds=[0], prompts_per_pack=1, settings=settings,
+        progress=False, callback=context.step).path)}, writes=[out])
+    _wait(jobs, record.id, {"running"})
+    time.sleep(3)  # well inside the image: 1000 steps take far longer than this on any machine
+    asked = time.monotonic()
+    jobs.cancel(record.id)
+    cancelled = _wait(jobs, record.id, {"cancelled"}, timeout=30)
+    assert time.monotonic() - asked < 5, cancelled
+    assert not list(out.glob("images/*.png"))

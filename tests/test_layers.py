@@ -11,7 +11,8 @@ PACKAGE = ROOT / "workbench"
 
 # Lowest first. A module is in the layer of its longest matching prefix.
 LAYERS = {
-    0: ["workbench.errors", "workbench.names", "workbench.provenance", "workbench.safeyaml", "workbench.limits",
+    0: ["workbench.errors", "workbench.interrupts", "workbench.names", "workbench.provenance", "workbench.safeyaml",
+        "workbench.limits",
         "workbench.locks", "workbench.config", "workbench.resources", "workbench.images", "workbench.tracking",
         "workbench.cluster"],
     1: ["workbench.store", "workbench.artifacts", "workbench.lineage", "workbench.jobs", "workbench.retention"],

@@ -24,6 +24,7 @@ from ..arms import get_arm
 from ..artifacts import IMAGES, read_images
 from ..config import Settings
 from ..errors import ArtifactError, ConfigError, WorkbenchError
+from ..interrupts import on_step_end
 from ..likeness.card import LORA_FILE, Likeness
 from ..lineage import describe_changes, link, refuse_other_inputs
 from ..models import get_family, load_pipeline
@@ -461,7 +462,8 @@ def render_batch(pipe, batch: list[Job], fam, likeness, source, out: Path,
     """Render one batch; write (and return rows for) the images in ``only``, or all of them."""
     started = time.perf_counter()
     images = pipe(**pipeline_call(batch, fam, context), num_inference_steps=batch[0].steps,
-                  generator=[torch.Generator("cpu").manual_seed(j.seed) for j in batch]).images
+                  generator=[torch.Generator("cpu").manual_seed(j.seed) for j in batch],
+                  callback_on_step_end=on_step_end).images  # a cancel lands between denoising steps
     seconds = (time.perf_counter() - started) / len(batch)
     timing = timing_conditions(pipe)  # a time means little without the threads, device and load it ran under
     rows = {}

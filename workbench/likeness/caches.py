@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..interrupts import on_step_end
 from ..models.architectures.base import upload
 
 
@@ -79,7 +80,7 @@ def class_images(pipe, adapter, config, fam, folder: Path, progress: bool):
         if not path.is_file():
             with torch.no_grad():
                 image = pipe(prompt=prompt, num_inference_steps=fam.steps, guidance_scale=fam.guidance,
-                             height=config.resolution, width=config.resolution,
+                             height=config.resolution, width=config.resolution, callback_on_step_end=on_step_end,
                              generator=torch.Generator("cpu").manual_seed(10_000 + i)).images[0]
             from ..images import encode_png
             from ..store import atomic_write_bytes

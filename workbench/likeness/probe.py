@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..images import encode_png
+from ..interrupts import on_step_end
 from ..models.architectures import get_architecture
 from ..store import atomic_write_bytes
 
@@ -42,7 +43,8 @@ def render_probes(pipe, config, family, subject: str, embeds: dict[str, Any] | N
     extra = get_architecture(family.arch).render_kwargs(family)
     text = embeds if embeds is not None else {"prompt": prompts}
     return pipe(generator=generators, num_inference_steps=config.probe_steps, guidance_scale=family.guidance,
-                height=config.resolution, width=config.resolution, **text, **extra).images
+                height=config.resolution, width=config.resolution, callback_on_step_end=on_step_end, **text,
+                **extra).images
 
 
 def probe_checkpoint(pipe, adapter, config, family, data, analyzer, held_faces, train_faces, step: int,

@@ -17,6 +17,7 @@ from ..artifacts import IMAGES, SCORES, read_images
 from ..errors import WorkbenchError
 from ..faces import get_analyzer
 from ..images import ImageRefused, list_images, load_image
+from ..interrupts import check_stop
 from ..likeness.card import Likeness
 from ..store import read_manifest, write_manifest, write_table
 from .clip import DEFAULT_CLIP, ClipModel, ClipScorer
@@ -76,6 +77,7 @@ def score_images(items: list[dict[str, Any]], root: Path, test: list, training: 
     rows, groups = [], {}
     for item, image, faces in tqdm(_with_faces(analyzer, items, root), total=len(items), unit="img",
                                    desc=f"scoring ({analyzer.name})", disable=not progress):
+        check_stop()
         base = {k: item.get(k) for k in ("image_id", *GROUP, "seed", "family")}
         context = ImageContext(base, item, image, faces, analyzer, recognizer, test, training, threshold, why, clip,
                                load=lambda path: load_image(root / path))
