@@ -17,7 +17,7 @@ def test_auth_rules_and_user_workspaces(tmp_path):
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
     assert parse_auth(None, "127.0.0.1", share=False) is None
-    assert parse_auth("ana:secret", "0.0.0.0", share=True) == ("ana", "secret")
+    assert parse_auth("ana:secret", "0.0.0.0", share=True) == [("ana", "secret")]
     for auth, host, share in ((None, "0.0.0.0", False), (None, "127.0.0.1", True), ("nopassword", "0.0.0.0", False)):
         with pytest.raises(ConfigError):
             parse_auth(auth, host, share)
@@ -31,6 +31,28 @@ def test_auth_rules_and_user_workspaces(tmp_path):
     assert b_space != b_under  # two users never share a folder
     assert user_settings(base, None).home == users / "local"
     assert user_settings(base, SimpleNamespace(username="bo")).models == (tmp_path / "models").resolve()  # shared
+
+
+def test_several_accounts_each_kept_and_none_merged(tmp_path):
+    from workbench.app import parse_auth
+    from workbench.errors import ConfigError
+
+    accounts = tmp_path / "accounts.txt"
+    accounts.write_text("# product staff\ncara:pa:ss\n\n  dev : s3cret\n")
+    with pytest.raises(ConfigError, match="chmod 600"):  # passwords other users could read
+        parse_auth(None, "0.0.0.0", False, accounts)
+    accounts.chmod(0o600)
+    assert parse_auth(["ana:one", "bea:two"], "0.0.0.0", False, accounts) == [
+        ("ana", "one"), ("bea", "two"), ("cara", "pa:ss"), ("dev", " s3cret")]
+    with pytest.raises(ConfigError, match="'ana' is given more than once"):
+        parse_auth(["ana:one", "ana:two"], "0.0.0.0", False)
+    from workbench.names import folder_name
+
+    with pytest.raises(ConfigError, match="would share a workspace"):  # a name spelled like another's folder
+        parse_auth(["b ob:one", f"{folder_name('b ob')}:two"], "0.0.0.0", False)
+    accounts.write_text("ana:one\nnopassword\n")
+    with pytest.raises(ConfigError, match=r"accounts.txt:2: an account is USER:PASS"):
+        parse_auth(None, "0.0.0.0", False, accounts)
 
 
 def test_names_are_never_paths(tmp_path):
@@ -61,9 +83,11 @@ def test_unauthenticated_visitors_see_no_server_paths_or_schemas(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    from workbench.app import serve
+
     app = build_app(Settings(home=tmp_path, device="cpu", offline=True))
-    app.queue().launch(server_name="127.0.0.1", server_port=port, auth=("ana", "secret"), prevent_thread_lock=True,
-                       quiet=True)
+    serve(app, server_name="127.0.0.1", server_port=port, auth=[("ana", "secret")], prevent_thread_lock=True,
+          quiet=True)
     try:
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read().decode()
         assert not re.search(r"(/work|/tmp|/root|/home)/[\w.-]+/", page), "server paths in the login page"
@@ -72,5 +96,50 @@ def test_unauthenticated_visitors_see_no_server_paths_or_schemas(tmp_path):
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10)
             assert refused.value.code == 401
+    finally:
+        app.close()
+
+
+def test_uploads_belong_to_the_person_who_sent_them(tmp_path):
+    """Through Gradio's real routes: each upload is recorded with its sender, and the Selfies tab's planner
+    takes only the asking person's uploads (another's path, or a result file in the same folder, is refused)."""
+    import os
+    import socket
+    from pathlib import Path
+
+    import httpx
+
+    from workbench.app import build_app, serve
+    from workbench.app.selfies_tab import plan_set
+    from workbench.app.uploads import LEDGER
+    from workbench.config import Settings
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = build_app(Settings(home=tmp_path, device="cpu", offline=True))
+    serve(app, server_name="127.0.0.1", server_port=port, auth=[("ana", "one"), ("bea", "two")],
+          prevent_thread_lock=True, quiet=True)
+    base = f"http://127.0.0.1:{port}"
+    photo = next((Path(__file__).parent.parent / "datasets" / "sample-selfies" / "aws_rek_subject1").glob("*.jpg"))
+    try:
+        uploaded = {}
+        for user, password in (("ana", "one"), ("bea", "two")):
+            with httpx.Client(base_url=base, timeout=30) as client:
+                assert client.post("/login", data={"username": user, "password": password}).status_code == 200
+                answer = client.post("/gradio_api/upload", files={"files": (f"{user}.jpg", photo.read_bytes())})
+                assert answer.status_code == 200, answer.text
+                uploaded[user] = answer.json()[0]
+        with httpx.Client(base_url=base, timeout=30) as stranger:  # not signed in: no upload, nothing recorded
+            assert stranger.post("/gradio_api/upload", files={"files": ("x.jpg", b"x")}).status_code == 401
+        assert LEDGER.owner(uploaded["ana"]) == "ana" and LEDGER.owner(uploaded["bea"]) == "bea"
+        folder = tmp_path / "set"
+        kept, new, refused, spent = plan_set([uploaded["ana"], uploaded["bea"]], {}, folder, "ana", 25 * 2**20)
+        assert new == [uploaded["ana"]] and not kept and not spent
+        assert refused == ["bea.jpg: not a file you uploaded here; upload it again"]
+        _, new, refused, spent = plan_set([uploaded["ana"]], {}, folder, "ana", 2**20 // 100)  # refused alone
+        assert not new and spent == [uploaded["ana"]] and "larger than the 10 KB a photo may be" in refused[0]
+        LEDGER.release("ana", [uploaded["ana"], uploaded["bea"]])  # deletes only what ana uploaded
+        assert not os.path.exists(uploaded["ana"]) and os.path.exists(uploaded["bea"])
     finally:
         app.close()

@@ -10,6 +10,7 @@ import os
 import shutil
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -140,20 +141,26 @@ def test_older_than_removes_raw_selfie_sets_by_their_own_age(workspace, tmp_path
 
 
 def test_delete_my_data_during_a_job_removes_everything_and_the_apps_copies(workspace, analyzer, faces_dir,
-                                                                           tmp_path):
-    """The app's "Delete my data": the person's job stopped first, their whole workspace gone, and every copy
-    in the app's temporary folder (uploads, zips, gallery images) found by bytes or pixels and removed."""
+                                                                           tmp_path, monkeypatch):
+    """The app's "Delete my data": the person's job stopped first, their whole workspace gone, and the copies
+    made for them in Gradio's temporary folder (their pending upload, the copies Gradio made of the files the
+    app showed them) removed; another person's upload of the very same photo stays."""
+    from gradio.processing_utils import save_file_to_cache
+
+    from workbench.app.common import gradio_copies
+    from workbench.app.uploads import Ledger
     from workbench.likeness import train_likeness
 
     user, person = workspace
     photos = list_images(faces_dir / PERSON)
     temp = tmp_path / "gradio"
-    (temp / "a1").mkdir(parents=True)
-    shutil.copyfile(photos[0], temp / "a1" / photos[0].name)  # an upload Gradio kept
-    (temp / "b2").mkdir()
-    Image.open(photos[1]).save(temp / "b2" / "image.png")  # a gallery copy, re-encoded: same pixels
-    (temp / "c3").mkdir()
-    (temp / "c3" / "someone-else.txt").write_text("not theirs")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(temp))
+    ledger = Ledger()
+    for who, folder in (("lisa", "a1"), ("someone", "b2")):  # the same photo, uploaded by two people
+        (temp / folder).mkdir(parents=True)
+        shutil.copyfile(photos[0], temp / folder / photos[0].name)
+        ledger.record(who, [str(temp / folder / photos[0].name)])
+    shown = Path(save_file_to_cache(next(iter(list_images(person))), str(temp)))  # a photo the app showed
     out = user.home / "likenesses" / "lisa"
     jobs = Jobs(user.home)
     record = jobs.start("train", "Training 'lisa'", lambda context: {"likeness": str(train_likeness(
@@ -163,12 +170,13 @@ def test_delete_my_data_during_a_job_removes_everything_and_the_apps_copies(work
     while (jobs.get(record.id).progress.get("done") or 0) < 2:
         assert time.monotonic() < deadline and not jobs.get(record.id).finished, jobs.get(record.id)
         time.sleep(0.05)
-    receipt = wipe(user.home, copies_in=[temp])
+    receipt = wipe(user.home, copies_of=lambda files: [*ledger.of("lisa"), *gradio_copies(files)])
     assert receipt.cancelled_jobs and not user.home.exists()
     scheduler().idle()
     assert not user.home.exists()  # the cancelled job wrote nothing afterwards, not even its own record
-    assert traces([tmp_path], photos) == []  # the workspace's folder and the app's temporary folder
-    assert (temp / "c3" / "someone-else.txt").exists()
+    assert not shown.exists() and not (temp / "a1").exists()
+    # of the person's photos, only someone else's upload of the same photo is left: it is theirs
+    assert traces([user.home.parent], photos) == [temp / "b2" / photos[0].name]
 
 
 @pytest.mark.slow

@@ -118,7 +118,8 @@ def check(folder: Path = typer.Argument(..., help="Folder of selfies."),
         typer.echo(f"{photo.status:5} {photo.file:30} {', '.join(photo.flags)}")
         for advice in photo.advice:
             typer.echo(f"      - {advice}")
-    typer.echo(f"verdict: {report.verdict} ({report.set['usable']} of {report.set['count']} usable)")
+    photos = report.set.get("photos", report.set["count"])
+    typer.echo(f"verdict: {report.verdict} ({report.set['usable']} of {photos} photos usable)")
     for advice in report.set["advice"]:
         typer.echo(f"  - {advice}")
     workspace = _settings(home).home
@@ -395,13 +396,21 @@ def suite(spec: str = typer.Argument(..., help="Suite YAML, or a shipped suite's
 
 @app.command("app", help=HELP["app"])
 def app_cmd(host: str = typer.Option("127.0.0.1", help="Interface to bind; non-loopback needs --auth."),
-            port: int = typer.Option(7860), auth: str = typer.Option(None, help="USER:PASS sign-in."),
+            port: int = typer.Option(7860),
+            auth: list[str] = typer.Option(None, help="USER:PASS sign-in; repeat it, once per person."),
+            auth_file: Path = typer.Option(None, help="A file of USER:PASS lines (chmod 600), one per person."),
+            turn_seconds: float = typer.Option(120, **limit("turn_seconds"),
+                                               help="How long one person's job runs while another's waits; it "
+                                                    "then pauses and goes on after the other's turn."),
+            max_photo_mb: float = typer.Option(25, **limit("photo_megabytes"),
+                                               help="The largest photo taken; a larger one is refused alone."),
             share: bool = typer.Option(False, help="A public gradio.live link (needs --auth)."),
             home: Path = HomeOpt, device: str = typer.Option(None)):
     from .app import launch, parse_auth
 
-    parse_auth(auth, host, share)  # refuse before importing gradio
-    launch(_settings(home, device), host=host, port=port, auth=auth, share=share)
+    parse_auth(auth, host, share, auth_file)  # refuse before importing gradio
+    launch(_settings(home, device), host=host, port=port, auth=auth, share=share, auth_file=auth_file,
+           turn_seconds=turn_seconds, max_photo_mb=max_photo_mb)
 
 
 @app.command()

@@ -45,7 +45,8 @@ def run_demo(settings: Settings | None = None, family: str = "tiny-sd", base: st
                       train={"steps": train_steps or (20 if fam.tiny else None)}, packs=[DEMO_PACK], samplers=samplers,
                       steps=steps, seeds=[0, 1], prompts_per_pack=2, progress=progress)
     report, likeness, run, scores = chain.check, chain.likeness, chain.run, chain.scores
-    print(f"check: {report.verdict}, {report.set['usable']}/{report.set['count']} photos usable")
+    photos = report.set.get("photos", report.set["count"])
+    print(f"check: {report.verdict}, {report.set['usable']}/{photos} photos usable")
     workspace = Workspace(settings.home)
     analyzer = get_analyzer()
     # 5. report

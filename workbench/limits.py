@@ -51,6 +51,10 @@ LIMITS: dict[str, Bound] = {
     "replicates": Bound(1, 20, "training replicates", "each replicate trains every likeness again"),
     "reference_photos": Bound(0, 100, "reference photos", "a selfie set holds 10-30 photos"),
     "probe_images": Bound(1, 64, "probe images", "a checkpoint is judged on a handful of images"),
+    "photo_megabytes": Bound(0.1, 100, "MB per photo", "a phone photo is 2-12 MB; past 100 MB the check refuses "
+                             "to read a file"),
+    "turn_seconds": Bound(1, 3_600, "seconds a job runs while another person's waits", "an hour's turn is a "
+                          "queue in all but name"),
 }
 
 

@@ -59,8 +59,9 @@ def mark_no_interval(ax, x, rows: pd.DataFrame) -> None:
     ax.text(0.01, 0.99, "open: no interval (n < 5)", transform=ax.transAxes, va="top", fontsize=7)
 
 
-def metric_plot(scores: pd.DataFrame) -> bytes | None:
-    """Mean +/- 95% CI of each plotted metric vs steps, one line per sampler."""
+def metric_plot(scores: pd.DataFrame, plain: bool = False) -> bytes | None:
+    """Mean +/- 95% CI of each plotted metric vs steps, one line per sampler. ``plain``: each panel titled
+    with the metric's plain name only (the app), else its plain name and its code."""
     summary = summarize(scores[scores["image_id"].notna()], ["sampler", "steps"])
     metrics = [m for m in PLOT_METRICS if m in set(summary["metric"]) and summary[summary.metric == m]["n"].sum()]
     if not metrics:
@@ -74,7 +75,8 @@ def metric_plot(scores: pd.DataFrame) -> bytes | None:
             errors = [(rows["mean"] - rows["ci_low"]).fillna(0), (rows["ci_high"] - rows["mean"]).fillna(0)]
             ax.errorbar(rows["steps"], rows["mean"], yerr=errors, marker="o", capsize=3, label=sampler)
             mark_no_interval(ax, rows["steps"], rows)
-        ax.set_title(metric)
+        name = METRICS[metric].title if metric in METRICS and METRICS[metric].title else metric
+        ax.set_title(name if plain or name == metric else f"{name}\n({metric})", fontsize=10)
         ax.set_xlabel("steps")
         ax.legend(fontsize=8)
     fig.tight_layout()

@@ -13,10 +13,12 @@ A manifest that cannot be read is reported in the receipt and stops nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,30 +274,12 @@ def sweep(home: str | os.PathLike, older_than: str, dry_run: bool = False) -> Re
     return receipt
 
 
-def _content_keys(path: Path) -> set[str]:
-    """A file's sha256 and, for a photo, the sha256 of its decoded pixels (a re-encoded copy matches too)."""
-    from .images import IMAGE_SUFFIXES
-    from .provenance import file_sha256
-
-    keys = {file_sha256(path)}
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        import hashlib
-
-        from PIL import Image
-
-        try:
-            with Image.open(path) as image:
-                if image.width * image.height <= 64_000_000:
-                    keys.add("pixels:" + hashlib.sha256(image.convert("RGB").tobytes()).hexdigest())
-        except Exception:  # noqa: BLE001 - not decodable: its bytes still match
-            pass
-    return keys
-
-
-def wipe(home: str | os.PathLike, copies_in: list[str | os.PathLike] = (), wait: float = WAIT_FOR_JOBS) -> Receipt:
+def wipe(home: str | os.PathLike, copies_of: Callable[[list[Path]], Iterable[Path]] | None = None,
+         wait: float = WAIT_FOR_JOBS) -> Receipt:
     """Remove a person's whole workspace ``home`` (the app's "Delete my data"): 1. cancel every job of it and
-    wait until each has stopped; 2. remove every stage under its lock, then the rest; 3. remove every file in
-    ``copies_in`` (the app's temporary folders) whose bytes or pixels equal a file of the person's."""
+    wait until each has stopped; 2. remove every stage under its lock, then the rest; 3. remove the copies
+    made for the person outside it: ``copies_of(their files)`` names them exactly (the app: their pending
+    uploads and the temporary copies Gradio made of their files), so no one else's file is touched."""
     from .jobs import Jobs
 
     home = Path(home).resolve()
@@ -311,7 +295,7 @@ def wipe(home: str | os.PathLike, copies_in: list[str | os.PathLike] = (), wait:
     for record in running:
         jobs.wait(record.id, max(0.0, deadline - time.monotonic()))
     theirs = [p for p in _files(home) if p.is_file() and not p.is_symlink()]
-    keys = set().union(*(_content_keys(p) for p in theirs)) if theirs else set()
+    copies = [Path(p) for p in copies_of(theirs)] if copies_of else []
     for stage in sorted(stages(home, receipt.problems), key=lambda p: -len(p.parts)):
         if stage.exists():
             _remove(stage, receipt, wait=min(wait, 10.0))
@@ -322,14 +306,10 @@ def wipe(home: str | os.PathLike, copies_in: list[str | os.PathLike] = (), wait:
         receipt.removed_folders.append(str(home))
     except OSError as exc:
         receipt.skipped.append(f"{home} ({exc})")
-    for folder in copies_in:
-        folder = Path(folder)
-        if not folder.is_dir():
-            continue
-        for path in _files(folder):
-            if path.is_file() and not path.is_symlink() and _content_keys(path) & keys:
-                path.unlink(missing_ok=True)
-                receipt.removed_files.append(str(path))
-                if path.parent != folder and not any(path.parent.iterdir()):
-                    path.parent.rmdir()  # Gradio keeps each file in a folder of its own
+    for path in copies:
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+            receipt.removed_files.append(str(path))
+            with contextlib.suppress(OSError):  # Gradio keeps each file in a folder of its own
+                path.parent.rmdir()
     return receipt

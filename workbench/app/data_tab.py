@@ -9,7 +9,8 @@ import gradio as gr
 from workbench import Settings
 from workbench import wipe_data as wipe
 
-from .common import gradio_temp_folders, user_settings
+from .common import gradio_copies, person_of_request, user_settings
+from .uploads import LEDGER
 
 
 def build(settings: Settings, shared: dict) -> dict:
@@ -19,17 +20,22 @@ def build(settings: Settings, shared: dict) -> dict:
         button = gr.Button("Delete all my data", variant="stop", elem_id="delete-data")
         receipt = gr.Markdown(elem_id="delete-receipt")
 
+    cleared = list(shared["cleared_on_delete"])  # every tab's results: nothing of the person stays on screen
+
     def delete_all(confirmed: bool, request: gr.Request, progress=gr.Progress()):
         if not confirmed:
             raise gr.Error("Tick the box first: this cannot be undone.")
-        home = user_settings(settings, request).home
+        home, person = user_settings(settings, request).home, person_of_request(request)
         progress(0, desc="Stopping your jobs and deleting your files")
-        done = wipe(home, copies_in=gradio_temp_folders())
+        done = wipe(home, copies_of=lambda files: [*LEDGER.of(person), *gradio_copies(files)])
+        LEDGER.release(person, LEDGER.of(person))
         stopped = f" Stopped {len(done.cancelled_jobs)} running job(s) first." if done.cancelled_jobs else ""
         if done.skipped:
-            return (f"Deleted {len(done.removed_files)} files.{stopped} {len(done.skipped)} item(s) could not be "
-                    "deleted because something still writes them; try again in a minute.")
-        return f"Deleted {len(done.removed_files)} files.{stopped} Nothing of yours is left in the workspace."
+            words = (f"Deleted {len(done.removed_files)} files.{stopped} {len(done.skipped)} item(s) could not be "
+                     "deleted because something still writes them; try again in a minute.")
+        else:
+            words = f"Deleted {len(done.removed_files)} files.{stopped} Nothing of yours is left in the workspace."
+        return words, *[None] * len(cleared)
 
-    button.click(delete_all, sure, receipt)
+    button.click(delete_all, sure, [receipt, *cleared])
     return {}

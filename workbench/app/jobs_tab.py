@@ -9,11 +9,11 @@ import gradio as gr
 import pandas as pd
 
 from workbench import Jobs
-from workbench import describe_job as describe
 
-from .common import friendly, user_settings
+from .common import describe, friendly, no_paths, user_settings
 
 COLUMNS = ["started", "job", "kind", "state", "progress"]
+KINDS = {"train": "training", "generate": "images", "score": "scoring", "suite": "QA suite"}
 
 
 def progress_text(record) -> str:
@@ -27,8 +27,9 @@ def progress_text(record) -> str:
 
 
 def job_table(records) -> pd.DataFrame:
-    return pd.DataFrame([{"started": r.created.replace("T", " ")[:19], "job": r.title, "kind": r.kind,
-                          "state": r.state, "progress": progress_text(r)} for r in records], columns=COLUMNS)
+    return pd.DataFrame([{"started": r.created.replace("T", " ")[:19], "job": r.title,
+                          "kind": KINDS.get(r.kind, r.kind), "state": r.state, "progress": progress_text(r)}
+                         for r in records], columns=COLUMNS)
 
 
 def details(record) -> str:
@@ -45,7 +46,7 @@ def details(record) -> str:
         lines.append("The app stopped while this job ran; start the same work again and it resumes from its "
                      "last checkpoint.")
     if record.log:
-        lines.append("```\n" + "\n".join(record.log[-15:])[-3000:] + "\n```")
+        lines.append("```\n" + no_paths("\n".join(record.log[-15:]))[-3000:] + "\n```")
     return "\n".join(lines)
 
 

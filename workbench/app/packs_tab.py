@@ -9,9 +9,14 @@ import gradio as gr
 
 from workbench import (
     CARD_FILE,
+    FAMILIES,
+    IMAGES,
+    LIMITS,
     SAMPLERS,
     Jobs,
+    Likeness,
     builtin_packs,
+    check_limit,
     check_name,
     generate,
     generation_conflicts,
@@ -21,9 +26,9 @@ from workbench import (
     score,
     toggle_favourite,
 )
-from workbench import describe_job as describe
 
-from .common import folders, friendly, own, user_settings
+from .common import describe, folders, friendly, keep_choice, names_in, own, user_settings
+from .words import NOISE_BANNER, SAMPLER_HELP, SEEDS_HELP, STEPS_HELP
 
 
 def _numbers(text: str, what: str) -> list[int]:
@@ -33,24 +38,51 @@ def _numbers(text: str, what: str) -> list[int]:
         raise gr.Error(f"{what}: give whole numbers separated by commas, e.g. 4, 8") from exc
 
 
+def grid_size(packs: list[str], samplers: list[str], steps: list[int], seeds: list[int], per_pack: int) -> int:
+    prompts = sum(min(per_pack or len(get_pack(p).prompts), len(get_pack(p).prompts)) for p in packs)
+    return prompts * len(samplers) * len(steps) * len(seeds)
+
+
+def generation_estimate(home: Path, family: str, steps: list[int], images_per_step_count: int) -> str:
+    """Time for the grid at the pace (seconds per denoising step) of this workspace's last run of ``family``."""
+    from workbench import read_images
+
+    pace = None
+    for folder in folders(home / "runs", IMAGES):
+        try:
+            table = read_images(folder)
+        except Exception:  # noqa: BLE001 - an unreadable run gives no pace
+            continue
+        table = table[(table.get("family") == family) & table["seconds"].notna()] if "seconds" in table else table[:0]
+        if len(table):
+            pace = float((table["seconds"] / table["steps"]).median())
+            break
+    if pace is None:
+        return f"No time estimate yet for {family}: the first run measures it."
+    seconds = pace * sum(steps) * images_per_step_count
+    text = f"{max(1, round(seconds))} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+    return f"About {text} at the pace of your last {family} run."
+
+
 def preview(names: list[str]) -> str:
     lines = []
     for name in names or []:
         pack = get_pack(name)
         lines.append(f"**{pack.name}** — {pack.description}")
-        lines += [f"- `{p.id}`: {p.prompt}" for p in pack.prompts]
+        lines += [f"- {p.id}: {p.prompt.replace('{subject}', '[you]')}" for p in pack.prompts]
     return "\n".join(lines) or "Pick one or more packs to see their prompts."
 
 
 def match_label(value: float | None, threshold: float | None) -> str:
-    """A similarity in words, at the recognizer's calibrated threshold (FMR 1e-3)."""
+    """A similarity in words, at the recognizer's match threshold (calibrated, or its published operating
+    point), with the number on that scale."""
     if value is None or value != value:
         return "no face found"
     if threshold is None:
         return f"similarity {value:.2f}"
-    if value >= threshold:
-        return "likely the same person"
-    return "looks like someone else" if value < threshold - 0.15 else "unsure"
+    words = ("likely the same person" if value >= threshold else
+             "looks like someone else" if value < threshold - 0.15 else "unsure")
+    return f"{words} ({value:.2f}; {threshold:.2f} or more is a match)"
 
 
 def captions(run_table, scores, threshold: float | None = None,
@@ -66,10 +98,9 @@ def captions(run_table, scores, threshold: float | None = None,
     items = []
     for row in run_table.to_dict("records"):
         value = facesim.get(row["image_id"])
-        number = "" if value is None or value != value else f" ({value:.2f})"
         settings_text = f"{row['sampler']}, {row['steps']} steps · seed {row['seed']}"
         star = "★ " if row["image_id"] in (favourites or ()) else ""
-        items.append((row["path"], f"{star}FaceSim: {match_label(value, threshold)}{number}{against} · {row['pack']} / "
+        items.append((row["path"], f"{star}Likeness: {match_label(value, threshold)}{against} · {row['pack']} / "
                                     f"{row['prompt_id']} · {settings_text}"))
     return items
 
@@ -125,24 +156,28 @@ def gallery_items(run_path: Path, user) -> list[tuple[str, str]]:
 
 def build(settings, shared: dict) -> dict:
     pack_names = sorted(builtin_packs())
-    with gr.Tab("Packs"):
+    with gr.Tab("Packs") as tab:
         with gr.Row():
             likeness = gr.Dropdown([], label="Likeness", elem_id="likeness-choice")
             refresh = gr.Button("Refresh likenesses", elem_id="refresh-likenesses")
         packs = gr.CheckboxGroup(pack_names, value=[pack_names[0]], label="Packs", elem_id="pack-choice")
         prompts = gr.Markdown(preview([pack_names[0]]))
         with gr.Row():
-            samplers = gr.CheckboxGroup(sorted(SAMPLERS), value=["euler"], label="Samplers")
-            steps = gr.Textbox(value="4", label="Steps (comma-separated)")
-            seeds = gr.Textbox(value="0, 1", label="Seeds")
-            per_pack = gr.Number(value=1, precision=0, label="Prompts per pack (0 = all)")
+            samplers = gr.CheckboxGroup(sorted(SAMPLERS), value=["euler"], label="Samplers", info=SAMPLER_HELP)
+            steps = gr.Textbox(value="4", label="Steps (comma-separated)", elem_id="generate-steps",
+                               info=f"{STEPS_HELP} Each {LIMITS['inference_steps'].describe()}.")
+            seeds = gr.Textbox(value="0, 1", label="Seeds", info=SEEDS_HELP)
+            per_pack = gr.Number(value=1, precision=0, minimum=0, maximum=LIMITS["prompts_per_pack"].high,
+                                 label="Prompts per pack (0 = all)")
             run_name = gr.Textbox(label="Run name (optional)", elem_id="run-name",
                                   placeholder="default: <likeness>-<packs>; the same name adds to that run",
                                   info="Images with new settings are added to the run; a new name starts a new run.")
+        grid_note = gr.Markdown(elem_id="generate-estimate")
         with gr.Row():
             generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
             cancel = gr.Button("Cancel", elem_id="generate-cancel")
         status = gr.Markdown(elem_id="generate-status")
+        banner = gr.Markdown(NOISE_BANNER, visible=False, elem_id="packs-banner")
         gallery = gr.Gallery(label="Images", columns=4, elem_id="gallery", buttons=["download", "fullscreen"])
         with gr.Row():
             download = gr.File(label="Images (zip)", elem_id="download-images")
@@ -154,10 +189,11 @@ def build(settings, shared: dict) -> dict:
         timer = gr.Timer(1.0)
     packs.change(preview, packs, prompts)
 
-    def likenesses(request: gr.Request):
-        found = folders(Path(user_settings(settings, request).home) / "likenesses", CARD_FILE)
-        choices = [(Path(p).name, p) for p in found]  # names shown, paths kept server-side
-        return gr.update(choices=choices, value=found[0] if found else None)
+    def likenesses(current, request: gr.Request):
+        return keep_choice(names_in(Path(user_settings(settings, request).home) / "likenesses", CARD_FILE), current)
+
+    def first_likenesses(request: gr.Request):
+        return likenesses(None, request)
 
     @friendly
     def start(chosen, pack_list, sampler_list, step_text, seed_text, prompts_per_pack, name, request: gr.Request):
@@ -189,23 +225,64 @@ def build(settings, shared: dict) -> dict:
             score(result.path, clip_model=None, progress=False, settings=user)
             return {"run": str(result.path), "images": len(result.table)}
 
-        record = Jobs(user.home).start("generate", f"Generating {', '.join(pack_list)} with '{chosen.name}'", work,
-                                       writes=[out])
-        return record.id, f"{record.title}: queued"
+        record = Jobs(user.home).start("generate", f"Generating {', '.join(pack_list)} with '{chosen.name}' into run "
+                                       f"'{out.name}'", work, params={"run": out.name}, writes=[out], pausable=True)
+        tiny = is_test_likeness(chosen)
+        # a new job: the previous run's images and zips go until this one's arrive
+        return (record.id, f"{record.title}: queued", [], None, None, None, None, gr.update(visible=tiny))
 
     def poll(current, already, request: gr.Request):
         skip = gr.skip()
-        if not current:
+        if not current or already == current:  # nothing asked, or its outcome is on screen: it stays
             return skip, skip, skip, skip, skip, skip, skip
         user = user_settings(settings, request)
         record = Jobs(user.home).get(current)
-        if record is None or record.state != "done" or already == current:
+        if record is None or not record.finished:
             return (describe(record) if record else ""), skip, skip, skip, skip, skip, skip
+        run_path = own(user, record.params["run"], "runs") if record.params.get("run") else None
+        if record.state != "done":  # cancelled or failed: what it wrote before it stopped is kept, and shown
+            if run_path is None or not (run_path / IMAGES).is_file():
+                return describe(record) + " · no image was finished", skip, skip, skip, skip, current, skip
+            items = gallery_items(run_path, user)
+            return (f"{describe(record)} · the {len(items)} images finished before it stopped are kept in run "
+                    f"'{run_path.name}'; generate again with the same run name to finish it", items, skip, skip,
+                    skip, current, run_path.name)
         run_path = Path(record.result["run"])
         items = gallery_items(run_path, user)
         images_zip, data_zip = downloads(run_path)
         done = f"{describe(record)} · {len(items)} images in run '{run_path.name}' (earlier images kept)"
-        return done, items, images_zip, data_zip, favourites_zip(run_path), current, str(run_path)
+        return done, items, images_zip, data_zip, favourites_zip(run_path), current, run_path.name
+
+    @friendly
+    def check_grid_words(chosen, pack_list, sampler_list, step_text, seed_text, prompts_per_pack,
+                         request: gr.Request):
+        """Beside the controls, before anything starts: a number out of bounds, else the grid and its time."""
+        try:
+            steps_list, seed_list = _numbers(step_text, "Steps"), _numbers(seed_text, "Seeds")
+            for value in steps_list:
+                check_limit("inference_steps", value, "Steps")
+            for value in seed_list:
+                check_limit("seed", value, "Seed")
+            check_limit("seeds_per_job", len(seed_list) or 1, "Number of seeds")
+        except Exception as exc:  # noqa: BLE001 - said beside the control; the click refuses it again
+            return f"⚠ {getattr(exc, 'message', None) or exc}"
+        if not (chosen and pack_list and sampler_list and steps_list and seed_list):
+            return ""
+        per_step = grid_size(pack_list, sampler_list, [1], seed_list, int(prompts_per_pack or 0))
+        total = per_step * len(steps_list)
+        user = user_settings(settings, request)
+        try:
+            family = Likeness.load(own(user, chosen, "likenesses")).card["family"]
+        except Exception:  # noqa: BLE001 - a likeness that cannot be read is refused at the click
+            return f"{total} images."
+        return f"{total} images. " + generation_estimate(Path(user.home), family, steps_list, per_step)
+
+    def is_test_likeness(chosen: Path) -> bool:
+        try:
+            family = Likeness.load(chosen).card["family"]
+        except Exception:  # noqa: BLE001
+            return False
+        return family in FAMILIES and FAMILIES[family].random_weights
 
     def pick(event: gr.SelectData):
         return event.index
@@ -231,10 +308,16 @@ def build(settings, shared: dict) -> dict:
         record = Jobs(user_settings(settings, request).home).latest_active("generate")
         return record.id if record else None
 
-    refresh.click(likenesses, None, likeness)
-    generate_button.click(start, [likeness, packs, samplers, steps, seeds, per_pack, run_name], [job_id, status])
+    refresh.click(likenesses, likeness, likeness)
+    tab.select(likenesses, likeness, likeness)  # a likeness trained in the Train tab is offered when this opens
+    grid_inputs = [likeness, packs, samplers, steps, seeds, per_pack]
+    for control in grid_inputs:
+        control.change(check_grid_words, grid_inputs, grid_note)
+    generate_button.click(start, [likeness, packs, samplers, steps, seeds, per_pack, run_name],
+                          [job_id, status, gallery, download, data, favourites, run_state, banner])
     cancel.click(stop, job_id, status)
     timer.tick(poll, [job_id, shown], [status, gallery, download, data, favourites, shown, run_state])
     gallery.select(pick, None, selected)
     star.click(favourite, [run_state, selected], [status, gallery, favourites])
-    return {"refresh": refresh, "load": [(reattach, [job_id]), (likenesses, [likeness])]}
+    return {"refresh": refresh, "load": [(reattach, [job_id]), (first_likenesses, [likeness])],
+            "cleared_on_delete": [status, gallery, download, data, favourites, grid_note]}

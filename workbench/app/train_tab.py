@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from workbench import (
     FAMILIES,
+    FLAG_PHRASES,
     LIMITS,
     Jobs,
     Likeness,
@@ -22,9 +23,8 @@ from workbench import (
     training_conflicts,
     weights_status,
 )
-from workbench import describe_job as describe
 
-from .common import bounded, friendly, own, user_settings
+from .common import bounded, describe, folders, friendly, own, user_settings
 
 
 def available_families(settings) -> list[str]:
@@ -40,8 +40,8 @@ def curve_plot(curve: list[dict]):
     frame = pd.DataFrame(curve)
     fig = Figure(figsize=(5, 3))
     ax = fig.subplots()
-    for column, label in (("validation_facesim", "validation FaceSim (chooses the step)"),
-                          ("nearest_train_facesim", "nearest training photo")):
+    for column, label in (("validation_facesim", "looks like the held-back photos (chooses the step)"),
+                          ("nearest_train_facesim", "closest to one training photo")):
         if column in frame and frame[column].notna().any():
             ax.plot(frame["step"], frame[column], marker="o", label=label)
     if not ax.lines:
@@ -49,8 +49,9 @@ def curve_plot(curve: list[dict]):
                 transform=ax.transAxes)
     else:
         ax.legend()
-    ax.set_xlabel("step")
-    ax.set_title("identity per checkpoint")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("similarity")
+    ax.set_title("likeness at each checkpoint")
     fig.tight_layout()
     return fig
 
@@ -61,15 +62,61 @@ CLASS_HELP = "What the person is, in the prompt: 'photo of ohwx woman'. 'person'
 
 
 def set_status(folder: str | None) -> tuple[str, list[str]]:
-    """The verdict of the checked set and its problems (from the Selfies tab's saved check)."""
+    """The verdict of the checked set and its problems in words (from the Selfies tab's saved check)."""
     if not folder:
         return "none", []
     found = read_check(Path(folder).parent / "current-check")
     if found is None:
         return "unknown", []
-    problems = [f"{p['file']}: {', '.join(p['flags'])}" for p in found.get("photos", [])
-                if p.get("status") == "fail"]
+    problems = [f"{p['file']}: {', '.join(FLAG_PHRASES.get(f, f).lower() for f in p['flags'])}"
+                for p in found.get("photos", []) if p.get("status") == "fail"]
     return found.get("set", {}).get("verdict", "unknown"), problems + found.get("set", {}).get("advice", [])
+
+
+def likeness_words(likeness) -> str:
+    """What a person needs to know about a finished likeness, in words (no paths, flags or settings codes)."""
+    card = likeness.card
+    steps, chosen = card["config"]["steps"], card["chosen_step"]
+    train, validation, test = (likeness.split(g) for g in ("train", "validation", "test"))
+    family = FAMILIES.get(card["family"])
+    model = f"{card['family']}" + (" (a test model: its images are noise)" if family and family.random_weights
+                                   else "")
+    why = ("it looked most like the photos held back to choose it" if card["selection_reason"].startswith("best")
+           else "no face appeared in the check images, so the last step is kept")
+    lines = [f"### Likeness '{likeness.path.name}' is ready",
+             f"- Learned from {len(train)} of your photos in {steps} steps, on {model}.",
+             f"- Kept the version after step {chosen} of {steps}: {why}.",
+             f"- {len(validation)} photo(s) were held back to choose it; "
+             + (f"{len(test)} photo(s) are kept unseen to score its images fairly."
+                if test else "none is kept unseen, so its scores compare with the training photos (less fair); "
+                "photos from another day or place fix that.")]
+    if likeness.test_shares_shoot_with_train:
+        lines.append("- The unseen photos come from the same shoot as training photos, so scores read a little high.")
+    seconds = likeness.timings().get("likeness_seconds")
+    if seconds is not None:
+        lines.append(f"- Training took about {max(1, round(seconds))} s.")
+    return "\n".join(lines)
+
+
+def training_estimate(home: Path, family: str, steps: int | None) -> str:
+    """Time for ``steps`` at the pace this workspace's last likeness of ``family`` trained, when there is one."""
+    from workbench import CARD_FILE
+
+    if not steps:
+        return ""
+    paces = []
+    for folder in folders(home / "likenesses", CARD_FILE):
+        try:
+            found = Likeness.load(folder)
+        except Exception:  # noqa: BLE001 - an unreadable likeness gives no pace
+            continue
+        if found.card.get("family") == family and (pace := found.timings().get("seconds_per_step")):
+            paces.append(pace)
+    if not paces:
+        return f"No time estimate yet for {family}: the first training measures it."
+    seconds = paces[0] * steps * 1.2  # the checkpoint images add about a fifth
+    text = f"{max(1, round(seconds))} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+    return f"About {text} for {steps} steps, at the pace of your last {family} training."
 
 
 def existing_conflict(out: Path, selfies: Path, family: str, options: dict) -> str | None:
@@ -90,13 +137,14 @@ def build(settings, shared: dict) -> dict:
                                  elem_id="family")
             licence = gr.Markdown(f"Licence: {FAMILIES[families[0]].licence}")
         with gr.Row():
-            name = gr.Textbox(value="me", label="Likeness name", info="Letters, digits, '-', '_' or '.'",
-                              elem_id="likeness-name")
+            name = gr.Textbox(value="me", label="Likeness name", info="Letters, digits, '-', '_' or '.'; a new name "
+                              "makes a new likeness", elem_id="likeness-name")
             class_word = gr.Dropdown(["person", "woman", "man"], value="person", label="Class word", info=CLASS_HELP)
             steps = gr.Number(value=20, precision=0, **bounded("train_steps"), label="Training steps",
                               info="More steps learn the face better, up to a point; 20 checks the machinery on "
                                    "tiny models, real models default to 80 per photo (400-1200).",
                               elem_id="train-steps")
+        estimate = gr.Markdown(elem_id="train-estimate")
         with gr.Accordion("Advanced", open=False):
             rank = gr.Number(value=16, precision=0, **bounded("rank"), label="LoRA rank",
                              info=f"Size of the personal model; 16 is the common choice for faces "
@@ -127,7 +175,9 @@ def build(settings, shared: dict) -> dict:
         if verdict == "not_ready" and not train_anyway:
             raise gr.Error("The set is not ready: " + "; ".join(problems[:6]) + ". Fix the photos, or tick 'Train "
                            "even though the set is not ready'.")
-        name = check_name((likeness_name or "me").strip(), "likeness name")
+        if not (likeness_name or "").strip():
+            raise gr.Error("Give the likeness a name (for example your first name).")
+        name = check_name(likeness_name.strip(), "likeness name")
         out = inside(Path(user.home) / "likenesses", Path(user.home) / "likenesses" / name)
         options = {"rank": int(lora_rank), "class_word": word, "steps": int(n_steps)}
         conflict = existing_conflict(out, folder, fam, options)
@@ -139,8 +189,10 @@ def build(settings, shared: dict) -> dict:
                                       **options)
             return {"likeness": str(likeness.path)}
 
-        record = Jobs(user.home).start("train", f"Training '{name}'", work, {"family": fam, **options}, writes=[out])
-        return record.id, f"Training '{name}': queued"
+        record = Jobs(user.home).start("train", f"Training '{name}'", work, {"family": fam, **options}, writes=[out],
+                                       pausable=True)
+        # a new training: the previous likeness's card and curve go until this one's arrive
+        return record.id, f"Training '{name}': queued", "", None, None
 
     def poll(current, already, request: gr.Request):
         if not current:
@@ -148,10 +200,16 @@ def build(settings, shared: dict) -> dict:
         record = Jobs(user_settings(settings, request).home).get(current)
         if record is None:
             return "", gr.skip(), gr.skip(), gr.skip()
-        if record.state != "done" or already == current:
+        if already == current:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()  # its outcome is on screen: it stays
+        if not record.finished:
             return describe(record), gr.skip(), gr.skip(), gr.skip()
+        if record.state != "done":
+            kept = (" It keeps its last checkpoint: train again with the same name, photos and settings to go on."
+                    if record.kind == "train" and record.state in {"cancelled", "interrupted"} else "")
+            return describe(record) + kept, "", None, current
         likeness = Likeness.load(record.result["likeness"])
-        return (describe(record), f"```\n{likeness.summary()}\n```", curve_plot(likeness.card["curve"]), current)
+        return describe(record), likeness_words(likeness), curve_plot(likeness.card["curve"]), current
 
     def stop(current, request: gr.Request):
         if not current:
@@ -164,8 +222,20 @@ def build(settings, shared: dict) -> dict:
         record = Jobs(user_settings(settings, request).home).latest_active("train")
         return record.id if record else None
 
+    @friendly
+    def estimate_time(fam, n_steps, request: gr.Request):
+        if n_steps is None:
+            return ""
+        try:
+            check_limit("train_steps", n_steps, "Training steps")
+        except Exception as exc:  # noqa: BLE001 - said beside the control, refused again at the click
+            return f"⚠ {exc}"
+        return training_estimate(Path(user_settings(settings, request).home), fam, int(n_steps))
+
+    steps.change(estimate_time, [family, steps], estimate)
+    family.change(estimate_time, [family, steps], estimate)
     train_button.click(start, [shared["set_folder"], family, steps, rank, class_word, name, anyway],
-                       [job_id, status])
+                       [job_id, status, summary, curve, shown])
     cancel.click(stop, job_id, status)
     timer.tick(poll, [job_id, shown], [status, summary, curve, shown])
-    return {"load": [(reattach, [job_id])]}
+    return {"load": [(reattach, [job_id])], "cleared_on_delete": [status, summary, curve, estimate]}

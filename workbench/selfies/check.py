@@ -102,7 +102,9 @@ def check_selfies(folder: str | os.PathLike, analyzer=None, thresholds: Threshol
     # 3. verdict
     outcome, training, advice = verdict(photos, limits)
     report = CheckReport(folder=folder, photos=photos, recognizer=f"{analyzer.name} ({analyzer.version})", set={
-        "verdict": outcome, "count": len(photos), "usable": len(training), "training_files": training,
+        # count: every file given; photos: those that are photos (a PDF beside them is not)
+        "verdict": outcome, "count": len(photos), "photos": sum("unreadable" not in p.flags for p in photos),
+        "usable": len(training), "training_files": training,
         "duplicates": duplicates, "intruders": intruders, "pose_coverage": coverage, "variety": varied,
         "advice": advice + coverage["advice"] + varied["advice"],
     })

@@ -48,7 +48,7 @@ def render(report) -> str:
                         for i in found["intruders"]) or "<li>none</li>"
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Selfie check</title><style>{STYLE}</style>"
             f"</head><body><h1>Selfie check: {html.escape(found['verdict'].replace('_', ' '))}</h1>"
-            f"<p>{found['usable']} of {found['count']} photos usable for training. Recognizer: "
+            f"<p>{found['usable']} of {found.get('photos', found['count'])} photos usable for training. Recognizer: "
             f"{html.escape(report.recognizer)}.</p><h2>Suggestions</h2><ul>{suggestions or '<li>none</li>'}</ul>"
             f"<h2>Near-duplicates</h2><ul>{groups}</ul><h2>Probably someone else</h2><ul>{intruders}</ul>"
             f"<h2>Photos</h2><div class='grid'>{''.join(cards)}</div></body></html>")

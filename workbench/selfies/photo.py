@@ -172,11 +172,20 @@ def finish_photo(result: PhotoCheck, image: Image.Image, faces: list[Face], limi
                     "towards the camera.")
         return result
     if len(result.faces) > 1:
-        x0, y0, x1, y1 = result.faces[0].bbox
-        result.flag("multiple_faces", f"{len(result.faces)} faces: the largest (centre {int((x0 + x1) / 2)},"
-                    f"{int((y0 + y1) / 2)}) is taken as you. Crop the others out or use a photo of you alone.")
+        result.flag("multiple_faces", f"{len(result.faces)} faces: the largest, {where(result.faces[0], image)}, is "
+                    "taken as you. Crop the others out or use a photo of you alone.")
     _check_face(image, result.faces[0], result, limits, scale)
     return result
+
+
+def where(face: Face, image: Image.Image) -> str:
+    """Where a face is in the photo, in words ("top left", "in the middle")."""
+    x0, y0, x1, y1 = face.bbox
+    column = ("left", "middle", "right")[min(2, int(3 * (x0 + x1) / 2 / image.width))]
+    row = ("top", "middle", "bottom")[min(2, int(3 * (y0 + y1) / 2 / image.height))]
+    if row == column == "middle":
+        return "in the middle"
+    return "at the " + " ".join(w for w in (row, column) if w != "middle")
 
 
 def _check_face(image: Image.Image, face: Face, result: PhotoCheck, limits: Thresholds, scale: float = 1.0) -> None:
@@ -215,8 +224,9 @@ def _check_face(image: Image.Image, face: Face, result: PhotoCheck, limits: Thre
         result.flag("extreme_pose", "Only the profile-capable detector found your face: it is turned too far "
                     "(profile) or tilted steeply up or down. Use photos facing the camera or three-quarter views.")
     elif abs(face.yaw) > limits.yaw_warn_deg or abs(face.pitch) > limits.pitch_warn_deg:
-        result.flag("extreme_pose", "Your head is turned too far; a few three-quarter views help, profiles "
-                    "and strong up/down tilts do not.")
+        result.flag("extreme_pose", f"Your head is turned more than {limits.yaw_warn_deg:.0f} degrees or tilted "
+                    f"more than {limits.pitch_warn_deg:.0f}; a three-quarter view (turned a little, both eyes "
+                    "visible) helps, a profile or a strong up/down tilt does not.")
     _check_attributes(image, face, result, limits, face_px)
 
 

@@ -83,10 +83,13 @@ def pose_coverage(photos: list[PhotoCheck]) -> dict[str, Any]:
     }
     advice = []
     # The person's left is the image's right in a selfie that is not mirrored.
+    # A three-quarter view (15-45 degrees) is asked for; a card flags a head turned past the warn angle.
     if coverage["turned_image_right"] < 2:
-        advice.append(f"Add {2 - coverage['turned_image_right']} photo(s) with your head turned to your left.")
+        advice.append(f"Add {2 - coverage['turned_image_right']} photo(s) in a three-quarter view to your left "
+                      "(head turned a little, both eyes still visible; not a profile).")
     if coverage["turned_image_left"] < 2:
-        advice.append(f"Add {2 - coverage['turned_image_left']} photo(s) with your head turned to your right.")
+        advice.append(f"Add {2 - coverage['turned_image_left']} photo(s) in a three-quarter view to your right "
+                      "(head turned a little, both eyes still visible; not a profile).")
     if coverage["frontal"] < 3:
         advice.append(f"Add {3 - coverage['frontal']} photo(s) looking straight at the camera.")
     coverage["advice"] = advice
@@ -115,11 +118,15 @@ def verdict(photos: list[PhotoCheck], limits: Thresholds) -> tuple[str, list[str
     duplicate of an earlier one."""
     usable = [p.file for p in photos if p.status != "fail" and "duplicate" not in p.flags]
     advice = []
-    if len(photos) < limits.min_photos:
-        advice.append(f"Only {len(photos)} photos: add {limits.min_photos - len(photos)} more (10-30 works best).")
-    elif len(photos) > limits.max_photos:
-        advice.append(f"{len(photos)} photos: more than {limits.max_photos} adds training time, not likeness.")
-    failed = len(photos) - len([p for p in photos if p.status != "fail"])
+    real = [p for p in photos if "unreadable" not in p.flags]  # a PDF or a link beside the photos is no photo
+    others = len(photos) - len(real)
+    if len(real) < limits.min_photos:
+        advice.append(f"Only {len(real)} photos: add {limits.min_photos - len(real)} more (10-30 works best).")
+    elif len(real) > limits.max_photos:
+        advice.append(f"{len(real)} photos: more than {limits.max_photos} adds training time, not likeness.")
+    if others:
+        advice.append(f"{others} file(s) are not photos and are left out; see their cards.")
+    failed = len([p for p in real if p.status == "fail"])
     if failed:
         advice.append(f"{failed} photo(s) cannot be used; see each photo's advice.")
     if len(usable) < max(3, limits.min_photos // 2):

@@ -88,6 +88,12 @@ def evaluate(threshold: Threshold, scores: pd.DataFrame, baseline: pd.DataFrame 
     """One threshold against the tables: value, pass/fail, and a sentence saying why."""
     label = f"{threshold.metric} {threshold.stat}" + (" vs baseline" if threshold.vs_baseline else "") + (
         " vs real photos" if threshold.vs_real else "")
+    result = _checked(threshold, label, scores, baseline)
+    return {"metric": threshold.metric, "stat": threshold.stat, "vs_baseline": threshold.vs_baseline,
+            "vs_real": threshold.vs_real, "min": threshold.min, "max": threshold.max, "why": threshold.why, **result}
+
+
+def _checked(threshold: Threshold, label: str, scores: pd.DataFrame, baseline: pd.DataFrame | None) -> dict:
     if threshold.vs_real:
         generated = scores.loc[scores.metric == threshold.metric, "value"].dropna()
         real = scores.loc[scores.metric == f"{threshold.metric}_real", "value"].dropna()
