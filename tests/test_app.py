@@ -143,3 +143,35 @@ def test_uploads_belong_to_the_person_who_sent_them(tmp_path):
         assert not os.path.exists(uploaded["ana"]) and os.path.exists(uploaded["bea"])
     finally:
         app.close()
+
+
+def test_every_metric_reads_in_plain_words_and_tables_show_no_codes():
+    import pandas as pd
+
+    from workbench import METRICS
+    from workbench.app.words import checks_table, not_measured, results_table
+
+    for metric in METRICS.values():
+        assert metric.title and metric.plain and metric.scale, metric.name
+        assert "_" not in metric.title + metric.plain, metric.name
+    summary = pd.DataFrame([
+        {"sampler": "euler", "steps": 20, "metric": "test_facesim", "n": 12, "mean": 0.4123, "ci_low": 0.35,
+         "ci_high": 0.47, "ci_note": ""},
+        {"sampler": "euler", "steps": 20, "metric": "face_detected", "n": 3, "mean": 1.0, "ci_low": float("nan"),
+         "ci_high": float("nan"), "ci_note": "n < 5"},
+        {"sampler": "euler", "steps": 20, "metric": "kid_clip_std", "n": 1, "mean": 0.1, "ci_low": float("nan"),
+         "ci_high": float("nan"), "ci_note": "n < 5"},
+        {"sampler": "euler", "steps": 20, "metric": "clip_iqa_noisiness", "n": 0, "mean": float("nan"),
+         "ci_low": float("nan"), "ci_high": float("nan"), "ci_note": "no values"}])
+    table = results_table(summary, threshold=0.3)
+    text = table.to_string()
+    assert not [m for m in METRICS if m in text] and "n <" not in text
+    assert table["What"].tolist() == ["Looks like the person", "Face found"]
+    assert table.iloc[0]["Average"] == "0.41" and table.iloc[0]["95% range"] == "0.35 to 0.47"
+    assert "0.30 or more: likely the same person" in table.iloc[0]["How to read it"]
+    assert table.iloc[1]["95% range"] == "too few images for a range (5 or more)"
+    assert not_measured(summary) == ["Looks clean"]
+    checks = checks_table([{"metric": "exposure", "vs_baseline": True, "min": -0.3, "max": 0.3, "value": 0.01,
+                            "passed": True, "why": "a LoRA shifts brightness a little"}])
+    assert checks.iloc[0].tolist() == ["Brightness, change from the base model", "0.01", "-0.30 to 0.30", "passed",
+                                       "a LoRA shifts brightness a little"]

@@ -42,7 +42,10 @@ def how_to_read(metric: str, threshold: float | None = None) -> str:
     found = METRICS[metric]
     direction = {True: "higher is better", False: "lower is better", None: ""}[found.higher_is_better]
     scale = found.read_as(threshold)
-    return "; ".join(part for part in (found.plain, scale, direction) if part and part not in scale)
+    parts = [found.plain, scale]
+    if direction and "better" not in scale and "lower" not in scale and "higher" not in scale:
+        parts.append(direction)
+    return "; ".join(p for p in parts if p)
 
 
 def range_words(row: dict) -> str:
