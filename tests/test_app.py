@@ -130,9 +130,26 @@ def test_uploads_belong_to_the_person_who_sent_them(tmp_path):
                 answer = client.post("/gradio_api/upload", files={"files": (f"{user}.jpg", photo.read_bytes())})
                 assert answer.status_code == 200, answer.text
                 uploaded[user] = answer.json()[0]
+        theirs = tmp_path / "users" / "ana" / "selfie-sets" / "current" / "01.jpg"  # a file of ana's workspace
+        theirs.parent.mkdir(parents=True)
+        theirs.write_bytes(photo.read_bytes())
+        with httpx.Client(base_url=base, timeout=30) as bea:  # another person cannot read it by its path
+            bea.post("/login", data={"username": "bea", "password": "two"})
+            assert bea.get(f"/gradio_api/file={theirs}").status_code == 403
         with httpx.Client(base_url=base, timeout=30) as stranger:  # not signed in: no upload, nothing recorded
             assert stranger.post("/gradio_api/upload", files={"files": ("x.jpg", b"x")}).status_code == 401
         assert LEDGER.owner(uploaded["ana"]) == "ana" and LEDGER.owner(uploaded["bea"]) == "bea"
+        # ana replays the page's own request to "Check photos", naming bea's upload: refused, nothing copied
+        check = next(key for key, fn in app.fns.items() if getattr(fn, "name", "") == "check")
+        with httpx.Client(base_url=base, timeout=60) as ana:
+            ana.post("/login", data={"username": "ana", "password": "one"})
+            forged = {"path": uploaded["bea"], "orig_name": "bea.jpg", "meta": {"_type": "gradio.FileData"}}
+            assert ana.post("/gradio_api/queue/join", json={"data": [[forged], None, None], "fn_index": check,
+                                                            "session_hash": "forged"}).status_code == 200
+            with ana.stream("GET", "/gradio_api/queue/data", params={"session_hash": "forged"}) as events:
+                outcome = next(line for line in events.iter_lines() if "process_completed" in line)
+        assert "bea.jpg: not a file you uploaded here" in outcome and '"success":false' in outcome
+        assert os.path.exists(uploaded["bea"]) and list(theirs.parent.iterdir()) == [theirs]  # ana's set as it was
         folder = tmp_path / "set"
         kept, new, refused, spent = plan_set([uploaded["ana"], uploaded["bea"]], {}, folder, "ana", 25 * 2**20)
         assert new == [uploaded["ana"]] and not kept and not spent
