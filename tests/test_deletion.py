@@ -54,22 +54,29 @@ def workspace(settings, faces_dir, tmp_path):
     return replace(settings, home=home), person
 
 
-def test_a_delete_stops_the_running_training_first_and_nothing_comes_back(workspace, analyzer, faces_dir):
-    """A training job writing the likeness is cancelled and waited for; the folder is then removed and stays
-    removed (the job once wrote its LoRA again a minute after "Delete my data")."""
+def training_job(user, person, out, analyzer):
+    """A long training of ``person`` into ``out`` as a job, returned once it is training (not still loading)."""
     from workbench.likeness import train_likeness
 
-    user, person = workspace
-    photos = list_images(faces_dir / PERSON)  # the originals, outside the workspace: what to search for
-    out = user.home / "likenesses" / "lisa"
     jobs = Jobs(user.home)
     record = jobs.start("train", "Training 'lisa'", lambda context: {"likeness": str(train_likeness(
         person, out, settings=user, analyzer=analyzer, progress=False, steps=2000, checkpoint_every=1000,
         callback=context.step).path)}, writes=[out])
     deadline = time.monotonic() + 120
-    while (jobs.get(record.id).progress.get("done") or 0) < 2:  # training, not still loading
+    while (jobs.get(record.id).progress.get("done") or 0) < 2:
         assert time.monotonic() < deadline and not jobs.get(record.id).finished, jobs.get(record.id)
         time.sleep(0.05)
+    return jobs, record
+
+
+def test_a_delete_stops_the_running_training_first_and_nothing_comes_back(workspace, analyzer, faces_dir):
+    """A training job writing the likeness is cancelled and waited for; the folder is then removed and stays
+    removed (the job once wrote its LoRA again a minute after "Delete my data")."""
+
+    user, person = workspace
+    photos = list_images(faces_dir / PERSON)  # the originals, outside the workspace: what to search for
+    out = user.home / "likenesses" / "lisa"
+    jobs, record = training_job(user, person, out, analyzer)
     receipt = delete(person, user.home, cascade=True)
     assert jobs.get(record.id).state == "cancelled"
     assert any(record.id in line for line in receipt.cancelled_jobs)
@@ -149,7 +156,6 @@ def test_delete_my_data_during_a_job_removes_everything_and_the_apps_copies(work
 
     from workbench.app.common import gradio_copies
     from workbench.app.uploads import Ledger
-    from workbench.likeness import train_likeness
 
     user, person = workspace
     photos = list_images(faces_dir / PERSON)
@@ -162,14 +168,7 @@ def test_delete_my_data_during_a_job_removes_everything_and_the_apps_copies(work
         ledger.record(who, [str(temp / folder / photos[0].name)])
     shown = Path(save_file_to_cache(next(iter(list_images(person))), str(temp)))  # a photo the app showed
     out = user.home / "likenesses" / "lisa"
-    jobs = Jobs(user.home)
-    record = jobs.start("train", "Training 'lisa'", lambda context: {"likeness": str(train_likeness(
-        person, out, settings=user, analyzer=analyzer, progress=False, steps=2000, checkpoint_every=1000,
-        callback=context.step).path)}, writes=[out])
-    deadline = time.monotonic() + 120
-    while (jobs.get(record.id).progress.get("done") or 0) < 2:
-        assert time.monotonic() < deadline and not jobs.get(record.id).finished, jobs.get(record.id)
-        time.sleep(0.05)
+    jobs, record = training_job(user, person, out, analyzer)
     receipt = wipe(user.home, copies_of=lambda files: [*ledger.of("lisa"), *gradio_copies(files)])
     assert receipt.cancelled_jobs and not user.home.exists()
     scheduler().idle()
