@@ -227,17 +227,17 @@ class Scheduler:
         self._turn_started = 0.0
         self._thread: threading.Thread | None = None
 
-    def submit(self, entry: _Entry, first: bool = False) -> None:
+    def submit(self, entry: _Entry) -> None:
         from .errors import ConfigError
 
         with self._cond:
             mine = self._waiting.setdefault(entry.person, [])
             running = self._running is not None and self._running.person == entry.person
-            if not first and len(mine) + running >= self.per_person:
+            if len(mine) + running >= self.per_person:
                 raise ConfigError(f"you already have {len(mine) + running} jobs waiting or running (at most "
                                   f"{self.per_person} at a time, so everyone gets a turn): wait for one to finish, "
                                   "or cancel one in the Jobs tab.")
-            mine.insert(0, entry) if first else mine.append(entry)
+            mine.append(entry)
             if entry.person not in self._turns:
                 self._turns.append(entry.person)
             if self._thread is None or not self._thread.is_alive():
