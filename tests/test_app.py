@@ -147,8 +147,14 @@ def test_uploads_belong_to_the_person_who_sent_them(tmp_path):
             assert ana.post("/gradio_api/queue/join", json={"data": [[forged], None, None], "fn_index": check,
                                                             "session_hash": "forged"}).status_code == 200
             with ana.stream("GET", "/gradio_api/queue/data", params={"session_hash": "forged"}) as events:
-                outcome = next(line for line in events.iter_lines() if "process_completed" in line)
-        assert "bea.jpg: not a file you uploaded here" in outcome and '"success":false' in outcome
+                said = []
+                for line in events.iter_lines():
+                    said.append(line)
+                    if "process_completed" in line:
+                        break
+        refusal = next(line for line in said if '"msg":"log"' in line)  # the popup; the page's outputs unchanged
+        assert "bea.jpg: not a file you uploaded here" in refusal and '"title":"Not done"' in refusal
+        assert '"output":{"data":[{"__type__":"update"}' in said[-1]
         assert os.path.exists(uploaded["bea"]) and list(theirs.parent.iterdir()) == [theirs]  # ana's set as it was
         folder = tmp_path / "set"
         kept, new, refused, spent = plan_set([uploaded["ana"], uploaded["bea"]], {}, folder, "ana", 25 * 2**20)

@@ -190,6 +190,7 @@ def test_cancel_stops_a_1000_step_image_and_limits_are_refused_at_the_control(se
     page.locator("#generate-button").click()
     expect(page.locator(".toast-body")).to_contain_text("outside 1-1000", timeout=30_000)  # and at the click
     expect(page.locator("#generate-status")).not_to_contain_text("queued")
+    expect(page.get_by_text("Error", exact=True)).to_have_count(0)  # the page stays as it was, no output marked
     page.screenshot(path=str(ARTIFACTS / "many-5-limit.png"), full_page=True)
     generate(page, steps="1000", run="long")
     expect(page.locator("#generate-status")).to_contain_text("running", timeout=120_000)

@@ -1,4 +1,4 @@
-"""What every tab shares: the user's own workspace, and turning workbench errors into ``gr.Error``."""
+"""What every tab shares: the user's own workspace, and turning refusals into a message that changes nothing."""
 
 from __future__ import annotations
 
@@ -42,14 +42,17 @@ def describe(record) -> str:
 
 
 def friendly(fn):
-    """A ``WorkbenchError`` (bad photo, missing weights, ...) becomes a readable ``gr.Error`` popup."""
+    """A refusal (a ``gr.Error`` of the tab's own checks, or a ``WorkbenchError``: bad photo, missing weights,
+    a number out of bounds) becomes a message in a popup, and the page stays as it was: Gradio would mark every
+    output of a failed event "Error" and hide what they showed."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except WorkbenchError as exc:
-            raise gr.Error(no_paths(str(exc))) from exc
+        except (gr.Error, WorkbenchError) as exc:
+            gr.Warning(no_paths(getattr(exc, "message", None) or str(exc)), duration=None, title="Not done")
+            return gr.skip()
 
     return wrapper
 

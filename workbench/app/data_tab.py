@@ -9,7 +9,7 @@ import gradio as gr
 from workbench import Settings
 from workbench import wipe_data as wipe
 
-from .common import gradio_copies, person_of_request, user_settings
+from .common import friendly, gradio_copies, person_of_request, user_settings
 from .uploads import LEDGER
 
 
@@ -22,6 +22,7 @@ def build(settings: Settings, shared: dict) -> dict:
 
     cleared = list(shared["cleared_on_delete"])  # every tab's results: nothing of the person stays on screen
 
+    @friendly
     def delete_all(confirmed: bool, request: gr.Request, progress=gr.Progress()):
         if not confirmed:
             raise gr.Error("Tick the box first: this cannot be undone.")
