@@ -68,7 +68,7 @@ def build(settings, shared: dict) -> dict:
         # the dropdown only changes when the set of jobs does, so it never jumps under the pointer
         menu = gr.skip()
         if new_ids != ids:
-            menu = gr.update(choices=[(f"{r.title} · {r.created[:19]}", r.id) for r in records],
+            menu = gr.update(choices=[(f"{r.title} · {r.created[:19].replace('T', ' ')}", r.id) for r in records],
                              value=current if picked else (new_ids[0] if new_ids else None))
         if picked is None and new_ids:
             picked = records[0]
