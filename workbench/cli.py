@@ -180,7 +180,7 @@ def train(selfies: Path = typer.Argument(..., help="Folder of selfies (checked f
                                          "(default: 2 from 6 photos, 1 from 3)."),
           test: int = typer.Option(None, **limit("photos_per_group"), help="Photos only reported on, never trained on "
                                    "or chosen by (default: none under 12 photos, else 15%; whole shoots when there are "
-                                   "3+)."),
+                                   "2+)."),
           splits: Path = typer.Option(None, help="CSV file,group (train, validation, test): your own groups."),
           log_with: list[str] = typer.Option([], "--log-with", help="Tracker(s): tensorboard, mlflow, wandb, trackio "
                                              "(loss, learning rate, checkpoint curve, probe images)."),

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-SPLIT_RULE = ("test photos are whole shoots no training photo comes from when a person's set has two or more "
-              "shoots (shoots from capture times, else from backgrounds); otherwise they are drawn at random and "
+SPLIT_RULE = ("when a person's set has two or more shoots (from capture times, else from backgrounds), the test "
+              "photos are whole shoots that no training photo comes from; otherwise they are drawn at random and "
               "share a shoot with training photos. Validation photos only choose the checkpoint.")
 
 

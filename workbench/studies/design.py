@@ -25,7 +25,7 @@ class PersonDesign:
     photos: int
     shoots: int
     test_photos: int
-    test_by_shoot: bool  # the test photos are whole shoots no training photo comes from
+    test_by_shoot: bool  # the test photos are whole shoots that no training photo comes from
     note: str = ""
 
 
