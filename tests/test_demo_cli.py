@@ -25,6 +25,8 @@ def test_demo_writes_a_report(tmp_path):
         assert "TINY MODEL" in page and "Selfie check" in page and "Generated images" in page
         assert "tiny-sd" in page and "dlib-resnet" in page and "test_facesim" in page
         assert "Metrics: direction and definition" in page and "higher is better" in page
+        assert "No value in any group: " in page and "clip_score" in page.split("No value in any group: ")[1][:400]
+    assert "<td>4</td>" in html and "<td>4.000</td>" not in html  # steps are whole numbers
     assert html.count("<figure>") == 2 * 2 * 2 * 2  # 2 prompts x 2 samplers x 2 steps x 2 seeds
     assert "08.jpg" in html  # the check table lists each selfie
     run = tmp_path / "runs" / "demo-aws_rek_subject1-tiny-sd"

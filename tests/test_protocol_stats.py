@@ -128,3 +128,23 @@ def test_a_factor_that_differs_between_the_arms_is_refused_by_name_or_dropped_kn
     knowingly = paired_difference(one_seed, "test_facesim", "sampler", "euler", "dpmpp_2m", drop=["seed"])
     assert knowingly["dropped"] == "seed" and "seed" not in knowingly["pair_on"].split(", ")
     assert knowingly["n_pairs"] == 3
+
+
+def test_a_report_shows_measured_rows_and_names_the_rest_once():
+    from workbench.report import measured_rows
+
+    summary = pd.DataFrame([
+        {"sampler": "euler", "steps": 4.0, "metric": "sharpness", "n": 4, "mean": 1700.2, "ci_low": None,
+         "ci_high": None},
+        {"sampler": "euler", "steps": 4.0, "metric": "test_facesim", "n": 0, "mean": None, "ci_low": None,
+         "ci_high": None},
+        {"sampler": None, "steps": None, "metric": "copy_paste_gap_real", "n": 0, "mean": None, "ci_low": None,
+         "ci_high": None},
+        {"sampler": "euler", "steps": 8.0, "metric": "test_facesim", "n": 5, "mean": 0.41, "ci_low": 0.3,
+         "ci_high": 0.5},
+    ])
+    shown, unmeasured = measured_rows(summary)
+    assert list(shown["metric"]) == ["sharpness", "test_facesim"] and unmeasured == ["copy_paste_gap_real"]
+    assert list(shown["steps"]) == [4, 8] and str(shown["steps"].dtype) == "Int64"
+    assert "4.000" not in shown.to_html(float_format=lambda v: f"{v:.3f}")
+    assert shown["mean"].tolist() == [1700.2, 0.41]  # values are not rounded to integers

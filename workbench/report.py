@@ -105,6 +105,18 @@ def _md_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def measured_rows(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The summary's rows that hold a value, whole-number settings (steps, seeds) shown as integers, and the
+    metrics with no value in any group: a reader gets one line for those, not a row of dashes per group."""
+    shown = summary[summary["n"] > 0].copy()
+    for column in shown.columns.drop(["metric", "mean", "ci_low", "ci_high"], errors="ignore"):
+        values = shown[column]
+        if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
+            shown[column] = values.astype("Int64")
+    unmeasured = sorted(set(summary["metric"]) - set(shown["metric"]))
+    return shown, unmeasured
+
+
 def write_report(out: str | os.PathLike, title: str, facts: dict[str, Any], check: pd.DataFrame | None,
                  curve: pd.DataFrame | None, images: pd.DataFrame | None, image_root: Path | None,
                  scores: pd.DataFrame | None, tiny: bool, sections: list[tuple[str, pd.DataFrame]] = (),
@@ -170,8 +182,13 @@ def write_report(out: str | os.PathLike, title: str, facts: dict[str, Any], chec
             atomic_write_bytes(out / "plot.png", plot)
             h.append(f"<img src='{_png_b64(plot)}'>")
             md.append("![metrics vs steps](plot.png)\n\n")
-        h.append(summary.to_html(index=False, na_rep="—", float_format=lambda v: f"{v:.3f}"))
-        md.append(_md_table(summary.round(3)))
+        shown, unmeasured = measured_rows(summary)
+        h.append(shown.to_html(index=False, na_rep="—", float_format=lambda v: f"{v:.3f}"))
+        md.append(_md_table(shown.round(3)))
+        if unmeasured:
+            line = f"No value in any group: {', '.join(unmeasured)} (why: below)."
+            h.append(f"<p>{html.escape(line)}</p>")
+            md.append(f"\n{line}\n")
         reasons = per_image[per_image["value"].isna()].groupby(["metric", "reason"]).size().reset_index(name="images")
         h.append("<h3>Missing values and why</h3>" + reasons.to_html(index=False))
         md.append("\n### Missing values and why\n\n" + _md_table(reasons))
