@@ -27,6 +27,8 @@ def test_demo_writes_a_report(tmp_path):
         assert "Metrics: direction and definition" in page and "higher is better" in page
         assert "No value in any group: " in page and "clip_score" in page.split("No value in any group: ")[1][:400]
     assert "<td>4</td>" in html and "<td>4.000</td>" not in html  # steps are whole numbers
+    why = html.split("Missing values and why")[1]
+    assert "fid_clip" in why and "face_div_aligned" in why  # group- and run-level measures say why too
     assert html.count("<figure>") == 2 * 2 * 2 * 2  # 2 prompts x 2 samplers x 2 steps x 2 seeds
     assert "08.jpg" in html  # the check table lists each selfie
     run = tmp_path / "runs" / "demo-aws_rek_subject1-tiny-sd"

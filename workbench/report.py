@@ -173,7 +173,6 @@ def write_report(out: str | os.PathLike, title: str, facts: dict[str, Any], chec
         h.append("<h2>Metrics: direction and definition</h2>" + glossary.to_html(index=False))
         md.append("## Metrics: direction and definition\n\n" + _md_table(glossary))
     if scores is not None:
-        per_image = scores[scores["image_id"].notna()]
         summary = summarize(scores, ["sampler", "steps"])
         plot = metric_plot(scores)
         h.append("<h2>Scores by sampler and steps (mean, 95% CI; identity against test photos only)</h2>")
@@ -189,7 +188,9 @@ def write_report(out: str | os.PathLike, title: str, facts: dict[str, Any], chec
             line = f"No value in any group: {', '.join(unmeasured)} (why: below)."
             h.append(f"<p>{html.escape(line)}</p>")
             md.append(f"\n{line}\n")
-        reasons = per_image[per_image["value"].isna()].groupby(["metric", "reason"]).size().reset_index(name="images")
+        # every missing value, per image and per prompt group or run (LPIPS diversity, FID/KID), with its reason
+        reasons = (scores[scores["value"].isna()].groupby(["metric", "reason"]).size()
+                   .reset_index(name="rows without a value"))
         h.append("<h3>Missing values and why</h3>" + reasons.to_html(index=False))
         md.append("\n### Missing values and why\n\n" + _md_table(reasons))
     atomic_write_text(out / "index.html", "\n".join(h))
