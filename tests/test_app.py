@@ -153,7 +153,7 @@ def test_uploads_belong_to_the_person_who_sent_them(tmp_path):
                     if "process_completed" in line:
                         break
         refusal = next(line for line in said if '"msg":"log"' in line)  # the popup; the page's outputs unchanged
-        assert "bea.jpg: not a file you uploaded here" in refusal and '"title":"Not done"' in refusal
+        assert "bea.jpg: not a file you uploaded here" in refusal and '"level":"warning"' in refusal
         assert '"output":{"data":[{"__type__":"update"}' in said[-1]
         assert os.path.exists(uploaded["bea"]) and list(theirs.parent.iterdir()) == [theirs]  # ana's set as it was
         folder = tmp_path / "set"

@@ -51,7 +51,7 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except (gr.Error, WorkbenchError) as exc:
-            gr.Warning(no_paths(getattr(exc, "message", None) or str(exc)), duration=None, title="Not done")
+            gr.Warning(no_paths(getattr(exc, "message", None) or str(exc)), duration=20)
             return gr.skip()
 
     return wrapper

@@ -38,6 +38,18 @@ def _numbers(text: str, what: str) -> list[int]:
         raise gr.Error(f"{what}: give whole numbers separated by commas, e.g. 4, 8") from exc
 
 
+def grid_numbers(step_text: str, seed_text: str) -> tuple[list[int], list[int]]:
+    """The steps and seeds typed in, each within the CLI's bounds: the same words beside the controls and at
+    the click."""
+    steps_list, seed_list = _numbers(step_text, "Steps"), _numbers(seed_text, "Seeds")
+    for value in steps_list:
+        check_limit("inference_steps", value, "Steps")
+    for value in seed_list:
+        check_limit("seed", value, "Seed")
+    check_limit("seeds_per_job", len(seed_list) or 1, "Number of seeds")
+    return steps_list, seed_list
+
+
 def grid_size(packs: list[str], samplers: list[str], steps: list[int], seeds: list[int], per_pack: int) -> int:
     prompts = sum(min(per_pack or len(get_pack(p).prompts), len(get_pack(p).prompts)) for p in packs)
     return prompts * len(samplers) * len(steps) * len(seeds)
@@ -205,7 +217,7 @@ def build(settings, shared: dict) -> dict:
         chosen = own(user, chosen, "likenesses")
         if set(pack_list) - set(builtin_packs()):
             raise gr.Error("Pick packs from the list.")
-        steps_list, seed_list = _numbers(step_text, "Steps"), _numbers(seed_text, "Seeds")
+        steps_list, seed_list = grid_numbers(step_text, seed_text)
         if not steps_list:
             raise gr.Error("Steps: whole numbers, e.g. 20, 30.")
         if not seed_list:
@@ -258,12 +270,7 @@ def build(settings, shared: dict) -> dict:
                          request: gr.Request):
         """Beside the controls, before anything starts: a number out of bounds, else the grid and its time."""
         try:
-            steps_list, seed_list = _numbers(step_text, "Steps"), _numbers(seed_text, "Seeds")
-            for value in steps_list:
-                check_limit("inference_steps", value, "Steps")
-            for value in seed_list:
-                check_limit("seed", value, "Seed")
-            check_limit("seeds_per_job", len(seed_list) or 1, "Number of seeds")
+            steps_list, seed_list = grid_numbers(step_text, seed_text)
         except Exception as exc:  # noqa: BLE001 - said beside the control; the click refuses it again
             return f"⚠ {getattr(exc, 'message', None) or exc}"
         if not (chosen and pack_list and sampler_list and steps_list and seed_list):
