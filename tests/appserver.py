@@ -53,3 +53,13 @@ def serve(tmp_path_factory, *args: str):
 
 def launch(playwright):
     return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+
+
+def compare_first_runs(page) -> None:
+    """On the Compare tab: refresh, pick the newest run on both sides, compare."""
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#refresh-compare").click()
+    for box in ("#compare-a", "#compare-b"):
+        page.locator(f"{box} input").click()
+        page.get_by_role("option").first.click()
+    page.locator("#compare-button").click()

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from appserver import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, SAMPLES, serve
+from appserver import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, SAMPLES, compare_first_runs, serve
 
 SUBJECT = SAMPLES / "aws_rek_subject1"
 
@@ -89,12 +89,7 @@ def test_check_train_generate_in_the_browser(server):
         expect(page.locator("#evaluate-banner")).to_contain_text("random weights")  # tiny images are noise
         page.screenshot(path=str(ARTIFACTS / "4-evaluate.png"), full_page=True)
         # Compare: two runs (here the run with itself), a plain verdict, shared axes, the same prompts side by side
-        page.get_by_role("tab", name="Compare").click()
-        page.locator("#refresh-compare").click()
-        for box in ("#compare-a", "#compare-b"):
-            page.locator(f"{box} input").click()
-            page.get_by_role("option").first.click()
-        page.locator("#compare-button").click()
+        compare_first_runs(page)
         expect(page.locator("#compare-verdict")).to_contain_text("likeness cannot be compared", timeout=60_000)
         expect(page.locator("#compare-plot img")).to_be_visible(timeout=60_000)
         expect(page.locator("#compare-images")).to_contain_text("B · ", timeout=30_000)

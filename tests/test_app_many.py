@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 import pytest
-from appserver import ARTIFACTS, CHROMIUM, SAMPLES, launch, serve
+from appserver import ARTIFACTS, CHROMIUM, SAMPLES, compare_first_runs, launch, serve
 from PIL import Image
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.is_file() and not os.environ.get("CI"),
@@ -121,12 +121,7 @@ def test_two_people_on_one_server_each_see_only_their_own(server, browser):
     expect(ana.locator("#score-headline")).to_contain_text("A face was found in")
     ana.screenshot(path=str(ARTIFACTS / "many-3-evaluate.png"), full_page=True)
     texts = [ana.locator("body").inner_text()]
-    ana.get_by_role("tab", name="Compare").click()
-    ana.locator("#refresh-compare").click()
-    for box in ("#compare-a", "#compare-b"):
-        ana.locator(f"{box} input").click()
-        ana.get_by_role("option").first.click()
-    ana.locator("#compare-button").click()
+    compare_first_runs(ana)
     expect(ana.locator("#compare-verdict")).to_contain_text("likeness cannot be compared", timeout=60_000)
     expect(ana.locator("#compare-banner")).to_contain_text("random weights")
     texts.append(ana.locator("body").inner_text())

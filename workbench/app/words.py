@@ -74,8 +74,9 @@ RESULT_WIDTHS = ["13%", "17%", "8%", "17%", "7%", "38%"]
 
 def not_measured(summary: pd.DataFrame) -> list[str]:
     """The titles of the measures with no value anywhere in ``summary`` (left out of ``results_table``)."""
-    counts = summary.groupby("metric")["n"].sum()
-    return [title(m) for m, n in counts.items() if n == 0 and m not in HIDDEN]
+    from workbench.report import measured_rows
+
+    return [title(m) for m in measured_rows(summary)[1] if m not in HIDDEN]
 
 
 def results_table(summary: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
