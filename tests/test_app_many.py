@@ -60,14 +60,22 @@ def check_sample(page, name: str) -> None:
     expect(page.locator("#verdict")).to_contain_text("Verdict", timeout=180_000)
 
 
-def train(page, name: str, steps: int, wait_for: str = "is ready") -> None:
+def start_training(page, name: str, steps: int) -> None:
     from playwright.sync_api import expect
 
     page.get_by_role("tab", name="Train").click()
     page.locator("#likeness-name input, #likeness-name textarea").first.fill(name)
     page.locator("#train-steps input").fill(str(steps))
+    # the time estimate appears under the steps and moves the box below it: tick it once the line is there
+    expect(page.locator("#train-estimate")).to_contain_text(re.compile(f"No time estimate yet|for {steps} steps"))
     page.locator("#train-anyway input").check()
     page.locator("#train-button").click()
+
+
+def train(page, name: str, steps: int, wait_for: str = "is ready") -> None:
+    from playwright.sync_api import expect
+
+    start_training(page, name, steps)
     expect(page.locator("#train-summary" if wait_for == "is ready" else "#train-status")).to_contain_text(
         wait_for, timeout=300_000)
 
@@ -94,11 +102,7 @@ def test_two_people_on_one_server_each_see_only_their_own(server, browser):
     expect(ana.locator(".photo-card")).to_have_count(len(photos), timeout=180_000)
     # both train at once; the runner takes them in turns and both finish
     for page, name in ((ana, "ana-face"), (bea, "bea-face")):
-        page.get_by_role("tab", name="Train").click()
-        page.locator("#likeness-name input, #likeness-name textarea").first.fill(name)
-        page.locator("#train-steps input").fill("4")
-        page.locator("#train-anyway input").check()
-        page.locator("#train-button").click()
+        start_training(page, name, 4)
     for page in (ana, bea):
         expect(page.locator("#train-summary")).to_contain_text("is ready", timeout=300_000)
     for page, name in ((ana, "ana-face"), (bea, "bea-face")):

@@ -108,6 +108,7 @@ _FOR_FRONT_ENDS = {
     "folder_lock": "workbench.locks",
     "inside": "workbench.names",
     "is_done": "workbench.store",
+    "measured_rows": "workbench.report",
     "parse_shard": "workbench.studies.runner",
     "suite_files": "workbench.studies.suites",
 }

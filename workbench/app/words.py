@@ -74,7 +74,7 @@ RESULT_WIDTHS = ["13%", "17%", "8%", "17%", "7%", "38%"]
 
 def not_measured(summary: pd.DataFrame) -> list[str]:
     """The titles of the measures with no value anywhere in ``summary`` (left out of ``results_table``)."""
-    from workbench.report import measured_rows
+    from workbench import measured_rows
 
     return [title(m) for m in measured_rows(summary)[1] if m not in HIDDEN]
 
